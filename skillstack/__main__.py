@@ -1,0 +1,3 @@
+from skillstack.cli import main
+
+raise SystemExit(main())
