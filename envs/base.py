@@ -1,0 +1,383 @@
+"""PandaEnv: the shared robot, scene, controller and GoalEnv plumbing under every task.
+
+A task (envs/tasks.py) is a small subclass that says which cubes it uses, how to sample
+the initial scene and goal, what the achieved goal is, and what its interaction term
+measures. Everything else lives here once: action validation, the differential-IK
+controller, physics stepping, observation, reward terms, safety cost, rendering,
+determinism, state save/restore and domain randomisation.
+
+Conventions follow Gymnasium-Robotics' Fetch tasks (dict observation, vectorised
+`compute_reward`, `info["is_success"]`) plus `info["reward_terms"]` for multi-critic
+learning: scalar reward = sum_k reward_weights[k] * reward_terms[k].
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+from gymnasium import spaces
+
+import sim_assets
+from envs.ik import DifferentialIK, tcp_yaw, yaw_rotation
+from envs.observation import ObservationBuilder, refresh_kinematics
+from envs.predicates import SceneState
+from envs.randomization import DomainRandomization, Randomizer
+from envs.robot import MAX_GRIPPER_WIDTH, PandaRobot
+from envs.safety import SafetyCost
+
+REWARD_TERMS: tuple[str, ...] = ("task", "interaction", "safety")
+DEFAULT_WEIGHTS = {
+    "sparse": {"task": 1.0, "interaction": 0.0, "safety": 1.0},
+    "dense": {"task": 1.0, "interaction": 0.5, "safety": 1.0},
+}
+# TCP targets are kept inside this box (world frame, metres): above the table, in front of the base.
+WORKSPACE_LOW = np.array([0.15, -0.5, 0.01])
+WORKSPACE_HIGH = np.array([0.85, 0.5, 0.55])
+
+
+class PandaEnv(gym.Env):
+    """Base class of the tabletop tasks. Subclasses set the class attributes and hooks below."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
+
+    # --- set by tasks ---
+    objects: tuple[str, ...] = ()
+    goal_sites: tuple[str, ...] = ("goal",)
+    goal_threshold: float = 0.05
+
+    control_dt: float = 0.04  # 25 Hz
+    physics_dt: float = 0.002  # 500 Hz (the MJCF timestep)
+
+    def __init__(
+        self,
+        reward_type: str = "sparse",
+        action_mode: str = "ee",
+        yaw: bool = False,
+        render_mode: str | None = None,
+        render_width: int = 480,
+        render_height: int = 360,
+        camera: str = "front",
+        randomization: bool | dict | DomainRandomization | None = None,
+        reward_weights: Mapping[str, float] | None = None,
+        max_delta: float = 0.05,
+    ):
+        if reward_type not in DEFAULT_WEIGHTS:
+            raise ValueError(f"reward_type must be one of {sorted(DEFAULT_WEIGHTS)}, got {reward_type!r}")
+        if action_mode not in ("ee", "joint"):
+            raise ValueError(f"action_mode must be 'ee' or 'joint', got {action_mode!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.reward_type = reward_type
+        self.action_mode = action_mode
+        self.yaw = bool(yaw) and action_mode == "ee"
+        self.render_mode = render_mode
+        self.render_width, self.render_height = int(render_width), int(render_height)
+        self.max_delta = float(max_delta)
+        self.reward_weights = dict(DEFAULT_WEIGHTS[reward_type])
+        if reward_weights:
+            unknown = set(reward_weights) - set(REWARD_TERMS)
+            if unknown:
+                raise ValueError(f"unknown reward term(s) {sorted(unknown)}; terms: {list(REWARD_TERMS)}")
+            self.reward_weights.update({k: float(v) for k, v in reward_weights.items()})
+
+        self.model_xml = sim_assets.scene_xml(tuple(self.objects), tuple(self.goal_sites))
+        self.model = mujoco.MjModel.from_xml_string(self.model_xml)
+        self.data = mujoco.MjData(self.model)
+        self.n_substeps = int(round(self.control_dt / self.model.opt.timestep))
+        self.robot = PandaRobot.from_model(self.model)
+        self.ik = DifferentialIK(self.model, self.robot)
+        self.obs_builder = ObservationBuilder(self.model, self.objects, self.robot)
+        self.safety = SafetyCost(self.model, self.robot)
+        self.camera_names = tuple(self.model.camera(i).name for i in range(self.model.ncam))
+        self.camera = self._check_camera(camera)
+        self._goal_site_ids = [self.model.site(n).id for n in self.goal_sites]
+        self.cube_half_size = sim_assets.CUBE_HALF_SIZE
+
+        self.randomization = DomainRandomization.from_value(randomization)
+        obj_geoms = [self.model.geom(f"cube_{o}").id for o in self.objects]
+        obj_bodies = [self.model.body(f"cube_{o}").id for o in self.objects]
+        self._randomizer = Randomizer(self.model, self.robot, obj_geoms, obj_bodies) if self.randomization else None
+        self._latency = 0
+        self._pending: deque[np.ndarray] = deque()
+        self.randomization_draw: dict[str, float] = {}
+
+        n_act = (4 + int(self.yaw)) if action_mode == "ee" else 8
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        goal_dim = self._goal_dim()
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(-np.inf, np.inf, shape=(self.obs_builder.size,), dtype=np.float64),
+                "achieved_goal": spaces.Box(-np.inf, np.inf, shape=(goal_dim,), dtype=np.float64),
+                "desired_goal": spaces.Box(-np.inf, np.inf, shape=(goal_dim,), dtype=np.float64),
+            }
+        )
+        self.goal = np.zeros(goal_dim)
+        self._target_yaw = 0.0
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
+        self._reset_sim()
+
+    # ------------------------------------------------------------------ task hooks
+    def _goal_dim(self) -> int:
+        return 3
+
+    def _sample_scene(self, rng: np.random.Generator) -> None:
+        """Place the cubes (via `set_object_pos`) and set `self.goal`."""
+        raise NotImplementedError
+
+    def _achieved_goal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _interaction(self) -> float:
+        """Shaping term (<= 0): how close the gripper is to what it should interact with."""
+        raise NotImplementedError
+
+    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        """Per-goal-object distances, shape (..., n_goal_objects). Default: one 3-D goal."""
+        return np.linalg.norm(achieved - desired, axis=-1)[..., None]
+
+    def _goal_site_positions(self) -> list[np.ndarray]:
+        return [self.goal[3 * i : 3 * i + 3] for i in range(len(self.goal_sites))]
+
+    # ------------------------------------------------------------------ helpers for tasks
+    def set_object_pos(self, name: str, pos: np.ndarray, quat: np.ndarray | None = None) -> None:
+        """Place a cube (free joint) at `pos`, at rest."""
+        j = self.model.joint(f"cube_{name}_joint")
+        a, v = j.qposadr[0], j.dofadr[0]
+        self.data.qpos[a : a + 3] = pos
+        self.data.qpos[a + 3 : a + 7] = quat if quat is not None else (1.0, 0.0, 0.0, 0.0)
+        self.data.qvel[v : v + 6] = 0.0
+
+    def object_pos(self, name: str) -> np.ndarray:
+        return self.obs_builder.object_pos(self.data, name).copy()
+
+    def tcp_pos(self) -> np.ndarray:
+        return self.robot.tcp_pos(self.data).copy()
+
+    def gripper_width(self) -> float:
+        return self.robot.gripper_width(self.data)
+
+    def table_height_of(self, n_stacked: int = 0) -> float:
+        """Centre height of a cube resting on the table with `n_stacked` cubes under it."""
+        return self.cube_half_size * (2 * n_stacked + 1)
+
+    # ------------------------------------------------------------------ gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self._reset_sim()
+        if options and "state" in options:
+            self.set_state(options["state"])
+        obs = self._get_obs()
+        return obs, {"is_success": float(self._is_success(obs)), "randomization": dict(self.randomization_draw)}
+
+    def _reset_sim(self) -> None:
+        m, d = self.model, self.data
+        mujoco.mj_resetData(m, d)
+        if self._randomizer is not None:
+            self.randomization_draw = self._randomizer.apply(self.randomization, self.np_random)
+            self._latency = int(self.randomization_draw["latency"])
+            self.cube_half_size = sim_assets.CUBE_HALF_SIZE * self.randomization_draw["size_scale"]
+        self._pending.clear()
+        self.robot.set_home(m, d)
+        self._target_yaw = 0.0
+        self._sample_scene(self.np_random)
+        self._sync_goal_sites()
+        mujoco.mj_forward(m, d)
+
+    def step(self, action: np.ndarray):
+        action = self._validate_action(action)
+        if self._latency:
+            self._pending.append(action)
+            action = self._pending.popleft() if len(self._pending) > self._latency else self._hold_action()
+        self._apply_action(action)
+        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
+        refresh_kinematics(self.model, self.data)
+        obs = self._get_obs()
+        terms = self._reward_terms(obs)
+        info = {
+            "is_success": float(self._is_success(obs)),
+            "reward_terms": terms,
+            "safety_cost": -terms["safety"],
+        }
+        w = self.reward_weights
+        reward = w["task"] * terms["task"] + w["interaction"] * terms["interaction"] + w["safety"] * terms["safety"]
+        return obs, float(reward), False, False, info
+
+    def _validate_action(self, action: Any) -> np.ndarray:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != self.action_space.shape:
+            raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape} ({self.action_description()})")
+        if not np.all(np.isfinite(a)):
+            bad = [i for i in range(a.size) if not np.isfinite(a[i])]
+            raise ValueError(f"action contains NaN or inf at index {bad}: {a.tolist()}")
+        return np.clip(a, -1.0, 1.0)
+
+    def action_description(self) -> str:
+        """Human-readable meaning of each action dimension."""
+        if self.action_mode == "joint":
+            return "dq1..dq7 (fraction of max joint step), gripper (-1 closed .. +1 open)"
+        return "dx, dy, dz" + (", dyaw" if self.yaw else "") + ", gripper (-1 closed .. +1 open)"
+
+    def _hold_action(self) -> np.ndarray:
+        """Action that holds the current pose (used while a latency queue fills)."""
+        a = np.zeros(self.action_space.shape)
+        a[-1] = 2.0 * self.gripper_width() / MAX_GRIPPER_WIDTH - 1.0
+        return a
+
+    def _apply_action(self, a: np.ndarray) -> None:
+        d, robot = self.data, self.robot
+        if self.action_mode == "ee":
+            target = np.clip(robot.tcp_pos(d) + self.max_delta * a[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+            if self.yaw:
+                self._target_yaw = float(np.clip(self._target_yaw + 0.25 * a[3], -np.pi / 2, np.pi / 2))
+            q_target = self.ik.solve(d, target, yaw_rotation(self._target_yaw), self.control_dt)
+        else:
+            step = self.ik.config.velocity_scale * robot.qd_max * self.control_dt
+            q = robot.arm_q(d)
+            q_target = np.clip(q + a[:7] * step, robot.q_min, robot.q_max)
+        d.ctrl[robot.arm_actuators] = q_target
+        d.ctrl[robot.finger_actuators] = 0.25 * (a[-1] + 1.0) * MAX_GRIPPER_WIDTH
+
+    def _get_obs(self) -> dict[str, np.ndarray]:
+        vec = self.obs_builder.build(self.data)
+        if self.randomization is not None and self.randomization.observation_noise_std > 0:
+            vec = vec + self.np_random.normal(0.0, self.randomization.observation_noise_std, size=vec.shape)
+        return {"observation": vec, "achieved_goal": self._achieved_goal(), "desired_goal": self.goal.copy()}
+
+    def _is_success(self, obs: dict[str, np.ndarray]) -> bool:
+        return bool(np.all(self.goal_distances(obs["achieved_goal"], obs["desired_goal"]) < self.goal_threshold))
+
+    def _reward_terms(self, obs: dict[str, np.ndarray]) -> dict[str, float]:
+        return {
+            "task": float(self._task_term(obs["achieved_goal"], obs["desired_goal"])),
+            "interaction": float(self._interaction()),
+            "safety": -self.safety(self.data),
+        }
+
+    def _task_term(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        dist = self.goal_distances(achieved, desired)
+        if self.reward_type == "sparse":
+            return -np.any(dist >= self.goal_threshold, axis=-1).astype(np.float64)
+        return -dist.sum(axis=-1)
+
+    # -- vectorised GoalEnv functions (HER relabelling calls these) ------------------------
+    def compute_reward(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Scalar reward for (possibly batched) goals.
+
+        The task term is recomputed from the goals; the other terms are read from
+        `info["reward_terms"]` (a dict, or an array/list of dicts for a batch). When `info`
+        carries no terms (stable-baselines3's HER passes empty dicts unless
+        copy_info_dict=True) those terms count as 0.
+        """
+        achieved_goal = np.asarray(achieved_goal, dtype=np.float64)
+        desired_goal = np.asarray(desired_goal, dtype=np.float64)
+        reward = self.reward_weights["task"] * self._task_term(achieved_goal, desired_goal)
+        for name in ("interaction", "safety"):
+            w = self.reward_weights[name]
+            if w:
+                reward = reward + w * _info_term(info, name, reward.shape)
+        return reward
+
+    def compute_terminated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Episodes never terminate early (Fetch convention): the time limit ends them."""
+        return np.zeros(np.shape(achieved_goal)[:-1], dtype=bool)
+
+    def compute_truncated(self, achieved_goal: np.ndarray, desired_goal: np.ndarray, info: Any) -> np.ndarray:
+        """Truncation comes from the TimeLimit wrapper, never from the goals."""
+        return np.zeros(np.shape(achieved_goal)[:-1], dtype=bool)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def state_size(self) -> int:
+        return self._state_size + self.goal.size + 1
+
+    def get_state(self) -> np.ndarray:
+        """Full simulator state (MuJoCo integration state), then the goal, then the target yaw.
+
+        Restoring it with `set_state` reproduces the episode exactly (action replay
+        divergence 0 for the same actions).
+        """
+        state = np.empty(self._state_size)
+        mujoco.mj_getState(self.model, self.data, state, mujoco.mjtState.mjSTATE_INTEGRATION)
+        return np.concatenate((state, self.goal, [self._target_yaw]))
+
+    def set_state(self, state: np.ndarray) -> None:
+        """Restore a state from `get_state` (same task, same model)."""
+        state = np.asarray(state, dtype=np.float64)
+        if state.shape != (self.state_size,):
+            raise ValueError(f"state has shape {state.shape}, expected ({self.state_size},) for {type(self).__name__}")
+        if not np.all(np.isfinite(state)):
+            raise ValueError("state contains NaN or inf")
+        mujoco.mj_setState(self.model, self.data, state[: self._state_size], mujoco.mjtState.mjSTATE_INTEGRATION)
+        self.goal = state[self._state_size : self._state_size + self.goal.size].copy()
+        self._target_yaw = float(state[-1])
+        self._pending.clear()
+        self._sync_goal_sites()
+        mujoco.mj_forward(self.model, self.data)
+
+    def _sync_goal_sites(self) -> None:
+        for sid, pos in zip(self._goal_site_ids, self._goal_site_positions()):
+            self.model.site_pos[sid] = pos
+
+    @property
+    def observation_layout(self) -> dict[str, slice]:
+        """Names of the observation vector's parts -> slices."""
+        return dict(self.obs_builder.layout)
+
+    def scene_state(self) -> SceneState:
+        """Snapshot for predicates (envs.predicates)."""
+        goals = dict(zip(self.goal_sites, (p.copy() for p in self._goal_site_positions())))
+        return SceneState(
+            tcp_pos=self.tcp_pos(),
+            tcp_mat=self.robot.tcp_mat(self.data).copy(),
+            gripper_width=self.gripper_width(),
+            objects={o: self.object_pos(o) for o in self.objects},
+            goals=goals,
+            cube_half_size=self.cube_half_size,
+            goal_threshold=self.goal_threshold,
+        )
+
+    def tcp_yaw(self) -> float:
+        return tcp_yaw(self.robot.tcp_mat(self.data))
+
+    # ------------------------------------------------------------------ rendering
+    def _check_camera(self, name: str) -> str:
+        if name not in self.camera_names:
+            raise ValueError(f"unknown camera {name!r}; valid cameras: {list(self.camera_names)}")
+        return name
+
+    def render_camera(self, camera: str | None = None, width: int | None = None, height: int | None = None) -> np.ndarray:
+        """Render a named camera to a uint8 HxWx3 image (headless with MUJOCO_GL=egl)."""
+        name = self._check_camera(camera or self.camera)
+        w, h = int(width or self.render_width), int(height or self.render_height)
+        key = (w, h)
+        renderer = self._renderers.get(key)
+        if renderer is None:
+            renderer = self._renderers[key] = mujoco.Renderer(self.model, height=h, width=w)
+        renderer.update_scene(self.data, camera=name)
+        return renderer.render()
+
+    def render(self):
+        if self.render_mode == "rgb_array":
+            return self.render_camera()
+        return None
+
+    def close(self) -> None:
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+
+def _info_term(info: Any, name: str, shape: tuple[int, ...]) -> np.ndarray | float:
+    """Read reward term `name` from one info dict or a batch of them (missing -> 0)."""
+    if isinstance(info, Mapping):
+        return float(info.get("reward_terms", {}).get(name, 0.0))
+    if info is None:
+        return 0.0
+    values = np.array([float(i.get("reward_terms", {}).get(name, 0.0)) if i else 0.0 for i in np.ravel(info)])
+    return values.reshape(shape) if values.size == int(np.prod(shape)) else values

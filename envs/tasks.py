@@ -1,0 +1,110 @@
+"""The tabletop task family: small classes over the shared PandaEnv.
+
+Each task says which cubes it uses, how it samples the cubes and the goal, what its
+achieved goal is, and what its interaction (shaping) term measures.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.base import PandaEnv
+
+# Where cubes and table goals are sampled (world x, y, metres): in front of the base.
+OBJECT_LOW = np.array([0.45, -0.18])
+OBJECT_HIGH = np.array([0.67, 0.18])
+
+
+def _sample_xy(rng: np.random.Generator, avoid: list[np.ndarray], min_dist: float) -> np.ndarray:
+    """Uniform x-y in the object region, at least `min_dist` from every point in `avoid`."""
+    for _ in range(1000):
+        xy = rng.uniform(OBJECT_LOW, OBJECT_HIGH)
+        if all(np.linalg.norm(xy - a[:2]) >= min_dist for a in avoid):
+            return xy
+    raise RuntimeError("could not place objects apart; region too small")
+
+
+class PandaReachEnv(PandaEnv):
+    """Move the TCP to a target point in the air above the table."""
+
+    objects = ()
+    goal_sites = ("goal",)
+
+    def _sample_scene(self, rng: np.random.Generator) -> None:
+        self.goal = np.array(
+            [rng.uniform(0.35, 0.65), rng.uniform(-0.2, 0.2), rng.uniform(0.05, 0.35)],
+        )
+
+    def _achieved_goal(self) -> np.ndarray:
+        return self.tcp_pos()
+
+    def _interaction(self) -> float:
+        # Reach has no object: shape by distance from TCP to the target.
+        return -float(np.linalg.norm(self.tcp_pos() - self.goal))
+
+
+class PandaPushEnv(PandaEnv):
+    """Push the red cube across the table to a goal on the table (gripper stays useful closed)."""
+
+    objects = ("red",)
+    goal_sites = ("goal",)
+
+    def _sample_scene(self, rng: np.random.Generator) -> None:
+        cube = np.append(_sample_xy(rng, [], 0.0), self.table_height_of(0))
+        self.set_object_pos("red", cube)
+        self.goal = np.append(_sample_xy(rng, [cube], 0.1), self.table_height_of(0))
+
+    def _achieved_goal(self) -> np.ndarray:
+        return self.object_pos("red")
+
+    def _interaction(self) -> float:
+        return -float(np.linalg.norm(self.tcp_pos() - self.object_pos("red")))
+
+
+class PandaPickPlaceEnv(PandaPushEnv):
+    """Pick up the red cube and place it at a goal on the table or (half the time) in the air."""
+
+    def _sample_scene(self, rng: np.random.Generator) -> None:
+        super()._sample_scene(rng)
+        if rng.uniform() < 0.5:
+            self.goal[2] += rng.uniform(0.02, 0.2)
+
+
+class PandaStackEnv(PandaEnv):
+    """Stack the red cube on the blue one; blue must stay where it started.
+
+    Goal (6-D): [red target = blue start + one cube up, blue start]; achieved: [red, blue].
+    """
+
+    objects = ("red", "blue")
+    goal_sites = ("goal_red", "goal_blue")
+    goal_threshold = 0.02  # tighter than Fetch's 5 cm: a cube is 4 cm wide
+
+    def _goal_dim(self) -> int:
+        return 6
+
+    def _sample_scene(self, rng: np.random.Generator) -> None:
+        blue = np.append(_sample_xy(rng, [], 0.0), self.table_height_of(0))
+        red = np.append(_sample_xy(rng, [blue], 0.1), self.table_height_of(0))
+        self.set_object_pos("blue", blue)
+        self.set_object_pos("red", red)
+        self.goal = np.concatenate((blue + [0.0, 0.0, 2 * self.cube_half_size], blue))
+
+    def _achieved_goal(self) -> np.ndarray:
+        return np.concatenate((self.object_pos("red"), self.object_pos("blue")))
+
+    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
+        a = np.asarray(achieved).reshape(*np.shape(achieved)[:-1], 2, 3)
+        d = np.asarray(desired).reshape(*np.shape(desired)[:-1], 2, 3)
+        return np.linalg.norm(a - d, axis=-1)
+
+    def _interaction(self) -> float:
+        return -float(np.linalg.norm(self.tcp_pos() - self.object_pos("red")))
+
+
+TASKS: dict[str, type[PandaEnv]] = {
+    "PandaReach": PandaReachEnv,
+    "PandaPush": PandaPushEnv,
+    "PandaPickPlace": PandaPickPlaceEnv,
+    "PandaStack": PandaStackEnv,
+}
