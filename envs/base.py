@@ -118,6 +118,7 @@ class PandaEnv(gym.Env):
         )
         self.goal = np.zeros(goal_dim)
         self._target_yaw = 0.0
+        self._target_mat, self._target_mat_yaw = yaw_rotation(0.0), 0.0
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._reset_sim()
@@ -139,7 +140,8 @@ class PandaEnv(gym.Env):
 
     def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         """Per-goal-object distances, shape (..., n_goal_objects). Default: one 3-D goal."""
-        return np.linalg.norm(achieved - desired, axis=-1)[..., None]
+        diff = achieved - desired
+        return np.sqrt(np.sum(diff * diff, axis=-1))[..., None]
 
     def _goal_site_positions(self) -> list[np.ndarray]:
         return [self.goal[3 * i : 3 * i + 3] for i in range(len(self.goal_sites))]
@@ -198,12 +200,15 @@ class PandaEnv(gym.Env):
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         refresh_kinematics(self.model, self.data)
         obs = self._get_obs()
-        terms = self._reward_terms(obs)
-        info = {
-            "is_success": float(self._is_success(obs)),
-            "reward_terms": terms,
-            "safety_cost": -terms["safety"],
-        }
+        dist = self.goal_distances(obs["achieved_goal"], obs["desired_goal"])
+        success = bool((dist < self.goal_threshold).all())
+        if self.reward_type == "sparse":
+            task = 0.0 if success else -1.0
+        else:
+            task = -float(dist.sum())
+        cost = self.safety(self.data)
+        terms = {"task": task, "interaction": float(self._interaction()), "safety": -cost}
+        info = {"is_success": float(success), "reward_terms": terms, "safety_cost": cost}
         w = self.reward_weights
         reward = w["task"] * terms["task"] + w["interaction"] * terms["interaction"] + w["safety"] * terms["safety"]
         return obs, float(reward), False, False, info
@@ -212,10 +217,10 @@ class PandaEnv(gym.Env):
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:
             raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape} ({self.action_description()})")
-        if not np.all(np.isfinite(a)):
-            bad = [i for i in range(a.size) if not np.isfinite(a[i])]
+        if not np.isfinite(a).all():
+            bad = np.flatnonzero(~np.isfinite(a)).tolist()
             raise ValueError(f"action contains NaN or inf at index {bad}: {a.tolist()}")
-        return np.clip(a, -1.0, 1.0)
+        return np.minimum(np.maximum(a, -1.0), 1.0)
 
     def action_description(self) -> str:
         """Human-readable meaning of each action dimension."""
@@ -235,7 +240,9 @@ class PandaEnv(gym.Env):
             target = np.clip(robot.tcp_pos(d) + self.max_delta * a[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
             if self.yaw:
                 self._target_yaw = float(np.clip(self._target_yaw + 0.25 * a[3], -np.pi / 2, np.pi / 2))
-            q_target = self.ik.solve(d, target, yaw_rotation(self._target_yaw), self.control_dt)
+            if self._target_yaw != self._target_mat_yaw:
+                self._target_mat, self._target_mat_yaw = yaw_rotation(self._target_yaw), self._target_yaw
+            q_target = self.ik.solve(d, target, self._target_mat, self.control_dt)
         else:
             step = self.ik.config.velocity_scale * robot.qd_max * self.control_dt
             q = robot.arm_q(d)
@@ -251,13 +258,6 @@ class PandaEnv(gym.Env):
 
     def _is_success(self, obs: dict[str, np.ndarray]) -> bool:
         return bool(np.all(self.goal_distances(obs["achieved_goal"], obs["desired_goal"]) < self.goal_threshold))
-
-    def _reward_terms(self, obs: dict[str, np.ndarray]) -> dict[str, float]:
-        return {
-            "task": float(self._task_term(obs["achieved_goal"], obs["desired_goal"])),
-            "interaction": float(self._interaction()),
-            "safety": -self.safety(self.data),
-        }
 
     def _task_term(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         dist = self.goal_distances(achieved, desired)

@@ -167,13 +167,13 @@ class PushExpert(ScriptedExpert):
         h = env.cube_half_size
         to_goal = goal[:2] - cube[:2]
         dist = float(np.linalg.norm(to_goal))
-        if self.phase == "push" and dist < 0.012:
+        if self.phase == "push" and dist < 0.02:
             return self.move(tcp, CLOSED)  # there: hold still rather than chase noise
         direction = to_goal / max(dist, 1e-6)
         rel = tcp[:2] - cube[:2]
         if self.phase == "push":
             lateral = abs(rel[0] * direction[1] - rel[1] * direction[0])
-            if lateral > 0.03 or np.dot(rel, direction) > -h:
+            if lateral > 0.035 or np.dot(rel, direction) > -h:
                 self._go("reach")  # lost the cube: go round again
             else:
                 # Slow down near the goal: a fast push lets the cube slide past it.
@@ -207,3 +207,41 @@ def make_expert(env: gym.Env) -> ScriptedExpert:
         if cls in EXPERTS:
             return EXPERTS[cls](env)
     raise ValueError(f"no scripted expert for {task.__name__}; experts exist for {[c.__name__ for c in EXPERTS]}")
+
+
+def run_expert_episode(
+    env: gym.Env,
+    seed: int | None = None,
+    camera: str | None = None,
+    width: int = 480,
+    height: int = 360,
+) -> dict:
+    """Run the scripted expert for one full episode.
+
+    Returns success (at the last step), steps, summed safety cost, the phase per step and,
+    when `camera` is given, the rendered frames (first frame is the reset state).
+    """
+    obs, _ = env.reset(seed=seed)
+    expert = make_expert(env)
+    frames = [env.unwrapped.render_camera(camera, width, height)] if camera else []
+    phases: list[str] = []
+    safety = 0.0
+    info: dict = {"is_success": 0.0}
+    steps = 0
+    while True:
+        action = expert.act(obs)
+        phases.append(expert.phase)
+        obs, _, terminated, truncated, info = env.step(action)
+        steps += 1
+        safety += info["safety_cost"]
+        if camera:
+            frames.append(env.unwrapped.render_camera(camera, width, height))
+        if terminated or truncated:
+            break
+    return {
+        "success": bool(info["is_success"]),
+        "steps": steps,
+        "safety_cost": safety,
+        "phases": phases,
+        "frames": frames,
+    }

@@ -33,10 +33,13 @@ def tcp_yaw(tcp_mat: np.ndarray) -> float:
 
 
 def orientation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Small-angle rotation vector taking `current` to `target` (both 3x3, world frame)."""
-    return 0.5 * (
-        np.cross(current[:, 0], target[:, 0]) + np.cross(current[:, 1], target[:, 1]) + np.cross(current[:, 2], target[:, 2])
-    )
+    """Small-angle rotation vector taking `current` to `target` (both 3x3, world frame).
+
+    Equals 0.5 * sum_i current[:, i] x target[:, i], written as the vee of a skew matrix
+    because np.cross is slow on tiny arrays and this runs every control step.
+    """
+    s = target @ current.T
+    return 0.5 * np.array([s[2, 1] - s[1, 2], s[0, 2] - s[2, 0], s[1, 0] - s[0, 1]])
 
 
 @dataclass
@@ -64,12 +67,20 @@ class DifferentialIK:
         self._jacr = np.zeros((3, model.nv))
         self._lo = self.robot.q_min + self.config.limit_margin
         self._hi = self.robot.q_max - self.config.limit_margin
+        self._damping_eye = self.config.damping**2 * np.eye(6)
+        self._step_per_s = self.config.velocity_scale * self.robot.qd_max
+        dof = self.robot.arm_dof
+        contiguous = bool(np.all(np.diff(dof) == 1))
+        # A slice is a view (no copy) when the arm's dofs are contiguous, as in our scenes.
+        self._cols = slice(int(dof[0]), int(dof[-1]) + 1) if contiguous else dof
 
     def jacobian(self, data: mujoco.MjData) -> np.ndarray:
         """6x7 TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self.robot.tcp_site)
-        cols = self.robot.arm_dof
-        return np.vstack((self._jacp[:, cols], self._jacr[:, cols]))
+        jac = np.empty((6, 7))
+        jac[:3] = self._jacp[:, self._cols]
+        jac[3:] = self._jacr[:, self._cols]
+        return jac
 
     def solve(
         self,
@@ -87,19 +98,24 @@ class DifferentialIK:
         q = data.qpos[robot.arm_qpos]
         pos = data.site_xpos[robot.tcp_site]
         mat = data.site_xmat[robot.tcp_site].reshape(3, 3)
-        err = np.concatenate((target_pos - pos, cfg.rotation_gain * orientation_error(mat, target_mat)))
+        err = np.empty(6)
+        err[:3] = target_pos - pos
+        err[3:] = cfg.rotation_gain * orientation_error(mat, target_mat)
         jac = self.jacobian(data)
         jac[3:] *= cfg.rotation_gain
+        # Damped least squares with a null-space posture term v, using one 6x6 solve:
+        #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
+        v = cfg.nullspace_gain * (robot.home_qpos[:7] - q)
         jjt = jac @ jac.T
-        jjt[np.diag_indices(6)] += cfg.damping**2
-        pinv = jac.T @ np.linalg.solve(jjt, np.eye(6))
-        dq = pinv @ err
-        null = np.eye(7) - pinv @ jac
-        dq += null @ (cfg.nullspace_gain * (robot.home_qpos[:7] - q))
+        jjt += self._damping_eye
+        rhs = err - jac @ v
+        y = np.empty(6)
+        mujoco.mju_cholFactor(jjt, 0.0)
+        mujoco.mju_cholSolve(y, jjt, rhs)
+        dq = v + jac.T @ y
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
-        step = cfg.velocity_scale * robot.qd_max * dt
-        ratio = np.max(np.abs(dq) / step)
+        ratio = np.max(np.abs(dq) / (self._step_per_s * dt))
         if ratio > 1.0:
             dq /= ratio
-        return np.clip(q + dq, self._lo, self._hi)
+        return np.minimum(np.maximum(q + dq, self._lo), self._hi)

@@ -29,36 +29,28 @@ class SafetyCost:
         self.model = model
         self.robot = robot
         self.config = config or SafetyConfig()
-        self._table = model.geom("table").id
-        self._is_robot = np.zeros(model.ngeom, dtype=bool)
-        self._is_robot[robot.robot_geoms] = True
-        self._force = np.zeros(6)
+        # A MuJoCo contact sensor (table vs the robot subtree) sums the force in C during
+        # mj_step; reading contacts from Python every step cost more than the rest of the env.
+        self._sensor = model.sensor_adr[model.sensor("robot_table_contact").id]
+        self._inv_qd_max = 1.0 / robot.qd_max
 
     def table_contact_force(self, data: mujoco.MjData) -> float:
-        """Total normal force (N) between robot geoms and the table."""
-        if data.ncon == 0:
-            return 0.0
-        geoms = data.contact.geom
-        g0, g1 = geoms[:, 0], geoms[:, 1]
-        hits = np.flatnonzero(((g0 == self._table) & self._is_robot[g1]) | ((g1 == self._table) & self._is_robot[g0]))
-        total = 0.0
-        for i in hits:
-            mujoco.mj_contactForce(self.model, data, int(i), self._force)
-            total += abs(self._force[0])
-        return total
+        """Magnitude (N) of the net robot-table contact force, from the scene's contact sensor."""
+        f = data.sensordata[self._sensor + 1 : self._sensor + 4]
+        return float(np.sqrt(f @ f))
 
     def parts(self, data: mujoco.MjData) -> dict[str, float]:
         """The three cost parts: joint_limit, table_contact, joint_speed."""
         cfg = self.config
         robot = self.robot
         q = data.qpos[robot.arm_qpos]
-        qd = data.qvel[robot.arm_dof]
         dist = np.minimum(q - robot.q_min, robot.q_max - q)
-        limit = float(np.clip((cfg.limit_margin - dist) / cfg.limit_margin, 0.0, None).sum())
-        ratio = np.abs(qd) / robot.qd_max
-        speed = float(np.clip((ratio - cfg.speed_fraction) / (1.0 - cfg.speed_fraction), 0.0, None).sum())
+        limit = float(np.maximum(cfg.limit_margin - dist, 0.0).sum()) / cfg.limit_margin
+        ratio = np.abs(data.qvel[robot.arm_dof]) * self._inv_qd_max
+        speed = float(np.maximum(ratio - cfg.speed_fraction, 0.0).sum()) / (1.0 - cfg.speed_fraction)
         contact = self.table_contact_force(data) / cfg.contact_force_scale
         return {"joint_limit": limit, "table_contact": contact, "joint_speed": speed}
 
     def __call__(self, data: mujoco.MjData) -> float:
-        return float(sum(self.parts(data).values()))
+        p = self.parts(data)
+        return p["joint_limit"] + p["table_contact"] + p["joint_speed"]

@@ -1,0 +1,46 @@
+"""`skillstack bench NAME`: run a benchmark from bench/, print its table, write JSON.
+
+Each module `bench/<name>.py` provides `add_arguments(parser)` and `run(args) -> dict`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "envs": "env step rate and overhead over raw MuJoCo physics",
+    "skills": "skill package load time and call latency",
+    "demos": "demonstration recording and replay throughput",
+    "training": "multi-critic SAC throughput against SB3 SAC",
+    "ros": "ROS 2 bridge tick and end-to-end latency",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark (table + JSON)", description="Run a benchmark: prints a "
+                       "table, writes JSON (default bench/results/NAME.json), compares against a baseline measured "
+                       "in the same run.")
+    bsub = p.add_subparsers(dest="bench_name", metavar="NAME")
+    for name, help_text in BENCHMARKS.items():
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ImportError:
+            continue  # benchmark not present in this checkout
+        bp = bsub.add_parser(name, help=help_text, description=module.__doc__)
+        bp.add_argument("--out", default=f"bench/results/{name}.json", help="where to write the JSON results")
+        module.add_arguments(bp)
+        bp.set_defaults(func=_runner(module))
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _runner(module):
+    def run(args: argparse.Namespace) -> int:
+        from bench.common import write_result
+
+        result = module.run(args)
+        path = write_result(result, args.out)
+        print(f"results written to {path}")
+        return 0
+
+    return run
