@@ -128,11 +128,13 @@ class PickPlaceExpert(ScriptedExpert):
                 return self.move(over, CLOSED)
         if self.phase == "place":
             in_air = goal[2] > h + 0.01 and not self.releases_in_air()
-            # Aim the cube centre (held at the TCP) at the goal.
-            if not in_air and np.linalg.norm(cube - goal) < 0.006 and self.steps_in_phase > 2:
+            err = float(np.linalg.norm(cube - goal))
+            settled = err < 0.006 or (self.steps_in_phase > 15 and err < 0.015)
+            if not in_air and settled and self.steps_in_phase > 2:
                 self._go("release")
             else:
-                return self.move(goal + [0.0, 0.0, 0.002], CLOSED, max_speed=0.6)
+                # Aim the cube, not the TCP, at the goal: a grasp is rarely perfectly centred.
+                return self.move(goal + (tcp - cube) + [0.0, 0.0, 0.002], CLOSED, max_speed=0.6)
         # release: open, then back off upwards.
         if self.steps_in_phase < 4:
             return self.move(tcp, OPEN)
