@@ -4,6 +4,8 @@ Importing this package registers the `skillstack/...` ids. Layer 2: imports sim_
 and mujoco only (no learning code here).
 """
 
+import sim_assets  # noqa: F401  first: picks headless EGL rendering before mujoco is imported
+
 from envs.base import REWARD_TERMS, PandaEnv
 from envs.registry import ENV_IDS, make, register_all
 from envs.tasks import TASKS, PandaPickPlaceEnv, PandaPushEnv, PandaReachEnv, PandaStackEnv
