@@ -16,6 +16,11 @@ import sys
 COMMAND_MODULES = [
     "demo",
     "envs",
+    "record",
+    "replay",
+    "import_bag",
+    "skills",
+    "deploy",
     "bench",
 ]
 

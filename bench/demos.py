@@ -1,0 +1,174 @@
+"""Benchmark: demonstration recording and replay throughput.
+
+Measured in one run, on the same env, policy (the scripted expert) and seeds:
+
+- env step rate: the bare loop `action = expert.act(obs); env.step(action)` (the baseline),
+- state-only recording rate (`record_demos`, no cameras) and its ratio to the baseline
+  (goal: >= 0.5),
+- recording with cameras, in rendered frames per second (steps x cameras),
+- replay throughput in states and actions mode (no rendering),
+- the cost of crash safety: milliseconds per committed episode with `DemoWriter` (with
+  and without fsync) against a plain, unsafe in-place HDF5 append of the same episodes.
+
+Each rate is the best of `--repeats` runs (the machine is shared; the best run is the
+least disturbed one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `skillstack bench demos`."""
+    parser.add_argument("--env", default="skillstack/PandaPickPlace-v0", help="env id (default: PandaPickPlace-v0)")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes for state-only runs (default: 10)")
+    parser.add_argument("--camera-episodes", type=int, default=1, help="episodes for the camera run (default: 1)")
+    parser.add_argument("--cameras", default="front,wrist", help="cameras for the camera run (default: front,wrist)")
+    parser.add_argument("--image-size", type=int, default=84, help="camera frame size (default: 84)")
+    parser.add_argument("--repeats", type=int, default=2, help="repeats per measurement, best kept (default: 2)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _env_rate(env_id: str, episodes: int, seed: int) -> tuple[float, int]:
+    import envs
+    from envs.experts import make_expert
+
+    env = envs.make(env_id)
+    expert = make_expert(env)
+    steps = 0
+    t0 = time.perf_counter()
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        expert.reset()
+        done = False
+        while not done:
+            obs, _, term, trunc, _ = env.step(expert.act(obs))
+            steps += 1
+            done = term or trunc
+    dt = time.perf_counter() - t0
+    env.close()
+    return steps / dt, steps
+
+
+def _write_rates(path: Path, tmp: Path) -> tuple[float, float, float]:
+    """ms per episode: crash-safe DemoWriter (with / without fsync) vs a plain in-place append."""
+    import h5py
+
+    from skill_library.demos import DemoFile, DemoWriter
+    from skill_library.demos.format import LIBVER
+
+    with DemoFile(path) as f:
+        episodes = list(f)
+        env_args = f.env_args
+    safe = tmp / "safe.hdf5"
+    with DemoWriter(safe, env_args, overwrite=True) as w:
+        for ep in episodes:
+            w.add_episode(ep)
+        safe_ms = 1000 * w.commit_seconds / len(episodes)
+    with DemoWriter(safe, env_args, overwrite=True, durable=False) as w:
+        for ep in episodes:
+            w.add_episode(ep)
+        nofsync_ms = 1000 * w.commit_seconds / len(episodes)
+    unsafe = tmp / "unsafe.hdf5"
+    # The same dataset layout, appended in place (what a naive writer does).
+    t0 = time.perf_counter()
+    with h5py.File(unsafe, "w", libver=LIBVER) as f:
+        f.create_group("data")
+    for i, ep in enumerate(episodes):
+        with h5py.File(unsafe, "r+", libver=LIBVER) as f:
+            g = f["data"].create_group(f"demo_{i}")
+            for key in ("actions", "rewards", "dones", "states"):
+                arr = getattr(ep, key)
+                g.create_dataset(key, data=arr, chunks=arr.shape, fletcher32=True)
+            for grp, obs in (("obs", ep.obs), ("next_obs", ep.next_obs)):
+                og = g.create_group(grp)
+                for k, v in obs.items():
+                    og.create_dataset(k, data=v, chunks=v.shape, fletcher32=True)
+            g.attrs["model_file"] = ep.model_file or ""
+    unsafe_ms = 1000 * (time.perf_counter() - t0) / len(episodes)
+    return safe_ms, nofsync_ms, unsafe_ms
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the measurements, print a table and return the JSON-able result."""
+    from skill_library.demos import record_demos, replay
+
+    cameras = [c for c in args.cameras.split(",") if c]
+    best: dict[str, float] = {}
+
+    def keep(key: str, value: float) -> None:
+        best[key] = max(best.get(key, 0.0), value)
+
+    with tempfile.TemporaryDirectory(prefix="bench_demos_") as tmpdir:
+        tmp = Path(tmpdir)
+        out = tmp / "states.hdf5"
+        steps = 0
+        for _ in range(max(1, args.repeats)):
+            rate, steps = _env_rate(args.env, args.episodes, args.seed)
+            keep("env_steps_per_s", rate)
+            res = record_demos(args.env, "expert", args.episodes, out, seed=args.seed, overwrite=True, progress=False)
+            keep("record_steps_per_s", res.steps_per_second)
+            for mode in ("states", "actions"):
+                rr = replay(out, mode)
+                keep(f"replay_{mode}_steps_per_s", rr.steps_per_second)
+        cam_out = tmp / "cameras.hdf5"
+        for _ in range(max(1, args.repeats)):
+            res_c = record_demos(
+                args.env,
+                "expert",
+                args.camera_episodes,
+                cam_out,
+                seed=args.seed,
+                cameras=cameras,
+                image_size=args.image_size,
+                overwrite=True,
+                progress=False,
+            )
+            keep("record_camera_steps_per_s", res_c.steps_per_second)
+        safe_ms, nofsync_ms, unsafe_ms = _write_rates(out, tmp)
+
+    ratio = best["record_steps_per_s"] / best["env_steps_per_s"]
+    result: dict[str, Any] = {
+        "env": args.env,
+        "episodes": args.episodes,
+        "steps_per_run": steps,
+        "cameras": cameras,
+        "image_size": args.image_size,
+        "env_steps_per_s": best["env_steps_per_s"],
+        "record_steps_per_s": best["record_steps_per_s"],
+        "record_vs_env_ratio": ratio,
+        "goal_ratio": 0.5,
+        "meets_goal": ratio >= 0.5,
+        "record_camera_steps_per_s": best["record_camera_steps_per_s"],
+        "record_camera_frames_per_s": best["record_camera_steps_per_s"] * len(cameras),
+        "replay_states_steps_per_s": best["replay_states_steps_per_s"],
+        "replay_actions_steps_per_s": best["replay_actions_steps_per_s"],
+        "commit_ms_per_episode": safe_ms,
+        "commit_no_fsync_ms_per_episode": nofsync_ms,
+        "unsafe_append_ms_per_episode": unsafe_ms,
+        "crash_safety_cost_ratio": safe_ms / unsafe_ms if unsafe_ms > 0 else None,
+    }
+    rows = [
+        ("env step (baseline, expert)", f"{result['env_steps_per_s']:.0f} steps/s"),
+        ("record, state only", f"{result['record_steps_per_s']:.0f} steps/s"),
+        ("  ratio to env step rate", f"{ratio:.2f}  (goal >= 0.50: {'met' if ratio >= 0.5 else 'NOT met'})"),
+        (
+            f"record, cameras {','.join(cameras)} {args.image_size}px",
+            f"{result['record_camera_frames_per_s']:.1f} frames/s ({result['record_camera_steps_per_s']:.1f} steps/s)",
+        ),
+        ("replay, states", f"{result['replay_states_steps_per_s']:.0f} steps/s"),
+        ("replay, actions", f"{result['replay_actions_steps_per_s']:.0f} steps/s"),
+        ("commit per episode, crash-safe", f"{safe_ms:.2f} ms"),
+        ("  same, --no-fsync", f"{nofsync_ms:.2f} ms"),
+        ("commit per episode, unsafe append", f"{unsafe_ms:.2f} ms"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"demos benchmark: {args.env}, {args.episodes} episodes ({steps} steps), best of {args.repeats}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    return result

@@ -1,0 +1,76 @@
+"""Demonstrations: robomimic-compatible HDF5 files, recording, replay and ROS 2 bag import.
+
+Public API (layer 4, see ARCHITECTURE.md):
+
+- `DemoFile(path, expected_env=None)`: validated reader; `Episode`: one demo in memory.
+- `DemoWriter(path, env_args)`: crash-safe writer; `make_env_args(env_id, env_kwargs)`.
+- `record_demos(env_id, policy, episodes, out, ...)`: roll out a policy and record.
+- `replay(path, mode="states"|"actions", ...)`: play a file back, measure divergence.
+- `import_bag(bags, out, ...)`: convert ROS 2 bags (MCAP or sqlite3) to the same layout.
+- `joint_trajectory(episode)`: the Panda joint positions of a demo (sim or real), e.g. to
+  send a recorded motion to the robot.
+
+Heavy pieces (envs, rosbags, OpenCV) are imported when first used.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skill_library.demos.errors import (
+    BagImportError,
+    DemoError,
+    DemoFileCorruptError,
+    DemoFileError,
+    DemoLayoutError,
+    EnvMismatchError,
+    OutputExistsError,
+    UnknownPolicyError,
+)
+from skill_library.demos.format import DemoFile, Episode, make_env_args
+from skill_library.demos.writer import DemoWriter
+
+__all__ = [
+    "BagImportError",
+    "DemoError",
+    "DemoFile",
+    "DemoFileCorruptError",
+    "DemoFileError",
+    "DemoLayoutError",
+    "DemoWriter",
+    "EnvMismatchError",
+    "Episode",
+    "EpisodeReplay",
+    "JointTrajectory",
+    "OutputExistsError",
+    "RecordResult",
+    "ReplayDivergenceWarning",
+    "ReplayResult",
+    "UnknownPolicyError",
+    "import_bag",
+    "joint_trajectory",
+    "make_env_args",
+    "record_demos",
+    "replay",
+]
+
+_LAZY = {
+    "record_demos": "skill_library.demos.record",
+    "RecordResult": "skill_library.demos.record",
+    "replay": "skill_library.demos.playback",
+    "ReplayResult": "skill_library.demos.playback",
+    "EpisodeReplay": "skill_library.demos.playback",
+    "ReplayDivergenceWarning": "skill_library.demos.playback",
+    "import_bag": "skill_library.demos.bag",
+    "JointTrajectory": "skill_library.demos.trajectory",
+    "joint_trajectory": "skill_library.demos.trajectory",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skill_library.demos' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

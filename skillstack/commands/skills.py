@@ -1,0 +1,258 @@
+"""`skillstack skills ...`: manage the skill library (thin layer over `skill_library`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "skills",
+        help="manage the skill library (list, show, verify, add, remove, evaluate, export)",
+        description="Manage a skill library: a directory of verified skill packages (manifest.json + "
+        "weights.safetensors) with an index. Library: --library, else $SKILLSTACK_LIBRARY, else ~/.skillstack/skills.",
+    )
+    p.add_argument("--library", default=None, help="library directory (default: $SKILLSTACK_LIBRARY or ~/.skillstack/skills)")
+    ssub = p.add_subparsers(dest="skills_command", metavar="ACTION")
+
+    lp = ssub.add_parser("list", help="list (and search) skills", description="List skills; filters combine (AND).")
+    lp.add_argument("--name", help="name glob or substring")
+    lp.add_argument("--tag", help="exact tag")
+    lp.add_argument("--embodiment", help="robot model id (or substring, e.g. panda) or arm joint name")
+    lp.add_argument("--predicate", help="predicate literal like 'holding(red)' or a bare name like 'holding'")
+    lp.add_argument("--where", choices=("any", "precondition", "effect"), default="any", help="where --predicate must occur")
+    lp.add_argument("--kind", choices=("rl", "bc", "scripted"), help="skill kind")
+    lp.add_argument("--latest", action="store_true", help="only the latest version of each skill")
+    lp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    lp.set_defaults(func=_list)
+
+    sp = ssub.add_parser("show", help="show one skill's manifest", description="Show a verified skill: specs, predicates, descriptors, provenance, files.")
+    sp.add_argument("ref", metavar="NAME[@VERSION]")
+    sp.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    sp.add_argument("--cells", action="store_true", help="also print the per-cell descriptor table")
+    sp.set_defaults(func=_show)
+
+    vp = ssub.add_parser("verify", help="verify a package directory (hashes, manifest, weights)", description="Verify a skill package directory, or NAME[@VERSION] in the library; exit 0 when valid.")
+    vp.add_argument("path", metavar="PATH|NAME[@VERSION]")
+    vp.set_defaults(func=_verify)
+
+    ap = ssub.add_parser("add", help="verify and add a package to the library", description="Verify a package and copy it into the library.")
+    ap.add_argument("path", metavar="PATH")
+    ap.add_argument("--force", action="store_true", help="replace an existing NAME@VERSION")
+    ap.set_defaults(func=_add)
+
+    rp = ssub.add_parser("remove", help="remove NAME@VERSION (or NAME)", description="Remove a skill version from the library.")
+    rp.add_argument("ref", metavar="NAME[@VERSION]")
+    rp.add_argument("--all-versions", action="store_true", help="remove every version when only NAME is given")
+    rp.set_defaults(func=_remove)
+
+    ep = ssub.add_parser("evaluate", help="compute descriptors over a grid of initial states", description="Roll the skill out in sim over a grid of initial states; store per-cell success rate, mean duration and safety cost (plus totals) in its manifest.")
+    ep.add_argument("ref", metavar="NAME[@VERSION]")
+    ep.add_argument("--env-id", default=None, help="env id (default: the skill's task env)")
+    ep.add_argument("--grid", default="4", help="grid cells: N (NxN) or NXxNY (default 4)")
+    ep.add_argument("--episodes-per-cell", type=int, default=4, help="episodes per grid cell (default 4)")
+    ep.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
+    ep.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's episode length)")
+    ep.add_argument("--dry-run", action="store_true", help="print results without writing them to the manifest")
+    ep.set_defaults(func=_evaluate)
+
+    xp = ssub.add_parser("export", help="copy a verified package out of the library", description="Copy NAME[@VERSION] out of the library to directory OUT.")
+    xp.add_argument("ref", metavar="NAME[@VERSION]")
+    xp.add_argument("out", metavar="OUT")
+    xp.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    xp.set_defaults(func=_export)
+
+    ip = ssub.add_parser("install-starter", help="add the scripted starter skills", description="Package the scripted experts' phases as kind=scripted skills and add them to the library (never presented as learned).")
+    ip.add_argument("--names", nargs="*", default=None, help="only these starter skills")
+    ip.add_argument("--force", action="store_true", help="reinstall versions already present")
+    ip.add_argument("--evaluate", action="store_true", help="compute descriptors before adding (slower)")
+    ip.add_argument("--grid", type=int, default=4, help="grid size for --evaluate (default 4)")
+    ip.add_argument("--episodes-per-cell", type=int, default=2, help="episodes per cell for --evaluate (default 2)")
+    ip.set_defaults(func=_install_starter)
+
+    xi = ssub.add_parser("reindex", help="rebuild index.json from the package directories", description="Rebuild the index from verified package directories (recovery).")
+    xi.set_defaults(func=_reindex)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _lib(args: argparse.Namespace) -> Any:
+    from skill_library.registry import SkillLibrary
+
+    return SkillLibrary(args.library)
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):.0f}%"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from skillstack.table import print_table
+
+    lib = _lib(args)
+    entries = lib.search(
+        name=args.name, tag=args.tag, embodiment=args.embodiment, predicate=args.predicate,
+        where=args.where, kind=args.kind, latest_only=args.latest,
+    )  # fmt: skip
+    if args.json:
+        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"no skills in {lib.root}" + (" matching the filters" if any([args.name, args.tag, args.embodiment, args.predicate, args.kind]) else ""))
+        return 0
+    rows = [
+        [e.name, e.version, e.kind, e.env_id.split("/")[-1], ",".join(e.tags) or "-", _pct(e.success_rate),
+         " & ".join(e.effects) or "-"]
+        for e in entries
+    ]  # fmt: skip
+    print_table(["NAME", "VERSION", "KIND", "ENV", "TAGS", "SUCCESS", "EFFECTS"], rows)
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from skillstack.table import print_table
+
+    lib = _lib(args)
+    entry = lib.resolve(args.ref)
+    m = lib.manifest(entry.ref)
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2, sort_keys=True))
+        return 0
+    learned = "learned" if m.kind in ("rl", "bc") else "scripted controller (not learned)"
+    print(f"{m.ref}  [{m.kind}: {learned}]")
+    if m.description:
+        print(f"  {m.description}")
+    print(f"  path           {entry.path}")
+    print(f"  robot          {m.embodiment.robot}  ({m.embodiment.action_mode}; {len(m.embodiment.arm_joint_names)} arm joints)")
+    print(f"  task           {m.task.family}  {m.task.env_id}")
+    print(f"  control        {m.control_hz:g} Hz")
+    obs = ", ".join(f"{k.name}{list(k.shape)}{'*' if k.mean is not None else ''}" for k in m.observation.keys)
+    print(f"  observation    {obs}" + ("  (* normalised)" if any(k.mean is not None for k in m.observation.keys) else ""))
+    names = ",".join(m.action.names) if m.action.names else ""
+    print(f"  action         {list(m.action.shape)} {m.action.dtype} [{names}]")
+    if m.network is not None:
+        arch = m.network
+        print(f"  network        {arch['type']} {arch.get('in_dim')}->{arch.get('hidden')}->{arch.get('out_dim')} {arch.get('activation')}/{arch.get('output_activation')}")
+    if m.controller is not None:
+        print(f"  controller     {m.controller.name} {json.dumps(m.controller.params, sort_keys=True)}")
+    print(f"  tags           {', '.join(m.tags) or '-'}")
+    print(f"  preconditions  {' ; '.join(m.preconditions) or '-'}")
+    print(f"  effects        {' ; '.join(m.effects) or '-'}")
+    pv = m.provenance
+    print(f"  provenance     date={pv.date or '-'} seed={pv.seed} env_steps={pv.env_steps} commit={(pv.source_commit or '-')[:12]}")
+    if pv.command:
+        print(f"                 command: {pv.command}")
+    d = m.descriptors
+    if d is None:
+        print(f"  descriptors    none (run: skillstack skills evaluate {m.name})")
+    else:
+        t = d["totals"]
+        print(
+            f"  descriptors    {d['variable']} grid {'x'.join(str(len(a)) for a in d['axes'])}, {t['episodes']} episodes: "
+            f"success {_pct(t['success_rate'])}, duration {t['mean_duration_s']:.2f} s, safety cost {t['mean_safety_cost']:.3f}"
+        )
+        if args.cells:
+            rows = [[",".join(map(str, c["index"])), ",".join(f"{x:.3f}" for x in c["center"]), c["episodes"],
+                     _pct(c["success_rate"]), round(c["mean_duration_s"], 3), round(c["mean_safety_cost"], 4)]
+                    for c in d["cells"]]  # fmt: skip
+            print_table(["CELL", "CENTRE", "EPISODES", "SUCCESS", "DURATION_S", "SAFETY"], rows)
+    print("  files")
+    for fname, digest in sorted(m.files.items()):
+        print(f"    {fname:22s} sha256 {digest}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from skill_library.package import read_package
+
+    target = Path(args.path)
+    if not target.exists() and "/" not in args.path:
+        target = _lib(args).resolve(args.path).path
+    contents = read_package(target)
+    m = contents.manifest
+    print(f"OK {m.ref} ({m.kind}) at {target}")
+    for fname, digest in sorted(m.files.items()):
+        print(f"  {fname:22s} sha256 {digest}  verified")
+    print(f"  {'manifest.json':22s} digest {m.source_digest}  verified")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    lib = _lib(args)
+    entry = lib.add(args.path, force=args.force)
+    print(f"added {entry.ref} ({entry.kind}) to {lib.root}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    lib = _lib(args)
+    for ref in lib.remove(args.ref, all_versions=args.all_versions):
+        print(f"removed {ref}")
+    return 0
+
+
+def _parse_grid(text: str) -> Any:
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--grid must be N or NXxNY, got {text!r}") from None
+    if len(dims) == 1:
+        return dims[0]
+    if len(dims) == 2:
+        return tuple(dims)
+    raise ValueError(f"--grid must be N or NXxNY, got {text!r}")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from skill_library.descriptors import attach_descriptors, evaluate_skill
+
+    lib = _lib(args)
+    entry = lib.resolve(args.ref)
+    skill = lib.load(entry.ref)
+    desc = evaluate_skill(
+        skill, env_id=args.env_id, grid=_parse_grid(args.grid), episodes_per_cell=args.episodes_per_cell,
+        seed=args.seed, max_steps=args.max_steps,
+    )  # fmt: skip
+    t = desc["totals"]
+    print(
+        f"{entry.ref} on {desc['env_id']}: {len(desc['cells'])} cells x {desc['episodes_per_cell']} episodes: "
+        f"success {_pct(t['success_rate'])}, mean duration {t['mean_duration_s']:.2f} s, safety cost {t['mean_safety_cost']:.3f}"
+    )
+    if args.dry_run:
+        print("dry run: manifest unchanged")
+        return 0
+    lib.update_manifest(entry.ref, attach_descriptors(skill.manifest, desc))
+    print(f"descriptors stored in {entry.path / 'manifest.json'}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = _lib(args).export(args.ref, args.out, overwrite=args.force)
+    print(f"exported {args.ref} to {out}")
+    return 0
+
+
+def _install_starter(args: argparse.Namespace) -> int:
+    from skill_library.starter import build_starter_skills
+
+    lib = _lib(args)
+    added = build_starter_skills(
+        lib, args.names, force=args.force, evaluate=args.evaluate, grid=args.grid, episodes_per_cell=args.episodes_per_cell
+    )
+    if added:
+        print(f"added {len(added)} scripted starter skill(s) to {lib.root}: {', '.join(added)}")
+    else:
+        print(f"starter skills already installed in {lib.root} (use --force to reinstall)")
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    lib = _lib(args)
+    refs = lib.reindex()
+    print(f"indexed {len(refs)} skill version(s) in {lib.root}")
+    return 0
