@@ -7,13 +7,14 @@ and mujoco only (no learning code here).
 import sim_assets  # noqa: F401  first: picks headless EGL rendering before mujoco is imported
 
 from envs.base import REWARD_TERMS, PandaEnv
-from envs.registry import ENV_IDS, make, register_all
+from envs.registry import ENV_IDS, LONG_HORIZON_IDS, make, register_all
 from envs.tasks import TASKS, PandaPickPlaceEnv, PandaPushEnv, PandaReachEnv, PandaStackEnv
 
 register_all()
 
 __all__ = [
     "ENV_IDS",
+    "LONG_HORIZON_IDS",
     "REWARD_TERMS",
     "TASKS",
     "PandaEnv",

@@ -47,11 +47,17 @@ class SceneState:
             raise ValueError(f"unknown goal {name!r}; scene has {sorted(self.goals)}") from None
 
 
-def holding(s: SceneState, obj: str) -> bool:
-    """The cube sits between the fingers and the gripper is closed on it."""
+def at_grasp(s: SceneState, obj: str) -> bool:
+    """The cube sits between the fingers (open or closed): the gripper is in grasp pose around it."""
     h = s.cube_half_size
     rel = s.tcp_mat.T @ (s.object(obj) - s.tcp_pos)
-    between = abs(rel[0]) < h + 0.012 and abs(rel[1]) < h + 0.01 and abs(rel[2]) < 0.03
+    return bool(abs(rel[0]) < h + 0.012 and abs(rel[1]) < h + 0.01 and abs(rel[2]) < 0.03)
+
+
+def holding(s: SceneState, obj: str) -> bool:
+    """The cube sits between the fingers and the gripper is closed on it."""
+    between = at_grasp(s, obj)
+    h = s.cube_half_size
     closed_on = 2 * h - 0.012 < s.gripper_width < 2 * h + 0.008
     return bool(between and closed_on)
 
@@ -86,13 +92,14 @@ def on_table(s: SceneState, obj: str) -> bool:
 
 PREDICATES: dict[str, Callable[..., bool]] = {
     "holding": holding,
+    "at_grasp": at_grasp,
     "on": on,
     "at": at,
     "gripper_open": gripper_open,
     "in_reach": in_reach,
     "on_table": on_table,
 }
-_ARITY = {"holding": (1,), "on": (2,), "at": (1, 2), "gripper_open": (0,), "in_reach": (1,), "on_table": (1,)}
+_ARITY = {"holding": (1,), "at_grasp": (1,), "on": (2,), "at": (1, 2), "gripper_open": (0,), "in_reach": (1,), "on_table": (1,)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,70 @@
+"""Hierarchical control over library skills (layer 4): plan, execute with monitoring, adapt, blend.
+
+    from skill_library import SkillLibrary
+    from skill_library.planning import HierarchicalController, load_library_skills, resolve_task
+    import envs
+
+    task = resolve_task("stack-three")                 # goal: on(red,blue) & on(green,red) & !holding(green)
+    ctrl = HierarchicalController(load_library_skills(SkillLibrary(), kinds="learned"))
+    result = ctrl.run_episode(envs.make(task.env_id), task.goal, seed=0)
+    print(result.success, [(d.label, d.outcome, d.reason) for d in result.decisions])
+
+Modules: `spec` (goal strings / YAML, named tasks), `symbolic` (atoms, effects, domain
+theory), `planner` (best-first search, ranked plans, NoPlanError), `grounding` (skills on
+scene cubes, views), `executor` (the controller: monitoring, re-planning, decision log),
+`bandit` (gradient-bandit preferences, persisted per robot and scene), `blend`
+(SkillBlender-style blending of frozen skills by a high-level SB3 policy), `run`
+(`run_task`, what `skillstack run-task` calls).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TaskSpec": "skill_library.planning.spec",
+    "parse_goal": "skill_library.planning.spec",
+    "resolve_task": "skill_library.planning.spec",
+    "task_names": "skill_library.planning.spec",
+    "Domain": "skill_library.planning.symbolic",
+    "scene_atoms": "skill_library.planning.symbolic",
+    "apply_effects": "skill_library.planning.symbolic",
+    "NoPlanError": "skill_library.planning.planner",
+    "Operator": "skill_library.planning.planner",
+    "Plan": "skill_library.planning.planner",
+    "PlannerConfig": "skill_library.planning.planner",
+    "plan": "skill_library.planning.planner",
+    "GroundedSkill": "skill_library.planning.grounding",
+    "Grounding": "skill_library.planning.grounding",
+    "ground_skill": "skill_library.planning.grounding",
+    "staging_points": "skill_library.planning.grounding",
+    "ControllerConfig": "skill_library.planning.executor",
+    "Decision": "skill_library.planning.executor",
+    "EpisodeResult": "skill_library.planning.executor",
+    "HierarchicalController": "skill_library.planning.executor",
+    "load_library_skills": "skill_library.planning.executor",
+    "summarize": "skill_library.planning.executor",
+    "GradientBandit": "skill_library.planning.bandit",
+    "PreferenceStore": "skill_library.planning.bandit",
+    "BlendConfig": "skill_library.planning.blend",
+    "BlendEnv": "skill_library.planning.blend",
+    "evaluate_blender": "skill_library.planning.blend",
+    "train_blender": "skill_library.planning.blend",
+    "run_task": "skill_library.planning.run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skill_library.planning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

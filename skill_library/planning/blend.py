@@ -1,0 +1,228 @@
+"""SkillBlender-style blending: a high-level SB3 policy mixes frozen skills instead of switching.
+
+SkillBlender's high-level policy outputs, for K frozen goal-conditioned skills, each
+skill's goal and K x D logits; a softmax over the skills per joint weights the skills'
+joint targets. Here the D action dimensions of the end-effector interface
+(dx, dy, dz, gripper) play the part of the joints (with ``action_mode="joint"`` they would
+be the 7 joints + gripper):
+
+    action of the high-level policy  = [logits (K x D), sub-goal offsets (K x 3)] in [-1, 1]
+    w[:, d] = softmax_k(logit_scale * logits[:, d])
+    env action[d] = sum_k w[k, d] * skill_k(obs_with_subgoal_k)[d]
+
+A skill's sub-goal is its grounded goal shifted by `subgoal_scale` x offset (metres).
+The skills are the steps of the planner's best plans from the first reset (so blending
+and sequential selection use the same skills); they are frozen and re-grounded on the new
+scene at every reset. `BlendEnv` is a Gymnasium env (flat Box observation: observation,
+achieved and desired goal), so any SB3 algorithm trains it; `train_blender` uses SAC
+(or PPO, as SkillBlender did) on the task's dense reward.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.predicates import Literal
+from skill_library.planning.grounding import GroundedSkill, ground_skill, staging_points
+from skill_library.planning.planner import PlannerConfig, plan
+from skill_library.planning.symbolic import Domain, scene_atoms
+
+__all__ = ["BlendConfig", "BlendEnv", "evaluate_blender", "select_blend_skills", "train_blender"]
+
+
+@dataclass(frozen=True)
+class BlendConfig:
+    """High-level policy and blending knobs (small on purpose: it trains in minutes on a CPU)."""
+
+    algo: str = "sac"  # "sac" or "ppo"
+    total_steps: int = 20000
+    max_skills: int = 4
+    subgoal_scale: float = 0.05
+    logit_scale: float = 3.0
+    hidden: tuple[int, ...] = (64, 64)
+    learning_starts: int = 500
+    seed: int = 0
+    threads: int = 1  # torch intra-op threads (more only helps on an idle many-core machine)
+    extra: dict[str, Any] = field(default_factory=dict)  # more keyword arguments for the SB3 algorithm
+
+
+def select_blend_skills(skills: Sequence[Any], env: Any, goal: Sequence[Literal], max_skills: int = 4, seed: int = 0) -> list[str]:
+    """Operator labels to blend: the steps of the best plans from a reset (deduplicated, in plan order)."""
+    env.reset(seed=seed)
+    scene = env.unwrapped.scene_state()
+    domain = Domain.from_scene(scene, staging_points(scene))
+    ops = [op for s in skills for op in ground_skill(s, scene, domain)]
+    plans = plan(scene_atoms(scene, domain), goal, ops, domain, PlannerConfig(k=3))
+    labels: list[str] = []
+    for p in plans:
+        for op in p.steps:
+            if op.label not in labels and len(labels) < max_skills:
+                labels.append(op.label)
+    if not labels:
+        raise ValueError("the goal already holds at reset: nothing to blend")
+    return labels
+
+
+class BlendEnv(gym.Env):
+    """The high-level env: blends K frozen grounded skills with per-dimension softmax weights."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env: gym.Env, skills: Sequence[Any], labels: Sequence[str], subgoal_scale: float = 0.05, logit_scale: float = 3.0) -> None:
+        self.env = env
+        self.skills = list(skills)
+        self.labels = list(labels)
+        if not self.labels:
+            raise ValueError("BlendEnv needs at least one skill label")
+        self.k = len(self.labels)
+        self.d = int(env.action_space.shape[0])
+        self.subgoal_scale = float(subgoal_scale)
+        self.logit_scale = float(logit_scale)
+        spaces_ = env.observation_space.spaces
+        n = sum(int(np.prod(spaces_[k].shape)) for k in ("observation", "achieved_goal", "desired_goal"))
+        self.observation_space = spaces.Box(-np.inf, np.inf, shape=(n,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(self.k * self.d + self.k * 3,), dtype=np.float32)
+        self.spec = None
+        self._grounded: list[GroundedSkill] = []
+        self._obs: dict[str, np.ndarray] = {}
+        self.last_weights = np.full((self.k, self.d), 1.0 / self.k)
+
+    @staticmethod
+    def flatten(obs: dict[str, np.ndarray]) -> np.ndarray:
+        return np.concatenate([np.ravel(obs[k]) for k in ("observation", "achieved_goal", "desired_goal")]).astype(np.float32)
+
+    def _ground(self) -> None:
+        u = self.env.unwrapped
+        scene = u.scene_state()
+        domain = Domain.from_scene(scene, staging_points(scene))
+        by_label = {op.label: op.payload for s in self.skills for op in ground_skill(s, scene, domain)}
+        missing = [lab for lab in self.labels if lab not in by_label]
+        if missing:
+            raise ValueError(f"cannot ground {missing} on this scene; groundings: {sorted(by_label)}")
+        self._grounded = [by_label[lab] for lab in self.labels]
+        for g in self._grounded:
+            g.start(self.env)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._obs = obs
+        self._ground()
+        return self.flatten(obs), info
+
+    def blend(self, action: np.ndarray) -> np.ndarray:
+        """Env action from a high-level action (also stores the weights in `last_weights`)."""
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        logits = a[: self.k * self.d].reshape(self.k, self.d) * self.logit_scale
+        offsets = a[self.k * self.d :].reshape(self.k, 3) * self.subgoal_scale
+        z = np.exp(logits - logits.max(axis=0, keepdims=True))
+        w = z / z.sum(axis=0, keepdims=True)
+        self.last_weights = w
+        acts = []
+        for g, off in zip(self._grounded, offsets):
+            g.view.goal_offset = off
+            acts.append(np.asarray(g.act(self._obs), dtype=np.float64))
+        return np.clip((w * np.stack(acts)).sum(axis=0), -1.0, 1.0).astype(np.float32)
+
+    def step(self, action: np.ndarray):
+        obs, reward, terminated, truncated, info = self.env.step(self.blend(action))
+        self._obs = obs
+        return self.flatten(obs), float(reward), terminated, truncated, info
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _dense_id(env_id: str) -> str:
+    return env_id.replace("-v", "Dense-v") if "Dense" not in env_id else env_id
+
+
+def train_blender(
+    skills: Sequence[Any],
+    env_id: str,
+    goal: Sequence[Literal],
+    config: BlendConfig | None = None,
+    labels: Sequence[str] | None = None,
+    verbose: int = 0,
+) -> tuple[Any, list[str], dict[str, Any]]:
+    """Train the high-level blending policy on the task's dense-reward env.
+
+    Returns (SB3 model, blended skill labels, training info: steps, seconds, algo).
+    """
+    import envs
+
+    cfg = config or BlendConfig()
+    if cfg.algo not in ("sac", "ppo"):
+        raise ValueError(f"algo must be 'sac' or 'ppo', got {cfg.algo!r}")
+    import torch
+    from stable_baselines3 import PPO, SAC
+
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    dense = _dense_id(env_id)
+    env = envs.make(dense)
+    labels = list(labels) if labels else select_blend_skills(skills, env, goal, cfg.max_skills, cfg.seed)
+    benv = gym.wrappers.TimeLimit(BlendEnv(env.unwrapped, skills, labels, cfg.subgoal_scale, cfg.logit_scale), env.spec.max_episode_steps)
+    policy_kwargs = {"net_arch": list(cfg.hidden)}
+    if cfg.algo == "sac":
+        model = SAC("MlpPolicy", benv, seed=cfg.seed, learning_starts=min(cfg.learning_starts, cfg.total_steps), policy_kwargs=policy_kwargs, verbose=verbose, device="cpu", **cfg.extra)
+    else:
+        model = PPO("MlpPolicy", benv, seed=cfg.seed, n_steps=min(1024, max(64, cfg.total_steps)), batch_size=64, policy_kwargs=policy_kwargs, verbose=verbose, device="cpu", **cfg.extra)
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=int(cfg.total_steps))
+    info = {"algo": cfg.algo, "steps": int(cfg.total_steps), "seconds": time.perf_counter() - t0, "env_id": dense, "skills": labels}
+    return model, labels, info
+
+
+def evaluate_blender(
+    model: Any,
+    skills: Sequence[Any],
+    labels: Sequence[str],
+    env_id: str,
+    episodes: int = 10,
+    seed: int = 1000,
+    config: BlendConfig | None = None,
+    camera: str | None = None,
+    width: int = 320,
+    height: int = 240,
+) -> dict[str, Any]:
+    """Deterministic rollouts of a trained blender on `env_id`: success at the last step, safety cost, frames."""
+    import envs
+
+    cfg = config or BlendConfig()
+    env = envs.make(env_id)
+    benv = BlendEnv(env.unwrapped, skills, labels, cfg.subgoal_scale, cfg.logit_scale)
+    steps = int(env.spec.max_episode_steps)
+    successes, costs, weights, frames = [], [], [], []
+    for ep in range(episodes):
+        obs, _ = benv.reset(seed=seed + ep)
+        if camera and ep == 0:
+            frames.append(env.unwrapped.render_camera(camera, width, height))
+        cost, info = 0.0, {"is_success": 0.0}
+        for _ in range(steps):
+            action, _ = model.predict(obs, deterministic=True)
+            obs, _r, _term, _trunc, info = benv.step(action)
+            cost += float(info.get("safety_cost", 0.0))
+            weights.append(benv.last_weights.copy())
+            if camera and ep == 0:
+                frames.append(env.unwrapped.render_camera(camera, width, height))
+        successes.append(bool(info["is_success"]))
+        costs.append(cost)
+    mean_w = np.mean(weights, axis=0)
+    return {
+        "episodes": episodes,
+        "success_rate": float(np.mean(successes)),
+        "mean_safety_cost": float(np.mean(costs)),
+        "mean_skills": float(len(labels)),
+        "mean_replans": 0.0,
+        "mean_weights": {lab: [round(float(x), 3) for x in mean_w[i]] for i, lab in enumerate(labels)},
+        "results": [{"success": s, "safety_cost": c} for s, c in zip(successes, costs)],
+        "frames": frames,
+    }
