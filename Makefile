@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first, pinned: on these machines that is the CPU build on disk (no CUDA download).
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,ros,cluster]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

@@ -213,6 +213,26 @@ class PandaEnv(gym.Env):
         reward = w["task"] * terms["task"] + w["interaction"] * terms["interaction"] + w["safety"] * terms["safety"]
         return obs, float(reward), False, False, info
 
+    # -- public pieces of `step`, for controllers that drive a real robot (ros_bridge) -------
+    def observe(self) -> dict[str, np.ndarray]:
+        """The observation dict at the current state (kinematics must be current)."""
+        return self._get_obs()
+
+    def is_success(self, obs: dict[str, np.ndarray] | None = None) -> bool:
+        """The task's success test on `obs` (default: the current observation)."""
+        return self._is_success(self._get_obs() if obs is None else obs)
+
+    def command(self, action: Any) -> np.ndarray:
+        """Validate an action and write the joint targets it maps to into `data.ctrl`, without
+        stepping physics; returns the 9 targets (arm then fingers). ValueError on bad input."""
+        self._apply_action(self._validate_action(action))
+        return self.data.ctrl[np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))].copy()
+
+    def reset_controller(self) -> None:
+        """Forget per-episode controller state (the yaw target, queued latency actions)."""
+        self._target_yaw = 0.0
+        self._pending.clear()
+
     def _validate_action(self, action: Any) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self.action_space.shape:

@@ -1,0 +1,203 @@
+"""`skillstack deploy`: the pip-only way to run what deploy.launch.py runs.
+
+Starts sim_robot (robot="sim") and skill_executor as processes with one parameter YAML
+(the packaged config/deploy.yaml unless given), follows the executor's ~/status over
+ROS 2, prints progress, and stops the nodes when the task is done, the time is up, a
+node dies, or the user presses Ctrl-C. With no arguments it reaches to the default goal
+with the task's scripted expert on sim_robot, so a newcomer sees the arm move.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ros_bridge.launcher import NodeProcess, merged_params_file
+from ros_bridge.params import DEFAULT_PARAMS_FILE, read_params_file
+from ros_bridge.task import resolve_task
+
+__all__ = ["DeployResult", "deploy"]
+
+
+@dataclass
+class DeployResult:
+    """How a deployment ended."""
+
+    final_state: str  # the executor's last reported state
+    done: bool  # the task's success test passed (executor state "done")
+    seconds: float
+    reason: str  # "done" | "duration" | "interrupted" | "node exited" | "no status"
+    status: dict[str, Any] | None = None
+    logs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True unless a node failed or the executor never reported."""
+        return self.reason in ("done", "duration", "interrupted")
+
+
+def _task_objects(task: str) -> tuple[str, ...]:
+    import envs
+
+    env = envs.make(task)
+    try:
+        return tuple(env.unwrapped.objects)
+    finally:
+        env.close()
+
+
+def deploy(
+    robot: str = "sim",
+    params_file: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    duration: float | None = None,
+    until_done: bool = True,
+    domain_id: int | None = None,
+    localhost_only: bool | None = None,
+    log_dir: str | Path | None = None,
+    echo: Callable[[str], None] = print,
+    startup_timeout: float = 30.0,
+) -> DeployResult:
+    """Run skill_executor (and sim_robot for robot="sim") until done/duration/Ctrl-C.
+
+    params_file: ROS 2 parameter YAML for both nodes (default: the packaged
+    config/deploy.yaml). overrides: {"skill_executor": {...}, "sim_robot": {...}} flat
+    parameter values on top of the file. duration: stop after this many seconds (None:
+    no limit). until_done: stop when the executor reports "done". domain_id /
+    localhost_only: ROS_DOMAIN_ID and localhost discovery for the nodes (default: from
+    the environment; localhost-only for sim). log_dir: write node output there instead of
+    this terminal.
+    """
+    if robot not in ("sim", "real"):
+        raise ValueError(f"robot must be 'sim' or 'real', got {robot!r}")
+    if duration is not None and not (duration > 0 and math.isfinite(duration)):
+        raise ValueError(f"duration must be a positive number of seconds, got {duration}")
+    if localhost_only is None:
+        localhost_only = robot == "sim"
+    if domain_id is None and os.environ.get("ROS_DOMAIN_ID", "").strip():
+        domain_id = int(os.environ["ROS_DOMAIN_ID"])
+    overrides = {k: dict(v) for k, v in (overrides or {}).items()}
+    base = Path(params_file) if params_file is not None else DEFAULT_PARAMS_FILE
+    file_nodes = read_params_file(base)
+
+    with tempfile.TemporaryDirectory(prefix="skillstack-deploy-") as tmp:
+        if robot == "sim":
+            # sim_robot must hold the cubes the task observes, unless the file says otherwise.
+            ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
+            if ex.get("plan_task"):
+                from ros_bridge.hierarchy import resolve_plan_task
+
+                task = str(ex.get("task") or resolve_plan_task(str(ex["plan_task"]), str(ex.get("plan_goal", "")))[0])
+            else:
+                task, _ = resolve_task(str(ex.get("skill", "expert")), str(ex.get("task", "")), str(ex.get("library_root", "")) or None)
+            sim_over = overrides.setdefault("sim_robot", {})
+            if not sim_over.get("objects") and not file_nodes.get("sim_robot", {}).get("objects"):
+                sim_over["objects"] = list(_task_objects(task))
+        else:
+            overrides.pop("sim_robot", None)
+        merged = merged_params_file(base, overrides, tmp)
+        logs = Path(log_dir) if log_dir is not None else None
+        nodes: list[NodeProcess] = []
+        if robot == "sim":
+            nodes.append(NodeProcess("sim_robot", merged, domain_id=domain_id, localhost_only=localhost_only, log_path=logs / "sim_robot.log" if logs else None))
+        nodes.append(NodeProcess("skill_executor", merged, domain_id=domain_id, localhost_only=localhost_only, log_path=logs / "skill_executor.log" if logs else None))
+        from ros_bridge.probe import Probe
+
+        probe = Probe(domain_id=domain_id, name="skillstack_deploy", localhost_only=localhost_only)
+        # SIGTERM (a supervisor, `timeout`) stops the nodes in order, like Ctrl-C.
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt) if threading.current_thread() is threading.main_thread() else None
+        t0 = time.monotonic()
+        reason = "no status"
+        last: dict[str, Any] | None = None
+        try:
+            status = probe.record_status()
+            for node in nodes:
+                node.start()
+            echo(f"deploy: robot={robot} params={base}" + (f" domain={domain_id}" if domain_id is not None else ""))
+            last_state, last_print = "", 0.0
+            while True:
+                time.sleep(0.05)
+                now = time.monotonic() - t0
+                dead = [n.node for n in nodes if not n.alive()]
+                if dead:
+                    reason = "node exited"
+                    echo(f"deploy: {', '.join(dead)} exited (code {[n.proc.returncode for n in nodes if not n.alive()]})")
+                    break
+                last = status.last()
+                if last is None:
+                    if now > startup_timeout:
+                        reason = "no status"
+                        echo(f"deploy: no status from skill_executor after {startup_timeout:.0f} s")
+                        break
+                    continue
+                if last["state"] != last_state or now - last_print >= 1.0:
+                    echo(_progress_line(now, last))
+                    last_state, last_print = last["state"], now
+                if until_done and last["state"] == "done":
+                    reason = "done"
+                    break
+                if duration is not None and now >= duration:
+                    reason = "duration"
+                    break
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        finally:
+            for node in reversed(nodes):
+                node.stop()
+            probe.close()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        seconds = time.monotonic() - t0
+        result = DeployResult(
+            final_state=(last or {}).get("state", "unknown"),
+            done=(last or {}).get("state") == "done",
+            seconds=seconds,
+            reason=reason,
+            status=last,
+            logs={n.node: n.log_text() for n in nodes} if logs else {},
+        )
+        echo(f"deploy: finished ({reason}) after {seconds:.1f} s, executor state {result.final_state}")
+        return result
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def _progress_line(t: float, st: Mapping[str, Any]) -> str:
+    parts = [f"[{t:5.1f}s] {st['state']:<8}", st.get("skill", "")]
+    tcp, goal = st.get("tcp"), st.get("goal")
+    if "plan" in st:
+        parts.append(f"tcp={tcp} skills run: {st['plan'].get('decisions', [])}")
+        if st["plan"].get("error"):
+            parts.append(f"plan error: {st['plan']['error']}")
+    elif tcp and goal and len(goal) >= 3:
+        d = math.dist(tcp, goal[:3])
+        parts.append(f"tcp={[round(x, 3) for x in tcp]} goal={[round(x, 3) for x in goal[:3]]} dist={d:.3f} m")
+    parts.append(f"sent={st.get('published', 0)}")
+    if st["state"] == "waiting" and t > 5.0:
+        parts.append("(no /joint_states yet: is the robot driver running, on this ROS_DOMAIN_ID?)")
+    if st.get("last_fault") and st["state"] in ("hold", "stale", "estop"):
+        parts.append(f"fault={st['last_fault']}: {st.get('fault_detail', '')}")
+    if st.get("executor_fault"):
+        parts.append(f"({st['executor_fault']})")
+    return "  ".join(p for p in parts if p)
+
+
+def parse_goal(values: Sequence[float] | None) -> list[float] | None:
+    """CLI helper: a goal given as numbers, checked finite."""
+    if values is None:
+        return None
+    out = [float(v) for v in values]
+    if not all(math.isfinite(v) for v in out):
+        raise ValueError(f"goal must be finite numbers, got {out}")
+    return out

@@ -1,0 +1,249 @@
+"""Node parameters as dataclasses, and the ROS 2 parameter YAML they are read from (no rclpy).
+
+One YAML file configures both nodes, in ROS 2's own format, so the very same file
+works with ``ros2 launch ros_bridge deploy.launch.py params_file:=...`` (ROS parses it)
+and with ``skillstack deploy --params FILE`` (which validates it here first, then hands it
+to the node processes with ``--ros-args --params-file``)::
+
+    skill_executor:
+      ros__parameters:
+        task: skillstack/PandaReach-v0
+        safety:
+          stale_after_s: 0.1
+    sim_robot:
+      ros__parameters:
+        publish_rate: 200.0
+
+Nested keys flatten with dots (``safety.stale_after_s``), as ROS does. Values are
+coerced to the dataclass field types (YAML ``100`` is fine for a float parameter), and an
+unknown key is an error naming the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ros_bridge.safety import PANDA_JOINTS, SafetyConfig
+
+__all__ = [
+    "DEFAULT_PARAMS_FILE",
+    "ExecutorParams",
+    "SimRobotParams",
+    "flatten",
+    "node_params",
+    "params_from_mapping",
+    "read_params_file",
+]
+
+DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent / "config" / "deploy.yaml"
+INTERFACES = ("position", "trajectory")
+
+
+@dataclass
+class ExecutorParams:
+    """Parameters of the skill_executor node (see README "ROS 2 deployment")."""
+
+    task: str = ""  # env id whose observation/IK the skill uses; "" = the skill's own (Reach for expert)
+    skill: str = "expert"  # "expert", a skill package directory, or name[@version]
+    library_root: str = ""  # skill library root ("" = the library's default)
+    plan_task: str = ""  # long-horizon task (name, env id or YAML spec): run the hierarchical controller
+    plan_goal: str = ""  # goal expression overriding the plan task's own (e.g. "on(red,blue)")
+    plan_skills: str = "all"  # library skills the controller may use: all | learned | scripted
+    plan_max_steps: int = 0  # controller episode length in control periods (0 = 4 x the task's)
+    goal: list[float] = field(default_factory=list)  # task goal; [] = the task's seed-0 goal
+    goal_topic: str = ""  # optional geometry_msgs/PoseStamped goal (3-D goals)
+    control_rate: float = 0.0  # Hz; 0 = the skill's own rate (25 Hz for the envs)
+    controller: str = "arm_controller"  # ros2_control controller name
+    interface: str = "position"  # "position": Float64MultiArray on /<controller>/commands;
+    # "trajectory": JointTrajectory on /<controller>/joint_trajectory
+    joints: list[str] = field(default_factory=lambda: list(PANDA_JOINTS))  # commanded joints, in order
+    joint_states_topic: str = "/joint_states"
+    object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
+    stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
+    autostart: bool = True  # start the skill as soon as states arrive
+    stop_on_success: bool = True  # hold and report "done" once the task's success test has passed
+    success_hold_s: float = 0.5  # ... continuously for this long
+    publish_timing: bool = False  # publish per-tick timing on ~/timing (benchmark)
+    status_rate: float = 10.0  # Hz of ~/status
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        if self.interface not in INTERFACES:
+            raise ValueError(f"interface must be one of {INTERFACES}, got {self.interface!r}")
+        if self.stamp_source not in ("header", "receipt"):
+            raise ValueError(f"stamp_source must be 'header' or 'receipt', got {self.stamp_source!r}")
+        if not (self.control_rate >= 0 and math.isfinite(self.control_rate)):
+            raise ValueError(f"control_rate must be >= 0 (0 = the skill's rate), got {self.control_rate}")
+        if not self.joints:
+            raise ValueError("joints must name at least one commanded joint")
+        unknown = [j for j in self.joints if j not in PANDA_JOINTS]
+        if unknown:
+            raise ValueError(f"unknown joints {unknown}; valid: {list(PANDA_JOINTS)}")
+        if len(set(self.joints)) != len(self.joints):
+            raise ValueError(f"duplicate names in joints: {self.joints}")
+        if not self.controller or "/" in self.controller.strip("/"):
+            raise ValueError(f"controller must be a plain name like 'arm_controller', got {self.controller!r}")
+        if self.status_rate <= 0:
+            raise ValueError("status_rate must be > 0")
+        if self.plan_skills not in ("all", "learned", "scripted"):
+            raise ValueError(f"plan_skills must be all, learned or scripted, got {self.plan_skills!r}")
+        if self.plan_max_steps < 0:
+            raise ValueError("plan_max_steps must be >= 0")
+
+
+@dataclass
+class SimRobotParams:
+    """Parameters of the sim_robot node (MuJoCo as the robot)."""
+
+    objects: list[str] = field(default_factory=list)  # cube colours in the scene
+    object_positions: list[float] = field(default_factory=list)  # x y z per object ([] = in front of the robot)
+    initial_qpos: list[float] = field(default_factory=list)  # 9 joint positions ([] = home)
+    publish_rate: float = 200.0  # Hz of /joint_states and object poses (>= 100)
+    controller: str = "arm_controller"
+    joints: list[str] = field(default_factory=lambda: list(PANDA_JOINTS))  # joints of /<controller>/commands
+    joint_states_topic: str = "/joint_states"
+    object_pose_prefix: str = "/objects"  # poses on <prefix>/<name>/pose
+    latency_s: float = 0.0  # simulated delay of incoming commands
+    noise_std: float = 0.0  # Gaussian noise on published joint positions (rad)
+    drop_rate: float = 0.0  # probability of dropping each outgoing state and incoming command
+    real_time_factor: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not (self.publish_rate >= 1.0 and math.isfinite(self.publish_rate)):
+            raise ValueError(f"publish_rate must be >= 1 Hz, got {self.publish_rate}")
+        if not 0.0 <= self.drop_rate < 1.0:
+            raise ValueError(f"drop_rate must be in [0, 1), got {self.drop_rate}")
+        if self.latency_s < 0 or self.noise_std < 0:
+            raise ValueError("latency_s and noise_std must be >= 0")
+        if self.real_time_factor <= 0:
+            raise ValueError("real_time_factor must be > 0")
+        if self.object_positions and len(self.object_positions) != 3 * len(self.objects):
+            raise ValueError(f"object_positions needs 3 numbers per object ({3 * len(self.objects)}), got {len(self.object_positions)}")
+        if self.initial_qpos and len(self.initial_qpos) != len(PANDA_JOINTS):
+            raise ValueError(f"initial_qpos needs {len(PANDA_JOINTS)} values, got {len(self.initial_qpos)}")
+        unknown = [j for j in self.joints if j not in PANDA_JOINTS]
+        if unknown or not self.joints:
+            raise ValueError(f"joints must be a non-empty subset of {list(PANDA_JOINTS)}, got {self.joints}")
+
+
+NODE_PARAMS: dict[str, type] = {"skill_executor": ExecutorParams, "sim_robot": SimRobotParams}
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'safety': {'x': 1}} -> {'safety.x': 1} (ROS 2's nested parameter names)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _coerce(value: Any, hint: Any, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    try:
+        if hint is bool:
+            if isinstance(value, bool):
+                return value
+            raise TypeError
+        if hint is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if hint is str:
+            if not isinstance(value, str):
+                raise TypeError
+            return value
+        if origin in (list, tuple):
+            (item,) = set(typing.get_args(hint)) - {Ellipsis}
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise TypeError
+            items = [_coerce(v, item, name) for v in value]
+            return items if origin is list else tuple(items)
+    except (TypeError, ValueError):
+        raise ValueError(f"parameter {name!r} must be {getattr(hint, '__name__', hint)}, got {value!r}") from None
+    return value
+
+
+def params_from_mapping(cls: type, flat: Mapping[str, Any], where: str = "") -> Any:
+    """Build `cls` (ExecutorParams/SimRobotParams) from flat ROS parameter names -> values.
+
+    Unknown names raise ValueError listing the valid ones; values are type-coerced.
+    """
+    hints = typing.get_type_hints(cls)
+    nested_cls = {name: typing.get_type_hints(cls)[name] for name in hints if dataclasses.is_dataclass(hints[name])}
+    valid = [n for n in hints if n not in nested_cls] + [f"{n}.{f}" for n, c in nested_cls.items() for f in typing.get_type_hints(c)]
+    kwargs: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {n: {} for n in nested_cls}
+    for name, value in flat.items():
+        head, _, tail = name.partition(".")
+        if tail and head in nested_cls:
+            sub_hints = typing.get_type_hints(nested_cls[head])
+            if tail not in sub_hints:
+                raise ValueError(f"{where}unknown parameter {name!r}; valid: {sorted(valid)}")
+            nested[head][tail] = _coerce(value, sub_hints[tail], name)
+        elif name in hints and name not in nested_cls:
+            kwargs[name] = _coerce(value, hints[name], name)
+        else:
+            raise ValueError(f"{where}unknown parameter {name!r}; valid: {sorted(valid)}")
+    for head, values in nested.items():
+        kwargs[head] = nested_cls[head](**values)
+    return cls(**kwargs)
+
+
+def read_params_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a ROS 2 parameter YAML: node name -> flat parameter dict.
+
+    Accepts `node:` and `/node:` keys and the `/**` wildcard (merged under every node).
+    Raises FileNotFoundError / ValueError with the file name on bad input.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"parameter file not found: {path}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise ValueError(f"{path}: expected a mapping of node names, got {type(doc).__name__}")
+    out: dict[str, dict[str, Any]] = {}
+    wildcard: dict[str, Any] = {}
+    for node, body in doc.items():
+        if not isinstance(body, Mapping) or not isinstance(body.get("ros__parameters", {}), Mapping):
+            raise ValueError(f"{path}: node {node!r} needs a 'ros__parameters' mapping")
+        params = flatten(body.get("ros__parameters") or {})
+        name = str(node).strip("/")
+        if name in ("**", "*"):
+            wildcard.update(params)
+        else:
+            out[name] = params
+    if wildcard:
+        out = {n: {**wildcard, **p} for n, p in out.items()}
+        out.setdefault("**", wildcard)
+    return out
+
+
+def node_params(path: str | Path | None, node: str) -> Any:
+    """Validated parameters of `node` ("skill_executor" or "sim_robot") from a params file
+    (None = defaults only). Unknown keys are errors that name the file."""
+    cls = NODE_PARAMS[node]
+    if path is None:
+        return cls()
+    nodes = read_params_file(path)
+    flat = nodes.get(node, nodes.get("**", {}))
+    return params_from_mapping(cls, flat, where=f"{path}: {node}: ")

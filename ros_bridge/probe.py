@@ -1,0 +1,177 @@
+"""An rclpy observer/driver in its own context and domain, spinning in a background thread.
+
+`Probe` is how code outside the nodes talks to them over real ROS 2 middleware: record
+topics, publish messages, call Trigger services, wait for conditions. `skillstack deploy`
+uses it to follow the executor's status, the benchmark to time commands, the tests to
+inject faults. Each probe owns an rclpy Context with its own ROS_DOMAIN_ID, so probes in
+one process can sit on different domains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ros_bridge._env import ensure_ros_env
+
+ensure_ros_env()
+
+import rclpy  # noqa: E402
+from rclpy.context import Context  # noqa: E402
+from rclpy.executors import ExternalShutdownException  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from ros_bridge._ros import COMMAND_QOS, _make_executor  # noqa: E402
+
+__all__ = ["Probe", "Recorder"]
+
+
+@dataclass
+class Recorder:
+    """Messages received on one topic, with local receipt times (time.time(), seconds)."""
+
+    topic: str
+    items: list[tuple[float, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    callback: Callable[[Any], None] | None = None
+    subscription: Any = None
+
+    def publisher_count(self, probe: "Probe | None" = None) -> int:
+        """How many publishers DDS discovery has matched to this recorder's subscription."""
+        return 0 if self.subscription is None else self.subscription.get_publisher_count()
+
+    def _on(self, msg: Any) -> None:
+        t = time.time()
+        with self.lock:
+            self.items.append((t, msg))
+        if self.callback is not None:
+            self.callback(msg)
+
+    def snapshot(self) -> list[tuple[float, Any]]:
+        """A copy of what was received so far."""
+        with self.lock:
+            return list(self.items)
+
+    def messages(self) -> list[Any]:
+        """Just the messages."""
+        with self.lock:
+            return [m for _, m in self.items]
+
+    def __len__(self) -> int:
+        with self.lock:
+            return len(self.items)
+
+    def last(self) -> Any | None:
+        """The newest message, or None."""
+        with self.lock:
+            return self.items[-1][1] if self.items else None
+
+    def clear(self) -> None:
+        """Forget everything received so far."""
+        with self.lock:
+            self.items.clear()
+
+
+class Probe:
+    """rclpy node in a private context (domain `domain_id`), spun by a background thread."""
+
+    def __init__(self, domain_id: int | None = None, name: str = "skillstack_probe", localhost_only: bool = True):
+        if localhost_only:
+            # Read by the RMW when the context initialises.
+            os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = _make_executor(self.context)
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name=f"{name}-spin", daemon=True)
+        self._thread.start()
+        self._clients: dict[str, Any] = {}
+
+    def _spin(self) -> None:
+        try:
+            while not self._stop.is_set() and self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
+        except (ExternalShutdownException, rclpy.executors.ShutdownException):
+            pass
+
+    # -- topics ------------------------------------------------------------------------------
+    def record(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS, callback: Callable[[Any], None] | None = None) -> Recorder:
+        """Subscribe to `topic` and keep every message with its receipt time."""
+        rec = Recorder(topic, callback=callback)
+        rec.subscription = self.node.create_subscription(msg_type, topic, rec._on, qos)
+        return rec
+
+    def record_status(self, node: str = "skill_executor") -> Recorder:
+        """Record /<node>/status, parsing its JSON (messages are dicts)."""
+        rec = Recorder(f"/{node}/status")
+
+        def on(msg: String) -> None:
+            rec._on(json.loads(msg.data))
+
+        rec.subscription = self.node.create_subscription(String, f"/{node}/status", on, 50)
+        return rec
+
+    def publisher(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS) -> Any:
+        """A publisher on `topic` (publish from any thread)."""
+        return self.node.create_publisher(msg_type, topic, qos)
+
+    def wait_for_subscribers(self, publisher: Any, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until `publisher` has matched `count` subscriptions (discovery done)."""
+        return self.wait_for(lambda: publisher.get_subscription_count() >= count, timeout)
+
+    def now(self) -> float:
+        """ROS time of this probe's clock, seconds."""
+        return self.node.get_clock().now().nanoseconds * 1e-9
+
+    # -- services ------------------------------------------------------------------------------
+    def call_trigger(self, service: str, timeout: float = 10.0) -> Trigger.Response:
+        """Call a std_srvs/Trigger service; raises TimeoutError if it does not answer."""
+        client = self._clients.get(service)
+        if client is None:
+            client = self._clients[service] = self.node.create_client(Trigger, service)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {service} not available after {timeout} s")
+        future = client.call_async(Trigger.Request())
+        done = threading.Event()
+        future.add_done_callback(lambda _f: done.set())
+        if not done.wait(timeout):
+            raise TimeoutError(f"service {service} did not answer within {timeout} s")
+        return future.result()
+
+    # -- waiting -------------------------------------------------------------------------------
+    @staticmethod
+    def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
+        """Poll `predicate` until true (returns True) or `timeout` s pass (returns False)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(poll)
+
+    def close(self) -> None:
+        """Stop spinning and shut the context down."""
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        try:
+            self.executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
+        finally:
+            if self.context.ok():
+                rclpy.shutdown(context=self.context)
+
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

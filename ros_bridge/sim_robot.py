@@ -1,0 +1,268 @@
+"""sim_robot: MuJoCo as the robot, speaking ros2_control's topics.
+
+Runs the skillstack Panda tabletop scene in real time and
+
+* publishes sensor_msgs/JointState on /joint_states (9 Panda joints: position, velocity,
+  effort) and geometry_msgs/PoseStamped per cube on <object_pose_prefix>/<name>/pose,
+  both at `publish_rate` (default 200 Hz, >= 100 Hz);
+* accepts the controller topics a real ros2_control setup has:
+  trajectory_msgs/JointTrajectory on /<controller>/joint_trajectory (joints matched by
+  name, points interpolated linearly by time_from_start, like joint_trajectory_controller)
+  and std_msgs/Float64MultiArray on /<controller>/commands (values in `joints` order, like
+  forward_command_controller). Commands with unknown joints, wrong sizes or NaN/inf are
+  rejected and logged; the arm servos hold their last targets;
+* can simulate a worse robot: command latency (`latency_s`), Gaussian joint noise
+  (`noise_std`) and dropped states/commands (`drop_rate`);
+* ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back.
+
+Physics advances in a timer callback that catches up with the wall clock in 2 ms
+MuJoCo steps, then publishes; the executor is single-threaded, so commands apply
+between two publishes.
+
+Run: ``python -m ros_bridge.sim_robot --ros-args --params-file config/deploy.yaml``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+
+from ros_bridge._ros import COMMAND_QOS, declare_params, run_node, to_stamp
+from ros_bridge.params import SimRobotParams
+from ros_bridge.safety import PANDA_JOINTS
+
+from geometry_msgs.msg import PoseStamped  # noqa: E402  (after the ROS environment check)
+from rclpy.node import Node  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+
+__all__ = ["SimRobot", "main"]
+
+DEFAULT_OBJECT_XY = ((0.5, 0.1), (0.5, -0.1), (0.4, 0.15), (0.4, -0.15))
+
+
+class _Trajectory:
+    """Piecewise-linear joint trajectory in simulation time over a subset of actuators."""
+
+    def __init__(self, act: np.ndarray, start_q: np.ndarray, t0: float, times: np.ndarray, points: np.ndarray):
+        self.act = act
+        self.times = np.concatenate(([t0], t0 + times))
+        self.points = np.vstack((start_q, points))
+
+    def sample(self, t: float) -> np.ndarray:
+        """Joint targets at simulation time t (linear between points, held after the last)."""
+        if t >= self.times[-1]:
+            return self.points[-1]
+        i = int(np.searchsorted(self.times, t, side="right")) - 1
+        if i < 0:
+            return self.points[0]
+        span = self.times[i + 1] - self.times[i]
+        w = (t - self.times[i]) / span if span > 0 else 1.0
+        return self.points[i] + w * (self.points[i + 1] - self.points[i])
+
+
+class SimRobot(Node):
+    """The sim_robot node (see the module docstring)."""
+
+    def __init__(self, **node_kwargs):
+        super().__init__("sim_robot", **node_kwargs)
+        self.params: SimRobotParams = declare_params(self, SimRobotParams())
+        p = self.params
+        import sim_assets
+        from envs.robot import PandaRobot
+
+        self.model = sim_assets.load_scene(objects=tuple(p.objects), goals=())
+        self.data = mujoco.MjData(self.model)
+        self.robot = PandaRobot.from_model(self.model)
+        self._qadr = np.concatenate((self.robot.arm_qpos, self.robot.finger_qpos))
+        self._dadr = np.concatenate((self.robot.arm_dof, self.robot.finger_dof))
+        self._act = np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))
+        self._act_by_name = dict(zip(PANDA_JOINTS, self._act))
+        self._cmd_act = np.array([self._act_by_name[j] for j in p.joints])
+        self._ctrl_lo = self.model.actuator_ctrlrange[:, 0].copy()
+        self._ctrl_hi = self.model.actuator_ctrlrange[:, 1].copy()
+        self._objects = []
+        for name in p.objects:
+            j = self.model.joint(f"cube_{name}_joint")
+            self._objects.append((name, int(j.qposadr[0])))
+        self._rng = np.random.default_rng(p.seed)
+        self._pending: deque[tuple[float, str, object]] = deque()
+        self._traj: _Trajectory | None = None
+        self.received = {"trajectory": 0, "commands": 0, "rejected": 0, "dropped": 0}
+        self.last_command_time: float | None = None
+        self.reset_scene()
+
+        controller = p.controller.strip("/")
+        self._js_pub = self.create_publisher(JointState, p.joint_states_topic, 10)
+        prefix = "/" + p.object_pose_prefix.strip("/") if p.object_pose_prefix.strip("/") else ""
+        self._pose_pubs = [(name, adr, self.create_publisher(PoseStamped, f"{prefix}/{name}/pose", 10)) for name, adr in self._objects]
+        self.create_subscription(JointTrajectory, f"/{controller}/joint_trajectory", self._on_trajectory, COMMAND_QOS)
+        self.create_subscription(Float64MultiArray, f"/{controller}/commands", self._on_commands, COMMAND_QOS)
+        self.create_service(Trigger, "~/reset_scene", self._on_reset_scene)
+        self._js_msg = JointState()
+        self._js_msg.name = list(PANDA_JOINTS)
+        self._wall0 = time.monotonic()
+        self._sim0 = self.data.time
+        self._timer = self.create_timer(1.0 / p.publish_rate, self._on_timer)
+        self.get_logger().info(
+            f"sim_robot: Panda + {list(p.objects) or 'no objects'} at {p.publish_rate:g} Hz; "
+            f"commands on /{controller}/commands and /{controller}/joint_trajectory"
+        )
+
+    # -- scene ---------------------------------------------------------------------------
+    def reset_scene(self) -> None:
+        """Arm home (or `initial_qpos`), cubes at their start positions, servos holding."""
+        m, d, p = self.model, self.data, self.params
+        mujoco.mj_resetData(m, d)
+        self.robot.set_home(m, d)
+        if p.initial_qpos:
+            q = np.array(p.initial_qpos, dtype=np.float64)
+            d.qpos[self._qadr] = q
+            d.ctrl[self._act] = np.clip(q, self._ctrl_lo[self._act], self._ctrl_hi[self._act])
+        import sim_assets
+
+        for i, (_name, adr) in enumerate(self._objects):
+            if p.object_positions:
+                pos = p.object_positions[3 * i : 3 * i + 3]
+            else:
+                x, y = DEFAULT_OBJECT_XY[i % len(DEFAULT_OBJECT_XY)]
+                pos = (x, y, sim_assets.CUBE_HALF_SIZE)
+            d.qpos[adr : adr + 3] = pos
+            d.qpos[adr + 3 : adr + 7] = (1.0, 0.0, 0.0, 0.0)
+        self._traj = None
+        self._pending.clear()
+        mujoco.mj_forward(m, d)
+        self._wall0 = time.monotonic()
+        self._sim0 = d.time
+
+    def _on_reset_scene(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self.reset_scene()
+        response.success = True
+        response.message = "scene reset"
+        return response
+
+    # -- commands ------------------------------------------------------------------------
+    def _drop(self) -> bool:
+        return self.params.drop_rate > 0 and self._rng.random() < self.params.drop_rate
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        self.last_command_time = time.monotonic()
+        if self._drop():
+            self.received["dropped"] += 1
+            return
+        self._enqueue("trajectory", msg)
+
+    def _on_commands(self, msg: Float64MultiArray) -> None:
+        self.last_command_time = time.monotonic()
+        if self._drop():
+            self.received["dropped"] += 1
+            return
+        self._enqueue("commands", msg)
+
+    def _enqueue(self, kind: str, msg: object) -> None:
+        if self.params.latency_s > 0:
+            self._pending.append((time.monotonic() + self.params.latency_s, kind, msg))
+        else:
+            self._apply(kind, msg)
+
+    def _reject(self, why: str) -> None:
+        self.received["rejected"] += 1
+        self.get_logger().warning(f"rejected command: {why}", throttle_duration_sec=1.0)
+
+    def _apply(self, kind: str, msg: object) -> None:
+        d = self.data
+        if kind == "commands":
+            values = np.asarray(msg.data, dtype=np.float64)
+            if values.shape != (len(self._cmd_act),):
+                return self._reject(f"commands has {values.size} values, expected {len(self._cmd_act)} ({self.params.joints})")
+            if not np.all(np.isfinite(values)):
+                return self._reject("NaN/inf in commands")
+            self._traj = None
+            d.ctrl[self._cmd_act] = np.clip(values, self._ctrl_lo[self._cmd_act], self._ctrl_hi[self._cmd_act])
+            self.received["commands"] += 1
+            return
+        traj: JointTrajectory = msg  # type: ignore[assignment]
+        names = list(traj.joint_names)
+        unknown = [n for n in names if n not in self._act_by_name]
+        if unknown or len(set(names)) != len(names) or not names:
+            return self._reject(f"trajectory joint_names {names} (unknown {unknown})")
+        if not traj.points:
+            self._traj = None  # an empty trajectory stops the current one (hold)
+            self.received["trajectory"] += 1
+            return
+        act = np.array([self._act_by_name[n] for n in names])
+        times, points = [], []
+        for pt in traj.points:
+            pos = np.asarray(pt.positions, dtype=np.float64)
+            if pos.shape != (len(names),) or not np.all(np.isfinite(pos)):
+                return self._reject("trajectory point positions missing, wrong size or non-finite")
+            times.append(pt.time_from_start.sec + pt.time_from_start.nanosec * 1e-9)
+            points.append(np.clip(pos, self._ctrl_lo[act], self._ctrl_hi[act]))
+        times_arr = np.array(times)
+        if np.any(np.diff(times_arr) < 0) or times_arr[0] < 0:
+            return self._reject("trajectory times must be non-decreasing and >= 0")
+        self._traj = _Trajectory(act, d.ctrl[act].copy(), d.time, times_arr, np.array(points))
+        self.received["trajectory"] += 1
+
+    # -- physics + publishing -------------------------------------------------------------
+    def _on_timer(self) -> None:
+        m, d, p = self.model, self.data, self.params
+        now = time.monotonic()
+        while self._pending and self._pending[0][0] <= now:
+            _, kind, msg = self._pending.popleft()
+            self._apply(kind, msg)
+        target = self._sim0 + (now - self._wall0) * p.real_time_factor
+        behind = target - d.time
+        if behind > 0.25:  # fell far behind (paused process): skip ahead instead of racing
+            self._sim0 += behind - m.opt.timestep
+            target = d.time + m.opt.timestep
+        while d.time < target - 0.5 * m.opt.timestep:
+            if self._traj is not None:
+                d.ctrl[self._traj.act] = self._traj.sample(d.time)
+            mujoco.mj_step(m, d)
+        self._publish()
+
+    def _publish(self) -> None:
+        d = self.data
+        if self._drop():
+            self.received["dropped"] += 1
+            return
+        stamp = self.get_clock().now().nanoseconds * 1e-9
+        msg = self._js_msg
+        to_stamp(msg.header.stamp, stamp)
+        q = d.qpos[self._qadr]
+        if self.params.noise_std > 0:
+            q = q + self._rng.normal(0.0, self.params.noise_std, size=q.shape)
+        msg.position = q.tolist()
+        msg.velocity = d.qvel[self._dadr].tolist()
+        msg.effort = d.actuator_force[self._act].tolist()
+        self._js_pub.publish(msg)
+        for _name, adr, pub in self._pose_pubs:
+            pose = PoseStamped()
+            to_stamp(pose.header.stamp, stamp)
+            pose.header.frame_id = "world"
+            x, y, z, qw, qx, qy, qz = d.qpos[adr : adr + 7]
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = float(x), float(y), float(z)
+            pose.pose.orientation.w, pose.pose.orientation.x = float(qw), float(qx)
+            pose.pose.orientation.y, pose.pose.orientation.z = float(qy), float(qz)
+            pub.publish(pose)
+
+    def close(self) -> None:
+        """Stop the physics timer."""
+        self._timer.cancel()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console entry point: ``sim_robot --ros-args [--params-file F] [-p name:=value]``."""
+    return run_node(SimRobot, sys.argv if args is None else args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,217 @@
+"""Latest robot and object state as received from ROS, matched by name (pure numpy, no rclpy).
+
+`JointStateCache` accepts sensor_msgs/JointState content (names in any order, extra
+joints ignored) and keeps the most recent complete reading of the joints it was built
+for. A message that lacks one of those joints, names one twice, or has mismatched array
+lengths is rejected whole (the reason is kept for the status topic), so the watchdog
+sees no fresh state and the safety layer stops sending: a robot publishing the wrong
+names never moves. `PoseCache` does the same for object poses, estimating velocities
+by finite differences (PoseStamped has none).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["JointReading", "JointStateCache", "ObjectReading", "PoseCache", "quat_angular_velocity"]
+
+
+@dataclass(frozen=True)
+class JointReading:
+    """One accepted joint state: positions/velocities in the cache's joint order."""
+
+    position: np.ndarray
+    velocity: np.ndarray
+    stamp_s: float  # header stamp (seconds, ROS time)
+    received_s: float  # local receipt time (same clock as the caller's `now`)
+
+
+@dataclass(frozen=True)
+class ObjectReading:
+    """One object pose with finite-difference velocities (world frame)."""
+
+    position: np.ndarray  # (3,)
+    quat_wxyz: np.ndarray  # (4,) unit, w >= 0
+    linvel: np.ndarray  # (3,)
+    angvel: np.ndarray  # (3,)
+    stamp_s: float
+    received_s: float
+
+
+class JointStateCache:
+    """Most recent complete joint state for a fixed list of joint names (thread-safe)."""
+
+    def __init__(self, names: Sequence[str], max_velocity: Sequence[float] | None = None, jump_slack: float = 0.05):
+        """names: the joints to keep, in the order readings are returned.
+        max_velocity: per-joint speed limits; when given, a reading whose joints moved
+        further than 1.5 x limit x elapsed time + `jump_slack` since the last accepted one
+        is rejected as implausible (a bogus or confused publisher on /joint_states)."""
+        if not names:
+            raise ValueError("JointStateCache needs at least one joint name")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate joint names in {list(names)}")
+        self.names = tuple(names)
+        self.max_velocity = None if max_velocity is None else np.asarray(max_velocity, dtype=np.float64)
+        if self.max_velocity is not None and self.max_velocity.shape != (len(self.names),):
+            raise ValueError(f"max_velocity needs {len(self.names)} values, got {self.max_velocity.shape}")
+        self.jump_slack = float(jump_slack)
+        self._index_cache: dict[tuple[str, ...], np.ndarray | str] = {}
+        self._lock = threading.Lock()
+        self._latest: JointReading | None = None
+        self._prev: JointReading | None = None
+        self.accepted = 0
+        self.rejected = 0
+        self.last_error = ""
+
+    def _indices(self, names: tuple[str, ...]) -> np.ndarray | str:
+        """Positions of our joints inside a message's name list, or an error string."""
+        hit = self._index_cache.get(names)
+        if hit is not None:
+            return hit
+        if len(set(names)) != len(names):
+            result: np.ndarray | str = f"duplicate joint names in message: {list(names)}"
+        else:
+            where = {n: i for i, n in enumerate(names)}
+            missing = [n for n in self.names if n not in where]
+            if missing:
+                result = f"joint state lacks {missing} (got {list(names)})"
+            else:
+                result = np.array([where[n] for n in self.names], dtype=np.int64)
+        if len(self._index_cache) < 64:  # bounded: a flood of random names cannot grow it
+            self._index_cache[names] = result
+        return result
+
+    def update(
+        self,
+        names: Sequence[str],
+        position: Sequence[float],
+        velocity: Sequence[float] | None,
+        stamp_s: float,
+        received_s: float,
+    ) -> str | None:
+        """Store a message's reading; returns None when accepted, else why it was rejected.
+
+        NaN/inf values are accepted here on purpose: the safety layer sees them and holds
+        (a robot reporting NaN is a fault to report, not a message to drop silently).
+        """
+        idx = self._indices(tuple(names))
+        if isinstance(idx, str):
+            return self._reject(idx)
+        pos = np.asarray(position, dtype=np.float64)
+        if pos.shape != (len(names),):
+            return self._reject(f"joint state has {pos.size} positions for {len(names)} names")
+        vel_all = np.asarray(velocity if velocity is not None else (), dtype=np.float64)
+        if vel_all.size == 0:
+            vel = None
+        elif vel_all.shape == (len(names),):
+            vel = vel_all[idx]
+        else:
+            return self._reject(f"joint state has {vel_all.size} velocities for {len(names)} names")
+        q = pos[idx]
+        with self._lock:
+            prev = self._latest
+            if self.max_velocity is not None and prev is not None and np.all(np.isfinite(q)) and np.all(np.isfinite(prev.position)):
+                dt = max(stamp_s - prev.stamp_s, received_s - prev.received_s, 0.0)
+                bound = 1.5 * self.max_velocity * dt + self.jump_slack
+                jump = np.abs(q - prev.position)
+                if np.any(jump > bound):
+                    worst = int(np.argmax(jump - bound))
+                    self.rejected += 1
+                    self.last_error = (
+                        f"implausible joint state: {self.names[worst]} jumped {jump[worst]:.3f} in {dt * 1e3:.1f} ms"
+                    )
+                    return self.last_error
+            if vel is None:
+                # Finite difference when the robot does not report velocities.
+                dt = stamp_s - prev.stamp_s if prev is not None else 0.0
+                vel = (q - prev.position) / dt if prev is not None and 1e-4 < dt < 0.5 else np.zeros_like(q)
+            self._prev = prev
+            self._latest = JointReading(q, vel, float(stamp_s), float(received_s))
+            self.accepted += 1
+        return None
+
+    def _reject(self, why: str) -> str:
+        with self._lock:
+            self.rejected += 1
+            self.last_error = why
+        return why
+
+    def latest(self) -> JointReading | None:
+        """The most recent accepted reading, or None."""
+        with self._lock:
+            return self._latest
+
+    def clear(self) -> None:
+        """Forget all readings (e.g. after the robot restarted)."""
+        with self._lock:
+            self._latest = self._prev = None
+
+
+def quat_angular_velocity(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:
+    """World-frame angular velocity taking unit quaternion q0 to q1 (wxyz) in dt seconds."""
+    w0, v0 = q0[0], -q0[1:]  # conjugate of q0
+    w1, v1 = q1[0], q1[1:]
+    # dq = q1 * conj(q0)
+    w = w1 * w0 - v1 @ v0
+    v = w1 * v0 + w0 * v1 + np.cross(v1, v0)
+    if w < 0:
+        w, v = -w, -v
+    s = np.linalg.norm(v)
+    angle = 2.0 * np.arctan2(s, w)
+    axis = v / s if s > 1e-12 else np.zeros(3)
+    return axis * angle / dt
+
+
+class PoseCache:
+    """Most recent pose per object name, with finite-difference velocities (thread-safe)."""
+
+    def __init__(self, objects: Sequence[str]):
+        self.objects = tuple(objects)
+        self._lock = threading.Lock()
+        self._latest: dict[str, ObjectReading] = {}
+        self.rejected = 0
+        self.last_error = ""
+
+    def update(self, name: str, position: Sequence[float], quat_wxyz: Sequence[float], stamp_s: float, received_s: float) -> str | None:
+        """Store a pose; returns None when accepted, else the reason it was rejected."""
+        if name not in self.objects:
+            return self._reject(f"unknown object {name!r}")
+        p = np.asarray(position, dtype=np.float64).reshape(3)
+        q = np.asarray(quat_wxyz, dtype=np.float64).reshape(4)
+        norm = float(np.linalg.norm(q))
+        if not (np.all(np.isfinite(p)) and np.isfinite(norm) and norm > 1e-6):
+            return self._reject(f"non-finite or zero pose for object {name!r}")
+        q = q / norm
+        if q[0] < 0:
+            q = -q
+        with self._lock:
+            prev = self._latest.get(name)
+            dt = stamp_s - prev.stamp_s if prev is not None else 0.0
+            if prev is not None and 1e-4 < dt < 0.5:
+                lin = (p - prev.position) / dt
+                ang = quat_angular_velocity(prev.quat_wxyz, q, dt)
+            else:
+                lin = np.zeros(3)
+                ang = np.zeros(3)
+            self._latest[name] = ObjectReading(p, q, lin, ang, float(stamp_s), float(received_s))
+        return None
+
+    def _reject(self, why: str) -> str:
+        with self._lock:
+            self.rejected += 1
+            self.last_error = why
+        return why
+
+    def latest(self, name: str) -> ObjectReading | None:
+        """Most recent pose of `name`, or None."""
+        with self._lock:
+            return self._latest.get(name)
+
+    def missing(self) -> list[str]:
+        """Objects with no pose yet."""
+        with self._lock:
+            return [o for o in self.objects if o not in self._latest]
