@@ -19,8 +19,14 @@ COMMAND_MODULES = [
     "record",
     "replay",
     "import_bag",
+    "segment",
     "skills",
+    "run_task",
     "deploy",
+    "train",
+    "eval",
+    "plot",
+    "sweep",
     "bench",
 ]
 

@@ -14,6 +14,9 @@ BENCHMARKS = {
     "demos": "demonstration recording and replay throughput",
     "training": "multi-critic SAC throughput against SB3 SAC",
     "ros": "ROS 2 bridge tick and end-to-end latency",
+    "sbd": "skill boundary detection: boundary/segment F1 vs baselines, held-out task, speed",
+    "tasks": "long-horizon task success: skills (learned / scripted) vs flat SAC, blending vs sequential",
+    "sweep": "4-trial sweep on Ray against the same trials run one after another",
 }
 
 

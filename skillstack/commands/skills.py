@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     ep.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's episode length)")
     ep.add_argument("--dry-run", action="store_true", help="print results without writing them to the manifest")
+    ep.add_argument("--workers", type=int, default=0,
+                    help="split the grid across N Ray workers (needs the cluster extra; same result as serial)")
+    ep.add_argument("--address", default=None,
+                    help="Ray cluster to join with --workers ('auto' or ray://HOST:PORT; default: start a local one)")
     ep.set_defaults(func=_evaluate)
 
     xp = ssub.add_parser("export", help="copy a verified package out of the library", description="Copy NAME[@VERSION] out of the library to directory OUT.")
@@ -214,10 +218,18 @@ def _evaluate(args: argparse.Namespace) -> int:
     lib = _lib(args)
     entry = lib.resolve(args.ref)
     skill = lib.load(entry.ref)
-    desc = evaluate_skill(
-        skill, env_id=args.env_id, grid=_parse_grid(args.grid), episodes_per_cell=args.episodes_per_cell,
-        seed=args.seed, max_steps=args.max_steps,
-    )  # fmt: skip
+    if args.workers:
+        from skill_library.distributed import evaluate_skill_distributed
+
+        desc = evaluate_skill_distributed(
+            entry.path, workers=args.workers, address=args.address, env_id=args.env_id, grid=_parse_grid(args.grid),
+            episodes_per_cell=args.episodes_per_cell, seed=args.seed, max_steps=args.max_steps,
+        )  # fmt: skip
+    else:
+        desc = evaluate_skill(
+            skill, env_id=args.env_id, grid=_parse_grid(args.grid), episodes_per_cell=args.episodes_per_cell,
+            seed=args.seed, max_steps=args.max_steps,
+        )  # fmt: skip
     t = desc["totals"]
     print(
         f"{entry.ref} on {desc['env_id']}: {len(desc['cells'])} cells x {desc['episodes_per_cell']} episodes: "

@@ -1,0 +1,333 @@
+"""Benchmark: skill boundary detection (SBD) against expert phases, baselines, a held-out task, speed.
+
+One run:
+
+1. records expert demonstrations with camera frames (cached in `--data-dir`) for the
+   training tasks and for a task held out from predictor training;
+2. splits the training tasks' episodes into train / validation / test (episode level);
+3. trains the causal action predictor by behaviour cloning on the train split only;
+4. chooses the gap and minimum segment length of each variant by grid search on the
+   validation split (phase labels are read there to score candidates, never by the
+   detector), and scores held-out test episodes and the held-out task:
+   - `loss`       : the SBD rule on -log p(a_t | o_<=t) (whether to reset the memory at
+                    boundaries, as the paper does, is chosen on validation too);
+   - `loss+info`  : plus gripper open/close events (the paper's best variant);
+   - `loss+info, always reset` / `never reset`: ablations;
+   - `loss+info, two-sided (ours)`: |loss_t - mean| > gap, i.e. a fall to a more predictable
+     skill is a boundary too (a deviation from the paper, reported separately);
+   - baselines `fixed-length` (length tuned on validation) and `gripper events only`;
+   - `loss+info, IDM actions`: actions hidden and labelled by inverse dynamics (the video path),
+     and, for a single-camera predictor, real mp4 files (encode, decode, segment);
+5. measures segmentation speed (frames/s, at the training resolution, `--threads` torch threads);
+6. clusters segments into skill types, fits one BC skill per (type, task), adds them to a
+   library and reports each skill's own success (`evaluate_skill` descriptors).
+
+Metrics: boundary precision/recall/F1 within ±2 and ±5 steps, segment F1@{0.10,0.25,0.50}
+IoU (class-agnostic) and edit score (see `skill_library.segmentation.metrics`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+DEFAULT_TRAIN_TASKS = "skillstack/PandaPickPlace-v0,skillstack/PandaPush-v0"
+DEFAULT_HELDOUT = "skillstack/PandaStack-v0"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of `skillstack bench sbd`."""
+    parser.add_argument("--train-tasks", default=DEFAULT_TRAIN_TASKS, help=f"comma-separated env ids the predictor trains on (default: {DEFAULT_TRAIN_TASKS})")
+    parser.add_argument("--heldout-task", default=DEFAULT_HELDOUT, help=f"env id held out from predictor training (default: {DEFAULT_HELDOUT}; '' for none)")
+    parser.add_argument("--episodes", type=int, default=100, help="expert episodes per training task (default: 100)")
+    parser.add_argument("--heldout-episodes", type=int, default=30, help="episodes of the held-out task (default: 30)")
+    parser.add_argument("--split", default="0.7,0.15,0.15", help="train,val,test fractions of training-task episodes")
+    parser.add_argument("--cameras", default="front,wrist", help="cameras the predictor sees (default: front,wrist)")
+    parser.add_argument("--image-size", type=int, default=64, help="training resolution (default: 64)")
+    parser.add_argument("--context", type=int, default=16, help="predictor context K in steps (default: 16)")
+    parser.add_argument("--epochs", type=int, default=30, help="predictor training epochs (default: 30)")
+    parser.add_argument("--n-bins", type=int, default=21, help="action bins per dimension (default: 21)")
+    parser.add_argument("--target-sigma", type=float, default=0.75, help="label smoothing over bins, in bins (default: 0.75)")
+    parser.add_argument("--proprio", action="store_true", help="predictor also sees proprioception (then no video path)")
+    parser.add_argument("--idm-epochs", type=int, default=8, help="inverse-dynamics training epochs (default: 8; 0 skips)")
+    parser.add_argument("--skills", type=int, default=1, help="1: build and evaluate BC skills per skill type (default), 0: skip")
+    parser.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: silhouette)")
+    parser.add_argument("--library", default=None, help="library for the BC skills (default: a temporary one)")
+    parser.add_argument("--data-dir", default="runs/sbd/data", help="recorded demos are cached here (default: runs/sbd/data)")
+    parser.add_argument("--demos", default=None, help="use these expert HDF5 files (comma-separated, with the cameras) instead of recording")
+    parser.add_argument("--model-out", default="runs/sbd/segmenter", help="save the loss+info segmenter here ('' to skip)")
+    parser.add_argument("--plot", default="bench/results/sbd.png", help="PNG of a few test and held-out episodes ('' to skip)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for training (default: 1); speed is measured at 1 and 2")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _record(env_id: str, episodes: int, seed: int, cameras: list[str], size: int, data_dir: Path) -> Path:
+    from skill_library.demos import DemoFile, record_demos
+
+    name = env_id.split("/")[-1].replace("-v0", "")
+    path = data_dir / f"{name}_{episodes}ep_s{seed}_{size}px_{'-'.join(cameras)}.hdf5"
+    if path.exists():
+        try:
+            with DemoFile(path, expected_env=env_id) as f:
+                if len(f) == episodes:
+                    return path
+        except Exception:  # noqa: BLE001 - a broken cache file is simply re-recorded
+            pass
+    record_demos(env_id, "expert", episodes=episodes, out=path, seed=seed, cameras=cameras, image_size=size,
+                 overwrite=True, durable=False, progress=False)
+    return path
+
+
+def _given_demos(spec: str, tasks: list[str]) -> dict[str, Path]:
+    """Map each needed env id to one of the given demo files (env read from the file)."""
+    from skill_library.demos import DemoFile
+
+    found: dict[str, Path] = {}
+    for p in (Path(x.strip()) for x in spec.split(",") if x.strip()):
+        with DemoFile(p) as f:
+            found.setdefault(f.env_id, p)
+    missing = [t for t in tasks if t not in found]
+    if missing:
+        raise ValueError(f"--demos has no file for {missing}; it has {sorted(found)}")
+    return {t: found[t] for t in tasks}
+
+
+def _fmt_row(name: str, r: dict[str, float]) -> list[Any]:
+    return [name, round(r["precision@5"], 3), round(r["recall@5"], 3), round(r["f1@2"], 3), round(r["f1@5"], 3),
+            round(r["seg_f1@0.10"], 3), round(r["seg_f1@0.25"], 3), round(r["seg_f1@0.50"], 3), round(r["edit"], 1)]
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the benchmark; prints tables, returns the JSON-able result."""
+    import torch
+
+    from policies.action_predictor import ActionPredictorConfig, SequenceData, train_action_predictor
+    from skill_library.segmentation.baselines import fixed_length_boundaries, tune_fixed_length
+    from skill_library.segmentation.clustering import fit_skill_types
+    from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
+    from skill_library.segmentation.detector import DetectorParams
+    from skill_library.segmentation.metrics import evaluate_episodes
+    from skill_library.segmentation.segmenter import Segmenter, tune_detector
+    from skillstack.table import print_table
+
+    torch.set_num_threads(max(1, int(args.threads)))
+    t_start = time.perf_counter()
+    cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
+    train_tasks = [t.strip() for t in args.train_tasks.split(",") if t.strip()]
+    heldout = args.heldout_task.strip() or None
+    fractions = [float(x) for x in args.split.split(",")]
+    if len(fractions) != 3:
+        raise ValueError(f"--split needs three fractions train,val,test, got {args.split!r}")
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = lambda msg: print(f"[sbd {time.perf_counter() - t_start:6.0f}s] {msg}", flush=True)  # noqa: E731
+
+    # 1-2. data
+    t0 = time.perf_counter()
+    if args.demos:
+        files = _given_demos(args.demos, train_tasks + ([heldout] if heldout else []))
+    else:
+        files = {t: _record(t, args.episodes, args.seed + 1000 * i, cameras, args.image_size, data_dir) for i, t in enumerate(train_tasks)}
+        if heldout:
+            files[heldout] = _record(heldout, args.heldout_episodes, args.seed + 9000, cameras, args.image_size, data_dir)
+    record_s = time.perf_counter() - t0
+    log(f"demos ready in {record_s:.0f}s: {', '.join(p.name for p in files.values())}")
+    train, val, test = [], [], []
+    for i, t in enumerate(train_tasks):
+        eps = load_hdf5_episodes(files[t], cameras, args.image_size, proprio=args.proprio)
+        a, b, c = split_episodes(eps, fractions, seed=args.seed + i)
+        train += a
+        val += b
+        test += c
+    held = load_hdf5_episodes(files[heldout], cameras, args.image_size, proprio=args.proprio) if heldout else []
+    if not train or not val or not test:
+        raise ValueError(f"too few episodes for the split: train {len(train)}, val {len(val)}, test {len(test)}")
+
+    # 3. predictor
+    a_dim = int(train[0].actions.shape[1])
+    cfg = ActionPredictorConfig(cameras=tuple(cameras), image_size=args.image_size, action_dim=a_dim,
+                                action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=args.context,
+                                proprio_dim=PROPRIO_DIM if args.proprio else 0, n_bins=args.n_bins, target_sigma=args.target_sigma)
+    data = [SequenceData(e.images, e.actions, e.proprio if args.proprio else None) for e in train]
+    log(f"training the action predictor on {len(train)} episodes ({sum(e.length for e in train)} steps)")
+    predictor, stats = train_action_predictor(data, cfg, epochs=args.epochs, seed=args.seed,
+                                              log=lambda m: log(m) if m.startswith(("epoch 1/", f"epoch {args.epochs}/")) or "budget" in m else None)
+
+    # 4. variants
+    def score(params: DetectorParams, eps: list, actions_from: str = "recorded", idm: Any = None) -> dict[str, Any]:
+        seg = Segmenter(predictor, params, idm)
+        preds = []
+        for e in eps:
+            if actions_from == "idm":
+                e = _copy_without_actions(e)
+            preds.append(seg.detect(e)[0].boundaries)
+        out: dict[str, Any] = evaluate_episodes(preds, [e.phases for e in eps])
+        tasks = sorted({e.task for e in eps})
+        if len(tasks) > 1:  # per-task breakdown
+            out["per_task"] = {t: evaluate_episodes([p for p, e in zip(preds, eps) if e.task == t],
+                                                    [e.phases for e in eps if e.task == t]) for t in tasks}
+        return out
+
+    results: dict[str, Any] = {"variants": {}}
+    tuned: dict[str, DetectorParams] = {}
+    variants = (("loss", False, None, False), ("loss+info", True, None, False), ("loss+info, always reset", True, True, False),
+                ("loss+info, never reset", True, False, False), ("loss+info, two-sided (ours)", True, None, True))
+    for name, events, reset, two in variants:  # reset None: validation chooses whether to reset the memory
+        params, vscores = tune_detector(predictor, val, use_events=events, reset_memory=reset, two_sided=two)
+        tuned[name] = params
+        results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test),
+                                     "heldout_task": score(params, held) if held else None}
+        log(f"{name}: gap {params.gap} min_len {params.min_len} -> test F1@5 {results['variants'][name]['test']['f1@5']:.3f}")
+    every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
+    results["variants"]["baseline: fixed length"] = {
+        "params": {"every": every}, "validation": fv,
+        "test": evaluate_episodes([fixed_length_boundaries(e.length, every) for e in test], [e.phases for e in test]),
+        "heldout_task": evaluate_episodes([fixed_length_boundaries(e.length, every) for e in held], [e.phases for e in held]) if held else None,
+    }
+    results["variants"]["baseline: gripper events only"] = {
+        "params": {}, "validation": evaluate_episodes([gripper_events(e.actions) for e in val], [e.phases for e in val]),
+        "test": evaluate_episodes([gripper_events(e.actions) for e in test], [e.phases for e in test]),
+        "heldout_task": evaluate_episodes([gripper_events(e.actions) for e in held], [e.phases for e in held]) if held else None,
+    }
+
+    # inverse dynamics: the video path
+    idm = None
+    best = tuned["loss+info"]
+    if args.idm_epochs > 0:
+        from policies.inverse_dynamics import InverseDynamicsConfig, train_inverse_dynamics
+
+        icfg = InverseDynamicsConfig(cameras=tuple(cameras), image_size=args.image_size, action_dim=a_dim,
+                                     action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim)
+        log("training inverse dynamics")
+        idm = train_inverse_dynamics([(e.images, e.actions) for e in train], icfg, epochs=args.idm_epochs, seed=args.seed)
+        labelled = [idm.label_actions(e.images) for e in test]
+        mae = float(np.mean([np.abs(lab[:-1] - e.actions[:-1]).mean() for lab, e in zip(labelled, test)]))
+        grip = float(np.mean([np.mean(np.sign(lab[:-1, -1]) == np.sign(e.actions[:-1, -1])) for lab, e in zip(labelled, test)]))
+        results["idm"] = {"action_mae": mae, "gripper_sign_accuracy": grip}
+        if not args.proprio:
+            results["variants"]["loss+info, IDM actions"] = {
+                "params": best.to_dict(), "test": score(best, test, "idm", idm),
+                "heldout_task": score(best, held, "idm", idm) if held else None,
+            }
+            if len(cameras) == 1:
+                results["variants"]["loss+info, mp4 video"] = {"params": best.to_dict(), "test": _mp4_scores(predictor, best, idm, test, cameras[0])}
+
+    # 5. speed: whole segmentation (frames -> tokens -> loss -> rule with resets -> typed segments), best of 3
+    seg = Segmenter(predictor, best, idm)
+    results["speed"] = {"resolution": f"{args.image_size}x{args.image_size}", "cameras": cameras, "frames": sum(e.length for e in test)}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        secs = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for e in test:
+                seg.segment(e)
+            secs = min(secs, time.perf_counter() - t0)
+        results["speed"][f"frames_per_second_{threads}_threads"] = results["speed"]["frames"] / secs
+    torch.set_num_threads(max(1, int(args.threads)))
+
+    # 6. skill types and skills
+    embs, labels = [], []
+    for e in train:
+        det, tokens, _ = seg.detect(e)
+        embs.append(seg.segment_embeddings(tokens, det.boundaries))
+        for s, t_end in zip([0, *det.boundaries], [*det.boundaries, e.length]):
+            labels.append(e.phase_names[int(np.bincount(e.phases[s:t_end]).argmax())])
+    seg.skill_types = fit_skill_types(np.concatenate(embs), args.skill_types, seed=args.seed)
+    assign = seg.skill_types.assign(np.concatenate(embs))
+    purity = sum(max(np.sum((assign == k) & (np.array(labels) == p)) for p in set(labels)) for k in set(assign.tolist())) / len(labels)
+    results["skill_types"] = {"k": seg.skill_types.k, "purity": float(purity), "segments": len(labels),
+                              "majority_phase": {int(k): max(set(np.array(labels)[assign == k]), key=list(np.array(labels)[assign == k]).count)
+                                                 for k in sorted(set(assign.tolist()))}}
+    seg.meta.update({"validation": results["variants"]["loss+info"]["validation"], "train_tasks": train_tasks, "seed": args.seed})
+    if args.model_out:
+        seg.save(args.model_out)
+        results["model"] = str(args.model_out)
+    if args.skills:
+        from skill_library.segmentation.skills import build_segment_skills
+
+        with tempfile.TemporaryDirectory(prefix="sbd-lib-") as tmp:
+            lib_path = args.library or tmp
+            built = build_segment_skills(seg, train, lib_path, seed=args.seed)
+            results["skills"] = [{"ref": b.ref, "skill_type": b.skill_type, "env_id": b.env_id, "segments": b.segments,
+                                  "majority_phase": b.majority_phase, "preconditions": list(b.preconditions),
+                                  "effects": list(b.effects), "success_rate": b.success_rate} for b in built]
+    if args.plot:
+        from skill_library.segmentation.plots import plot_segments
+
+        shown = test[:3] + held[:1]
+        res = [seg.segment(e) for e in shown]
+        names = [[e.phase_names[int(e.phases[s])] for s in [0, *r.true_boundaries]] for e, r in zip(shown, res)]
+        results["plot"] = str(plot_segments(res, args.plot, max_episodes=4, gap=best.gap, phase_names=names,
+                                            title="SBD loss+info on held-out episodes"))
+
+    results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "train_episodes": len(train),
+                       "val_episodes": len(val), "test_episodes": len(test), "heldout_episodes": len(held),
+                       "cameras": cameras, "image_size": args.image_size, "record_seconds": record_s}
+    results["predictor"] = {"config": cfg.to_dict(), "epochs": len(stats.train_loss), "train_loss": stats.train_loss[-1],
+                            "train_seconds": stats.seconds}
+    results["seconds"] = time.perf_counter() - t_start
+
+    # tables
+    print()
+    heads = ["variant", "P@5", "R@5", "F1@2", "F1@5", "segF1@.10", "segF1@.25", "segF1@.50", "edit"]
+    print(f"held-out episodes of the training tasks ({', '.join(t.split('/')[-1] for t in train_tasks)}; {len(test)} episodes)")
+    print_table(heads, [_fmt_row(k, v["test"]) for k, v in results["variants"].items()])
+    per_task = [[f"{k} | {t.replace('Panda', '')}", *_fmt_row(k, r)[1:]] for k, v in results["variants"].items()
+                for t, r in v["test"].get("per_task", {}).items() if k in ("loss", "loss+info", "loss+info, two-sided (ours)")]
+    if per_task:
+        print("per task:")
+        print_table(heads, per_task)
+    if held:
+        print(f"\ntask held out from predictor training: {heldout.split('/')[-1]} ({len(held)} episodes)")
+        print_table(heads, [_fmt_row(k, v["heldout_task"]) for k, v in results["variants"].items() if v.get("heldout_task")])
+    print("\nchosen on validation: " + "; ".join(
+        f"{k}: gap {v['params']['gap']} min_len {v['params']['min_len']} idle_eps {v['params']['idle_eps']} "
+        f"reset {'yes' if v['params']['reset_memory'] else 'no'}"
+        for k, v in results["variants"].items() if "validation" in v and "gap" in v["params"])
+          + f"; fixed length {every}")
+    sp = results["speed"]
+    print(f"segmentation speed at {sp['resolution']} ({','.join(cameras)}): {sp['frames_per_second_1_threads']:.0f} frames/s "
+          f"with 1 torch thread, {sp['frames_per_second_2_threads']:.0f} with 2 (machine shared with other work)")
+    if "idm" in results:
+        print(f"inverse dynamics on test: action MAE {results['idm']['action_mae']:.3f}, gripper sign accuracy "
+              f"{results['idm']['gripper_sign_accuracy']:.3f}")
+    st = results["skill_types"]
+    print(f"skill types: k={st['k']}, purity vs expert phases {st['purity']:.3f} over {st['segments']} training segments")
+    if results.get("skills"):
+        print_table(["skill", "task", "segments", "majority phase", "preconditions", "effects", "success"],
+                    [[s["ref"], s["env_id"].split("/")[-1], s["segments"], s["majority_phase"] or "-", " & ".join(s["preconditions"]) or "-",
+                      " & ".join(s["effects"]) or "-", "-" if s["success_rate"] is None else round(s["success_rate"], 3)]
+                     for s in results["skills"]])
+    print(f"total {results['seconds']:.0f}s (recording {record_s:.0f}s, predictor training {stats.seconds:.0f}s)")
+    return results
+
+
+def _copy_without_actions(e: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(e, actions=None, actions_inferred=False)
+
+
+def _mp4_scores(predictor: Any, params: Any, idm: Any, eps: list, camera: str) -> dict[str, float]:
+    """Encode each episode's frames as mp4, read them back and segment (IDM actions)."""
+    from skill_library.demos.video import Mp4Writer
+    from skill_library.segmentation.dataset import load_mp4_episode
+    from skill_library.segmentation.metrics import evaluate_episodes
+    from skill_library.segmentation.segmenter import Segmenter
+
+    seg = Segmenter(predictor, params, idm)
+    preds = []
+    with tempfile.TemporaryDirectory(prefix="sbd-mp4-") as tmp:
+        for i, e in enumerate(eps):
+            path = Path(tmp) / f"ep{i}.mp4"
+            with Mp4Writer(path, 25.0) as w:
+                for frame in e.images[camera]:
+                    w.write(frame)
+            preds.append(seg.segment(load_mp4_episode(path, camera, predictor.config.image_size)).boundaries)
+    return evaluate_episodes(preds, [e.phases for e in eps])

@@ -1,0 +1,173 @@
+"""The SBD boundary rule, on the action predictor's loss, with memory resets and the "info" signal.
+
+Rule (Open-World Skill Discovery from Unsegmented Demonstrations, 2025): with
+loss_t = -log p(a_t | o_<=t), step t starts a new skill when
+
+    loss_t - mean(loss_s .. loss_t) > gap        (s: the last boundary, step t included)
+
+and t - s >= min_len. After a boundary the predictor's memory is reset (its context starts
+at the boundary) and the loss list restarts. The loss+info variant adds the gripper
+open/close events as boundaries: an event is always a boundary, and a loss boundary fewer
+than `min_len` steps before an event is moved onto the event (events are exact, loss peaks
+may lead them by a step).
+
+`detect_boundaries` applies the rule to a fixed loss sequence (no memory reset);
+`detect_with_model` runs it with the model and resets, recomputing only the K - 1 steps
+a reset affects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["DetectorParams", "Detection", "detect_boundaries", "detect_with_model", "idle_steps"]
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """Boundary rule parameters: gap (nats), minimum segment length (steps), events on/off,
+    memory reset on/off, the no-action threshold `idle_eps` (0: every step is scored) and
+    `two_sided` (also falls of the loss below the mean; not in the paper)."""
+
+    gap: float
+    min_len: int = 2
+    use_events: bool = False
+    reset_memory: bool = True
+    idle_eps: float = 0.0
+    two_sided: bool = False
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.gap):
+            raise ValueError(f"gap must be finite, got {self.gap}")
+        if int(self.min_len) < 1:
+            raise ValueError(f"min_len must be >= 1, got {self.min_len}")
+        if not (np.isfinite(self.idle_eps) and self.idle_eps >= 0):
+            raise ValueError(f"idle_eps must be >= 0, got {self.idle_eps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Detection:
+    """Boundaries found in one episode, the loss curve seen by the rule, and which boundaries were events."""
+
+    boundaries: list[int]
+    losses: np.ndarray
+    from_event: list[bool]
+
+
+def idle_steps(actions: Any, eps: float, gripper_dim: int = -1) -> np.ndarray:
+    """Boolean (T,): no action at step t (all motion components |a| < eps, gripper command as at t-1)."""
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim != 2:
+        raise ValueError(f"actions must be (T, A), got {a.shape}")
+    if eps <= 0:
+        return np.zeros(len(a), dtype=bool)
+    g = a[:, gripper_dim] > 0
+    same = np.concatenate([[True], g[1:] == g[:-1]])
+    motion = np.delete(a, gripper_dim % a.shape[1], axis=1)
+    return (np.abs(motion).max(axis=1) < eps) & same
+
+
+class _Rule:
+    """Incremental state of the rule: running sum since the last boundary."""
+
+    def __init__(self, params: DetectorParams, events: Sequence[int], idle: np.ndarray | None = None):
+        self.p = params
+        self.idle = idle
+        self.events = set(int(e) for e in events) if params.use_events else set()
+        self.boundaries: list[int] = []
+        self.kinds: list[bool] = []
+        self.start = 0
+        self.total = 0.0
+        self.count = 0
+
+    def restart(self, t: int) -> None:
+        self.start, self.total, self.count = t, 0.0, 0
+
+    def step(self, t: int, loss: float) -> bool:
+        """Feed loss_t; returns True if t became a boundary (the caller then resets memory)."""
+        p = self.p
+        if t in self.events:
+            if self.boundaries and not self.kinds[-1] and t - self.boundaries[-1] < p.min_len:
+                self.boundaries[-1] = t  # snap the loss boundary onto the exact event
+                self.kinds[-1] = True
+            elif t > 0:
+                self.boundaries.append(t)
+                self.kinds.append(True)
+            self.restart(t)
+            return True
+        if self.idle is not None and self.idle[t]:
+            return False  # no action: not scored (and the memory is not reset)
+        self.total += loss
+        self.count += 1
+        excess = loss - self.total / self.count
+        if p.two_sided:
+            excess = abs(excess)
+        if t > 0 and t - self.start >= p.min_len and excess > p.gap:
+            self.boundaries.append(t)
+            self.kinds.append(False)
+            self.restart(t)
+            return True
+        return False
+
+
+def detect_boundaries(losses: Sequence[float] | np.ndarray, params: DetectorParams, events: Sequence[int] = (),
+                      actions: Any = None) -> Detection:
+    """Apply the rule to a fixed loss sequence (memory resets are not modelled: use `detect_with_model`).
+
+    After a boundary at b the loss list restarts with loss_b. `actions` (T, A) are needed
+    only to drop no-action steps when `params.idle_eps > 0`.
+    """
+    x = np.asarray(losses, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"losses must be 1-D, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("losses contain NaN or inf")
+    idle = None
+    if params.idle_eps > 0:
+        if actions is None:
+            raise ValueError("idle_eps > 0 needs the actions to find no-action steps")
+        idle = idle_steps(actions, params.idle_eps)
+    rule = _Rule(params, events, idle)
+    for t in range(len(x)):
+        if rule.step(t, float(x[t])):
+            rule.total, rule.count = float(x[t]), 1
+    return Detection(rule.boundaries, x.copy(), rule.kinds)
+
+
+def detect_with_model(model: Any, tokens: Any, actions: Any, params: DetectorParams, events: Sequence[int] = (),
+                      base_losses: np.ndarray | None = None) -> Detection:
+    """Run the rule with the action predictor, resetting its memory at each boundary.
+
+    `tokens` are `model.embed(...)` outputs (T, d) for the episode, `actions` (T, A).
+    `base_losses` (the losses without any reset) may be passed to skip the first pass.
+    A reset at b changes the losses of steps b .. b + K - 1 only (the model sees at most
+    K steps), so only those are recomputed. The returned losses are the ones the rule saw.
+    """
+    import torch
+
+    n = int(tokens.shape[0])
+    k = int(model.config.context)
+    with torch.no_grad():
+        if base_losses is None:
+            base_losses = model.nll(model.step_logits(tokens), actions).numpy().astype(np.float64)
+        losses = np.array(base_losses, dtype=np.float64, copy=True)
+        if not params.reset_memory:
+            return detect_boundaries(losses, params, events, actions)
+        acts = np.asarray(actions)
+        rule = _Rule(params, events, idle_steps(acts, params.idle_eps) if params.idle_eps > 0 else None)
+        t = 0
+        while t < n:
+            if rule.step(t, float(losses[t])):
+                end = min(n, t + k)
+                lg = model.step_logits(tokens, [t], steps=range(t, end))
+                losses[t:end] = model.nll(lg, acts[t:end]).numpy()
+                rule.total, rule.count = float(losses[t]), 1
+            t += 1
+    return Detection(rule.boundaries, losses, rule.kinds)

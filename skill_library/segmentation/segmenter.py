@@ -1,0 +1,355 @@
+"""`Segmenter`: the action predictor + tuned boundary rule (+ inverse dynamics, + skill types), saved as one folder.
+
+```
+segmenter/
+  segmenter.json        detector parameters (gap chosen on a validation split), validation
+                        scores, skill-type centroids, training summary
+  predictor/            config.json + weights.safetensors  (policies.action_predictor)
+  idm/                  config.json + weights.safetensors  (policies.inverse_dynamics), optional
+```
+
+`fit_segmenter` trains the predictor by behaviour cloning on unsegmented training
+episodes, chooses the gap and the minimum segment length by grid search on validation
+episodes (phase labels are read there, and only there, to score candidate parameters),
+optionally trains inverse dynamics, and clusters the training segments into skill types.
+`Segmenter.segment(episode)` never reads phase labels.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skill_library.segmentation.dataset import SegEpisode, gripper_events
+from skill_library.segmentation.detector import Detection, DetectorParams, detect_boundaries, detect_with_model
+from skill_library.segmentation.metrics import evaluate_episodes, segments_from_boundaries
+
+__all__ = [
+    "DEFAULT_GAPS",
+    "DEFAULT_MIN_LENS",
+    "EpisodeSegments",
+    "Segmenter",
+    "fit_segmenter",
+    "tune_detector",
+]
+
+SEGMENTER_FILE = "segmenter.json"
+DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(-3.0, 15.01, 0.25), 2))
+DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
+DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
+
+
+@dataclass
+class EpisodeSegments:
+    """Segmentation of one episode: boundaries, (start, end, skill_type) segments (end exclusive), loss curve."""
+
+    name: str
+    length: int
+    boundaries: list[int]
+    segments: list[tuple[int, int, int]]
+    losses: np.ndarray
+    from_event: list[bool] = field(default_factory=list)
+    true_boundaries: list[int] | None = None
+    actions_inferred: bool = False
+    events: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict as stored in segments.json."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "length": self.length,
+            "boundaries": [int(b) for b in self.boundaries],
+            "segments": [{"start": int(s), "end": int(e), "skill_type": int(k)} for s, e, k in self.segments],
+            "boundary_sources": ["event" if ev else "loss" for ev in self.from_event],
+            "gripper_events": [int(e) for e in self.events],
+            "actions_inferred": bool(self.actions_inferred),
+            "loss": [round(float(x), 4) for x in self.losses],
+        }
+        if self.true_boundaries is not None:
+            out["true_boundaries"] = [int(b) for b in self.true_boundaries]
+        return out
+
+
+class Segmenter:
+    """Boundary detection with a trained action predictor (see module docstring)."""
+
+    def __init__(self, predictor: Any, params: DetectorParams, idm: Any = None, skill_types: Any = None,
+                 meta: dict[str, Any] | None = None) -> None:
+        self.predictor = predictor
+        self.params = params
+        self.idm = idm
+        self.skill_types = skill_types
+        self.meta: dict[str, Any] = dict(meta or {})
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        return tuple(self.predictor.config.cameras)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.predictor.config.image_size)
+
+    @property
+    def uses_proprio(self) -> bool:
+        return bool(self.predictor.config.proprio_dim)
+
+    # -- per episode --------------------------------------------------------------------------
+    def prepare(self, ep: SegEpisode) -> tuple[Any, np.ndarray, list[int]]:
+        """(tokens, actions, gripper events) for an episode; labels actions by inverse dynamics when it has none."""
+        import torch
+
+        if ep.actions is None:
+            if self.idm is None:
+                raise ValueError(f"{ep.name}: no actions and this segmenter has no inverse-dynamics model to label them")
+            ep.actions = self.idm.label_actions(ep.images)
+            ep.actions_inferred = True
+        prop = ep.proprio if self.uses_proprio else None
+        if self.uses_proprio and prop is None:
+            raise ValueError(
+                f"{ep.name}: this segmenter's predictor uses proprioception, which a video does not have; "
+                "use a segmenter trained without it (fit_segmenter(..., proprio=False))"
+            )
+        self.predictor.check_inputs(ep.images, prop, len(ep.actions))
+        with torch.no_grad():
+            tokens = self.predictor.embed(ep.images, prop)
+        return tokens, np.asarray(ep.actions, dtype=np.float32), gripper_events(ep.actions)
+
+    def detect(self, ep: SegEpisode, params: DetectorParams | None = None) -> tuple[Detection, Any, list[int]]:
+        """Run the rule on one episode; returns (detection, tokens, events)."""
+        tokens, actions, events = self.prepare(ep)
+        det = detect_with_model(self.predictor, tokens, actions, params or self.params, events)
+        return det, tokens, events
+
+    def segment_embeddings(self, tokens: Any, boundaries: Sequence[int]) -> np.ndarray:
+        """Mean predictor feature per segment (n_segments, d_model), memory reset at each boundary."""
+        import torch
+
+        n = int(tokens.shape[0])
+        with torch.no_grad():
+            f = self.predictor.step_features(tokens, boundaries).numpy()
+        return np.stack([f[s:e].mean(0) for s, e in segments_from_boundaries(boundaries, n)])
+
+    def segment(self, ep: SegEpisode) -> EpisodeSegments:
+        """Boundaries, typed segments and the loss curve of one episode (phases are not read)."""
+        det, tokens, events = self.detect(ep)
+        spans = segments_from_boundaries(det.boundaries, ep.length)
+        if self.skill_types is not None:
+            types = self.skill_types.assign(self.segment_embeddings(tokens, det.boundaries)).tolist()
+        else:
+            types = [-1] * len(spans)
+        return EpisodeSegments(
+            name=ep.name,
+            length=ep.length,
+            boundaries=list(det.boundaries),
+            segments=[(s, e, int(k)) for (s, e), k in zip(spans, types)],
+            losses=det.losses,
+            from_event=list(det.from_event),
+            true_boundaries=ep.true_boundaries,
+            actions_inferred=ep.actions_inferred,
+            events=events,
+        )
+
+    # -- persistence --------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write the segmenter folder (atomic per file)."""
+        from policies.action_predictor import atomic_write_bytes, save_action_predictor
+
+        d = Path(directory)
+        save_action_predictor(self.predictor, d / "predictor")
+        if self.idm is not None:
+            from policies.inverse_dynamics import save_inverse_dynamics
+
+            save_inverse_dynamics(self.idm, d / "idm")
+        doc = {
+            "format": "skillstack-segmenter",
+            "version": 1,
+            "detector": self.params.to_dict(),
+            "skill_types": None if self.skill_types is None else self.skill_types.to_dict(),
+            "has_idm": self.idm is not None,
+            "meta": self.meta,
+        }
+        atomic_write_bytes(d / SEGMENTER_FILE, json.dumps(doc, indent=1, default=_json_default).encode())
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Segmenter":
+        """Load a folder written by `save`; FileNotFoundError / ValueError name the missing or bad file."""
+        from policies.action_predictor import load_action_predictor
+
+        from skill_library.segmentation.clustering import SkillTypes
+
+        d = Path(directory)
+        path = d / SEGMENTER_FILE
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: no segmenter here; train one with `skillstack segment --train DEMOS.hdf5 --model {d}`"
+            )
+        try:
+            doc = json.loads(path.read_text())
+        except ValueError as exc:
+            raise ValueError(f"{path}: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != "skillstack-segmenter":
+            raise ValueError(f"{path}: not a skillstack segmenter file")
+        predictor, _ = load_action_predictor(d / "predictor")
+        idm = None
+        if doc.get("has_idm"):
+            from policies.inverse_dynamics import load_inverse_dynamics
+
+            idm = load_inverse_dynamics(d / "idm")
+        st = doc.get("skill_types")
+        return cls(predictor, DetectorParams(**doc["detector"]), idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"))
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+# ------------------------------------------------------------------------------ tuning
+
+
+def tune_detector(
+    predictor: Any,
+    episodes: Sequence[SegEpisode],
+    *,
+    use_events: bool,
+    reset_memory: bool | None = True,
+    gaps: Sequence[float] = DEFAULT_GAPS,
+    min_lens: Sequence[int] = DEFAULT_MIN_LENS,
+    idle_eps: Sequence[float] = DEFAULT_IDLE_EPS,
+    two_sided: bool = False,
+    metric: str = "f1@5",
+    tie_metric: str = "f1@2",
+) -> tuple[DetectorParams, dict[str, float]]:
+    """Grid search of (gap, min_len, idle_eps) on validation episodes (which must carry phase labels).
+
+    Returns the parameters of the best `metric` (ties broken by `tie_metric`, then the
+    larger gap) and their validation scores. Candidates are ranked without memory resets
+    first (cheap, exact loss re-use); the best 10 are then re-scored with resets when
+    `reset_memory` is True. `reset_memory=None` lets validation choose: the best with and
+    the best without resets compete.
+    """
+    import torch
+
+    if not episodes:
+        raise ValueError("tune_detector: no validation episodes")
+    if any(ep.phases is None for ep in episodes):
+        raise ValueError("tune_detector: validation episodes need phase labels (expert demonstrations)")
+    seg = Segmenter(predictor, DetectorParams(0.0))
+    prepared = []
+    for ep in episodes:
+        tokens, actions, events = seg.prepare(ep)
+        with torch.no_grad():
+            base = predictor.nll(predictor.step_logits(tokens), actions).numpy().astype(np.float64)
+        prepared.append((tokens, actions, events, base))
+    phases = [ep.phases for ep in episodes]
+
+    def score(p: DetectorParams, with_model: bool) -> dict[str, float]:
+        preds = []
+        for tokens, actions, events, base in prepared:
+            if with_model:
+                preds.append(detect_with_model(predictor, tokens, actions, p, events, base_losses=base).boundaries)
+            else:
+                preds.append(detect_boundaries(base, p, events, actions).boundaries)
+        return evaluate_episodes(preds, phases)
+
+    ranked = []
+    for eps in idle_eps:
+        for ml in min_lens:
+            for g in gaps:
+                p = DetectorParams(float(g), int(ml), use_events, False, float(eps), two_sided)
+                r = score(p, False)
+                ranked.append(((r[metric], r[tie_metric], g), p, r))
+    ranked.sort(key=lambda x: x[0], reverse=True)
+    if reset_memory is None or reset_memory:
+        rescored = []
+        for _, p, _ in ranked[:10]:
+            p2 = DetectorParams(p.gap, p.min_len, use_events, True, p.idle_eps, two_sided)
+            r = score(p2, True)
+            rescored.append(((r[metric], r[tie_metric], p.gap), p2, r))
+        ranked = rescored + (ranked[:10] if reset_memory is None else [])
+        ranked.sort(key=lambda x: x[0], reverse=True)
+    _, best, scores = ranked[0]
+    return best, scores
+
+
+def fit_segmenter(
+    train: Sequence[SegEpisode],
+    val: Sequence[SegEpisode],
+    *,
+    cameras: Sequence[str] = ("front", "wrist"),
+    image_size: int = 64,
+    proprio: bool = False,
+    use_events: bool = True,
+    reset_memory: bool | None = None,
+    two_sided: bool = False,
+    epochs: int = 20,
+    context: int = 16,
+    idm: bool = True,
+    idm_epochs: int = 8,
+    skill_types: int | None = None,
+    seed: int = 0,
+    time_budget_s: float | None = None,
+    log: Callable[[str], None] | None = None,
+    predictor: Any = None,
+) -> Segmenter:
+    """Train the predictor (and inverse dynamics), tune the rule on `val`, cluster training segments into skill types.
+
+    `predictor` skips training and reuses a trained one. `skill_types` is the number of skill
+    types (None: chosen by silhouette). `reset_memory=None` lets validation decide whether the
+    memory is reset at boundaries. `two_sided` selects our two-sided rule (see `detector`).
+    """
+    from policies.action_predictor import ActionPredictorConfig, SequenceData, train_action_predictor
+
+    from skill_library.segmentation.clustering import fit_skill_types
+    from skill_library.segmentation.dataset import PROPRIO_DIM
+
+    if not train:
+        raise ValueError("fit_segmenter: no training episodes")
+    if not val:
+        raise ValueError("fit_segmenter: no validation episodes (the gap is chosen on them)")
+    for ep in list(train) + list(val):
+        if ep.actions is None:
+            raise ValueError(f"{ep.name}: training and validation episodes need recorded actions")
+    t0 = time.perf_counter()
+    meta: dict[str, Any] = {"train_episodes": len(train), "val_episodes": len(val), "seed": seed,
+                            "train_tasks": sorted({ep.task for ep in train})}
+    if predictor is None:
+        a_dim = int(train[0].actions.shape[1])
+        cfg = ActionPredictorConfig(cameras=tuple(cameras), image_size=image_size, action_dim=a_dim,
+                                    action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=context,
+                                    proprio_dim=PROPRIO_DIM if proprio else 0)
+        data = [SequenceData(ep.images, ep.actions, ep.proprio if proprio else None) for ep in train]
+        predictor, stats = train_action_predictor(data, cfg, epochs=epochs, seed=seed, time_budget_s=time_budget_s, log=log)
+        meta["predictor_training"] = {"epochs": len(stats.train_loss), "final_loss": stats.train_loss[-1], "seconds": stats.seconds}
+    params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided)
+    meta["validation"] = scores
+    if log:
+        log(f"tuned on {len(val)} validation episodes: gap {params.gap} min_len {params.min_len} f1@5 {scores['f1@5']:.3f}")
+    model_idm = None
+    if idm:
+        from policies.inverse_dynamics import InverseDynamicsConfig, train_inverse_dynamics
+
+        a_dim = int(train[0].actions.shape[1])
+        icfg = InverseDynamicsConfig(cameras=tuple(predictor.config.cameras), image_size=predictor.config.image_size,
+                                     action_dim=a_dim, action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim)
+        model_idm = train_inverse_dynamics([(ep.images, ep.actions) for ep in train], icfg, epochs=idm_epochs, seed=seed, log=log)
+    seg = Segmenter(predictor, params, model_idm, None, meta)
+    embs = []
+    for ep in train:
+        det, tokens, _ = seg.detect(ep)
+        embs.append(seg.segment_embeddings(tokens, det.boundaries))
+    seg.skill_types = fit_skill_types(np.concatenate(embs, 0), skill_types, seed=seed)
+    meta["skill_types"] = seg.skill_types.k
+    meta["fit_seconds"] = time.perf_counter() - t0
+    return seg

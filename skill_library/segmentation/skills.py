@@ -1,0 +1,189 @@
+"""Segments to skills: one behaviour-cloning policy per (skill type, task), added to the library as `bc` skills.
+
+For every skill type found by clustering (`Segmenter.skill_types`) and every task whose
+training episodes contain enough segments of that type, a BC policy (`policies.bc`) is
+fitted on the low-dimensional observations (`observation`, `desired_goal`) and actions of
+those segments' steps. Preconditions and effects are read off the data: a predicate
+literal (holding, at_grasp, on, at, gripper_open, on_table over the scene's cubes) is a
+precondition when it holds at >= `agree` of the segments' first steps, and an effect when it
+holds (or fails) at >= `agree` of their last steps and the opposite at >= `agree` of their
+first steps. A skill with effects is evaluated with `evaluate_skill` (descriptors: success =
+effects hold, per grid cell; the task's expert sets up the preconditions); one without
+gets no success figure (the env's task success would not measure it). Then it is added to
+the library.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skill_library.segmentation.dataset import SegEpisode
+
+__all__ = ["SegmentSkill", "build_segment_skills", "infer_predicates"]
+
+OBS_KEYS = ("observation", "desired_goal")
+
+
+@dataclass
+class SegmentSkill:
+    """One skill made from segments: its library ref, type, task, data size, predicates and own success."""
+
+    ref: str
+    skill_type: int
+    env_id: str
+    segments: int
+    steps: int
+    preconditions: tuple[str, ...]
+    effects: tuple[str, ...]
+    success_rate: float | None
+    majority_phase: str | None
+    bc_mse: float
+
+
+def _literals(scene: Any) -> dict[str, bool]:
+    from envs.predicates import PREDICATES
+
+    objs = sorted(scene.objects)
+    out = {"gripper_open": PREDICATES["gripper_open"](scene)}
+    for o in objs:
+        for name in ("holding", "at_grasp", "on_table"):
+            out[f"{name}({o})"] = PREDICATES[name](scene, o)
+        if "goal" in scene.goals:
+            out[f"at({o})"] = PREDICATES["at"](scene, o)
+        for b in objs:
+            if b != o:
+                out[f"on({o},{b})"] = PREDICATES["on"](scene, o, b)
+    return out
+
+
+def infer_predicates(starts: Sequence[dict[str, bool]], ends: Sequence[dict[str, bool]], agree: float = 0.9) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(preconditions, effects) as literal strings from predicate values at segment starts and ends.
+
+    Preconditions list the literals that agree at the starts (negated ones only for holding/on);
+    effects, the literals that agree at the ends with the opposite value at the starts.
+    """
+    if not 0.5 <= agree <= 1.0:
+        raise ValueError(f"agree must be in [0.5, 1], got {agree}")
+
+    def consistent(rows: Sequence[dict[str, bool]]) -> dict[str, bool]:
+        if not rows:
+            return {}
+        out = {}
+        for k in rows[0]:
+            frac = float(np.mean([r[k] for r in rows]))
+            if frac >= agree:
+                out[k] = True
+            elif frac <= 1 - agree:
+                out[k] = False
+        return out
+
+    pre, post = consistent(starts), consistent(ends)
+    lit = lambda k, v: k if v else f"!{k}"  # noqa: E731
+    pre_l = tuple(lit(k, v) for k, v in sorted(pre.items()) if v or k.startswith(("holding", "on(")))
+    eff_l = tuple(lit(k, v) for k, v in sorted(post.items()) if pre.get(k) != v and k in pre)
+    return pre_l, eff_l
+
+
+def build_segment_skills(
+    segmenter: Any,
+    episodes: Sequence[SegEpisode],
+    library: Any,
+    *,
+    min_segments: int = 10,
+    version: str = "0.1.0",
+    evaluate: bool = True,
+    grid: int = 2,
+    episodes_per_cell: int = 2,
+    bc_epochs: int = 150,
+    agree: float = 0.9,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> list[SegmentSkill]:
+    """Segment `episodes` (with recorded states and low-dim observations), fit one BC skill per (type, task), add to `library`.
+
+    `library` is a `SkillLibrary` or its path. Episodes without simulator states are skipped
+    (predicates need them). `agree` is the fraction of segments a predicate must agree on to become a
+    precondition or effect. Returns what was built; phase names, when recorded, only label the report.
+    """
+    import envs
+    from policies.bc import train_bc
+
+    from skill_library.authoring import new_provenance, observation_spec_from_env, save_network_skill, task_from_env
+    from skill_library.descriptors import attach_descriptors, evaluate_skill
+    from skill_library.package import rewrite_manifest
+    from skill_library.registry import SkillLibrary
+    from skill_library.skill import load_skill
+
+    if segmenter.skill_types is None:
+        raise ValueError("the segmenter has no skill types (fit_segmenter clusters them)")
+    lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
+    groups: dict[tuple[int, str], list[tuple[SegEpisode, int, int]]] = {}
+    for ep in episodes:
+        if ep.states is None or ep.env_id is None or any(k not in ep.low_dim for k in OBS_KEYS):
+            continue
+        res = segmenter.segment(ep)
+        for s, e, k in res.segments:
+            if e - s >= 2:
+                groups.setdefault((k, ep.env_id), []).append((ep, s, e))
+    built: list[SegmentSkill] = []
+    env_cache: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="skillstack-sbd-skills-") as tmp:
+        for (k, env_id), segs in sorted(groups.items()):
+            if len(segs) < min_segments:
+                continue
+            env = env_cache.get(env_id) or env_cache.setdefault(env_id, envs.make(env_id))
+            u = env.unwrapped
+            env.reset(seed=seed)
+            starts, ends, xs, ys, phase_votes = [], [], [], [], []
+            for ep, s, e in segs:
+                for t, bucket in ((s, starts), (e - 1, ends)):
+                    u.set_state(ep.states[t])
+                    bucket.append(_literals(u.scene_state()))
+                xs.append(np.concatenate([ep.low_dim[key][s:e] for key in OBS_KEYS], 1))
+                ys.append(ep.actions[s:e])
+                if ep.phases is not None and ep.phase_names:
+                    phase_votes += [ep.phase_names[int(p)] for p in ep.phases[s:e]]
+            pre, eff = infer_predicates(starts, ends, agree)
+            x, y = np.concatenate(xs), np.concatenate(ys)
+            policy = train_bc(x, y, epochs=bc_epochs, seed=seed, action_low=env.action_space.low, action_high=env.action_space.high)
+            family = task_from_env(env).family
+            name = f"sbd_{family}_type{k}"
+            mean, std, off = {}, {}, 0
+            for key in OBS_KEYS:
+                n = int(np.prod(env.observation_space[key].shape))
+                mean[key], std[key] = policy.obs_mean[off : off + n], policy.obs_std[off : off + n]
+                off += n
+            lens = [e - s for _, s, e in segs]
+            majority = max(set(phase_votes), key=phase_votes.count) if phase_votes else None
+            path = Path(tmp) / name
+            save_network_skill(
+                path, name=name, version=version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
+                observation=observation_spec_from_env(env, OBS_KEYS, mean=mean, std=std),
+                description=(f"Skill type {k} discovered by skill boundary detection in {env_id} demonstrations "
+                             f"({len(segs)} segments, median {int(np.median(lens))} steps); behaviour cloning."),
+                tags=("sbd", "bc", family), preconditions=pre, effects=eff,
+                provenance=new_provenance(command="skill_library.segmentation.build_segment_skills",
+                                          config={"skill_type": k, "segments": len(segs), "bc_epochs": bc_epochs}, seed=seed),
+                overwrite=True,
+            )  # fmt: skip
+            success = None  # a skill with no consistent effect has no success test of its own
+            if evaluate and eff:
+                skill = load_skill(path)
+                max_steps = int(max(10, 2 * np.percentile(lens, 90)))
+                desc = evaluate_skill(skill, grid=grid, episodes_per_cell=episodes_per_cell, seed=seed, max_steps=max_steps)
+                rewrite_manifest(path, attach_descriptors(skill.manifest, desc))
+                success = float(desc["totals"]["success_rate"])
+            ref = lib.add(path, force=True).ref
+            built.append(SegmentSkill(ref, int(k), env_id, len(segs), int(sum(lens)), pre, eff, success, majority,
+                                      float(policy.train_loss[-1])))
+            if log:
+                log(f"{ref}: {len(segs)} segments, pre {list(pre)}, effects {list(eff)}, success {success}")
+    for env in env_cache.values():
+        env.close()
+    return built

@@ -1,0 +1,66 @@
+"""`skillstack train CONFIG.yaml [--set key=value ...]`: train a skill from a YAML config.
+
+Thin layer over `policies.training.train`: the run folder gets the resolved config,
+TensorBoard logs, periodic evaluations (success rate, safety cost, per-critic returns),
+an evaluation video, resumable checkpoints and, at the end, the exported skill
+package(s) added to the skill library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` subcommand."""
+    p = sub.add_parser(
+        "train",
+        help="train a skill with multi-critic SAC from a YAML config",
+        description="Train from a YAML config (configs/*.yaml): vectorised envs, progress bar, TensorBoard logs, "
+        "periodic evaluation with success rate and video, checkpoints, --resume, seeds; exports a skill package "
+        "into the library at the end (one per skill z for skill discovery).",
+    )
+    p.add_argument("config", metavar="CONFIG", help="YAML config file, or a run directory with --resume")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config entry, dotted keys, YAML values (repeatable), "
+                   "e.g. --set total_timesteps=20000 --set algo_kwargs.critic_layout=separate")
+    p.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
+    p.add_argument("--run-dir", default=None, help="run directory (default runs/<experiment>/seed<N>-<time>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir (or CONFIG given as a run directory) from its latest checkpoint")
+    p.add_argument("--no-export", action="store_true", help="do not export skill packages at the end")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run training; prints the run directory and the final evaluation."""
+    import json
+    from pathlib import Path
+
+    from policies.training import SUMMARY_FILE, train
+
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    run_dir = args.run_dir
+    if args.resume and run_dir is None and Path(args.config).is_dir():
+        run_dir = args.config
+    out = train(
+        args.config, overrides=overrides, run_dir=run_dir, resume=args.resume, progress=not args.no_progress,
+        export=False if args.no_export else None, command=" ".join(["skillstack", *map(shlex.quote, sys.argv[1:])]),
+    )
+    print(f"run directory: {out}")
+    summary_path = Path(out) / SUMMARY_FILE
+    if summary_path.is_file():
+        summary = json.loads(summary_path.read_text())
+        final = summary.get("final_eval") or {}
+        line = f"final: success {final.get('success_rate', float('nan')):.2f}, safety cost/episode {final.get('safety_cost', float('nan')):.3f}"
+        if "coverage" in final:
+            line += f", coverage {final['coverage']} cells"
+        print(line + f", {summary['env_steps']} env steps, {summary['timing']['train_s'] / 60:.1f} min training")
+        for skill in summary.get("skills", []):
+            print(f"skill: {skill['name']}@{skill['version']} -> {skill.get('library', skill['path'])}")
+    return 0

@@ -1,0 +1,164 @@
+"""Skill boundary detection: metrics, the boundary rule, baselines, clustering (pure numpy, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from skill_library.segmentation.baselines import fixed_length_boundaries, tune_fixed_length
+from skill_library.segmentation.clustering import SkillTypes, fit_skill_types, kmeans, silhouette
+from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, split_episodes, true_boundaries
+from skill_library.segmentation.detector import DetectorParams, detect_boundaries
+from skill_library.segmentation.metrics import (
+    boundary_counts,
+    edit_score,
+    evaluate_episodes,
+    segment_counts,
+    segments_from_boundaries,
+)
+
+
+def test_boundary_matching_is_one_to_one_within_tolerance():
+    c = boundary_counts([10, 11, 30], [10, 20], tol=2)
+    assert (c.tp, c.fp, c.fn) == (1, 2, 1)
+    # a shifted detection may serve a neighbouring true boundary (maximum matching)
+    c = boundary_counts([6, 9, 16], [9, 13, 16], tol=5)
+    assert (c.tp, c.fp, c.fn) == (3, 0, 0) and c.f1 == 1.0
+    c = boundary_counts([], [5], tol=5)
+    assert c.recall == 0.0 and c.f1 == 0.0
+    assert boundary_counts([], [], tol=2).f1 == 1.0
+    with pytest.raises(ValueError, match="tolerance"):
+        boundary_counts([1], [1], tol=-1)
+
+
+def test_segments_and_segment_f1_iou():
+    assert segments_from_boundaries([5, 0, 12, 99], 20) == [(0, 5), (5, 12), (12, 20)]
+    true = [(0, 10), (10, 20)]
+    assert segment_counts([(0, 10), (10, 20)], true, 0.5).f1 == 1.0
+    over = segment_counts([(0, 4), (4, 10), (10, 20)], true, 0.5)
+    assert (over.tp, over.fp, over.fn) == (2, 1, 0)  # (0,4): IoU 0.4 -> FP; (4,10): IoU 0.6 -> TP
+    under = segment_counts([(0, 20)], true, 0.6)
+    assert (under.tp, under.fp, under.fn) == (0, 1, 2)
+    assert segment_counts([(0, 20)], true, 0.5).tp == 1  # IoU exactly 0.5 counts (>=)
+    # a true segment is matched once: the second overlapping prediction is a false positive
+    twice = segment_counts([(0, 9), (0, 10)], true, 0.5)
+    assert (twice.tp, twice.fp, twice.fn) == (1, 1, 1)
+
+
+def test_edit_score_penalises_split_segments():
+    phases = np.array([0] * 5 + [1] * 5 + [2] * 5)
+    assert edit_score(segments_from_boundaries([5, 10], 15), phases) == 100.0
+    split = edit_score(segments_from_boundaries([3, 5, 10], 15), phases)
+    assert split == pytest.approx(75.0)  # one insertion over 4 segments
+    merged = edit_score(segments_from_boundaries([5], 15), phases)
+    assert merged == pytest.approx(100 * (1 - 1 / 3))
+
+
+def test_evaluate_episodes_keys_and_perfect_score():
+    phases = [np.array([0] * 4 + [1] * 6 + [0] * 3)]
+    r = evaluate_episodes([[4, 10]], phases)
+    for k in ("f1@2", "f1@5", "precision@5", "recall@2", "seg_f1@0.10", "seg_f1@0.25", "seg_f1@0.50", "edit"):
+        assert r[k] == pytest.approx(100.0 if k == "edit" else 1.0)
+    assert r["n_true"] == 2 and r["n_pred"] == 2
+    with pytest.raises(ValueError, match="predictions for"):
+        evaluate_episodes([[1]], [])
+
+
+def test_rule_fires_on_gap_over_running_mean_and_resets():
+    losses = [1.0, 1.0, 1.0, 9.0, 1.0, 1.0, 1.0, 1.0, 6.0, 1.0]
+    d = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2))
+    # t=3: 9 - mean(1,1,1,9)=9-3=6 > 3; reset list at 3 -> t=8: 6 - mean(9,1,1,1,1,6)=6-3.17 < 3: no
+    assert d.boundaries == [3]
+    d = detect_boundaries(losses, DetectorParams(gap=2.0, min_len=2))
+    assert d.boundaries == [3, 8]
+    # min_len blocks a boundary too soon after the previous one
+    d = detect_boundaries([1, 9, 1, 9, 1], DetectorParams(gap=1.0, min_len=3))
+    assert d.boundaries == [3]  # the peak at t=1 is only 1 step after the start
+    d = detect_boundaries([1, 9, 1, 9, 1], DetectorParams(gap=1.0, min_len=1))
+    assert d.boundaries == [1, 3]
+    with pytest.raises(ValueError, match="NaN"):
+        detect_boundaries([1.0, float("nan")], DetectorParams(gap=1.0))
+    with pytest.raises(ValueError, match="min_len"):
+        DetectorParams(gap=1.0, min_len=0)
+
+
+def test_events_are_boundaries_and_snap_close_loss_boundaries():
+    losses = [1.0] * 20
+    losses[6] = 9.0
+    p = DetectorParams(gap=3.0, min_len=4, use_events=True)
+    d = detect_boundaries(losses, p, events=[8, 15])
+    assert d.boundaries == [8, 15] and d.from_event == [True, True]  # loss peak at 6 snapped onto the event at 8
+    d = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=4, use_events=False), events=[8, 15])
+    assert d.boundaries == [6] and d.from_event == [False]
+
+
+def test_gripper_events_and_true_boundaries():
+    a = np.zeros((8, 4))
+    a[:, 3] = [1, 1, -1, -1, -1, 1, 1, 1]
+    assert gripper_events(a) == [2, 5]
+    assert true_boundaries([0, 0, 1, 1, 2, 0]) == [2, 4, 5]
+    with pytest.raises(ValueError, match="actions must be"):
+        gripper_events(np.zeros(4))
+
+
+def test_proprio_dim_matches_observation_layout():
+    from envs.observation import ROBOT_FIELDS
+
+    assert PROPRIO_DIM == sum(n for _, n in ROBOT_FIELDS)
+
+
+def test_split_is_seeded_and_disjoint():
+    a, b, c = split_episodes(list(range(20)), [0.5, 0.25, 0.25], seed=3)
+    assert sorted(a + b + c) == list(range(20)) and (len(a), len(b), len(c)) == (10, 5, 5)
+    assert split_episodes(list(range(20)), [0.5, 0.5], seed=3)[0] == split_episodes(list(range(20)), [0.5, 0.5], seed=3)[0]
+    with pytest.raises(ValueError, match="fractions"):
+        split_episodes([1, 2], [0.8, 0.8])
+
+
+def test_fixed_length_baseline_tuned_on_validation():
+    assert fixed_length_boundaries(10, 3) == [3, 6, 9]
+    phases = [np.repeat(np.arange(5), 7)]  # boundaries every 7 steps
+    every, scores = tune_fixed_length([35], phases)
+    assert every == 7 and scores["f1@2"] == 1.0
+    with pytest.raises(ValueError):
+        fixed_length_boundaries(10, 0)
+
+
+def test_kmeans_finds_separated_clusters_and_skill_types_assign():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(0, 0.1, (30, 3)), rng.normal(5, 0.1, (30, 3)), rng.normal([0, 5, 0], 0.1, (30, 3))])
+    cent, labels, _ = kmeans(x, 3, seed=1)
+    assert len(set(labels[:30])) == len(set(labels[30:60])) == len(set(labels[60:])) == 1
+    assert len(set(labels)) == 3
+    assert silhouette(x, labels) > 0.9
+    st = fit_skill_types(x, None, seed=0)  # k by silhouette
+    assert st.k == 3
+    st2 = SkillTypes.from_dict(st.to_dict())
+    assert (st2.assign(x) == st.assign(x)).all()
+    with pytest.raises(ValueError, match="features"):
+        st.assign(np.zeros((1, 5)))
+
+
+def test_no_action_steps_are_dropped_before_scoring():
+    from skill_library.segmentation.detector import idle_steps
+
+    acts = np.zeros((10, 4))
+    acts[:6, 0] = 0.8  # moving, then holding still from t=6
+    acts[:, 3] = 1.0
+    acts[8, 3] = -1.0  # a gripper change is an action even without motion
+    assert idle_steps(acts, 0.05).tolist() == [False] * 6 + [True, True, False, False]
+    assert not idle_steps(acts, 0.0).any()
+    losses = [1.0] * 10
+    losses[7] = 9.0  # a loss peak while the robot holds still
+    kept = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2), actions=acts)
+    dropped = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2, idle_eps=0.05), actions=acts)
+    assert kept.boundaries == [7] and dropped.boundaries == []
+    with pytest.raises(ValueError, match="needs the actions"):
+        detect_boundaries(losses, DetectorParams(gap=3.0, idle_eps=0.05))
+
+
+def test_two_sided_rule_also_fires_on_a_fall_to_a_lower_loss_level():
+    losses = [8.0] * 6 + [2.0] * 6  # the next skill is more predictable: the loss drops
+    one = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2))
+    two = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2, two_sided=True))
+    assert one.boundaries == [] and two.boundaries == [6]

@@ -1,0 +1,174 @@
+"""Skill boundary detection models (torch): action predictor, inverse dynamics, BC export, resets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from policies.action_predictor import (
+    ActionPredictor,
+    ActionPredictorConfig,
+    SequenceData,
+    discretize_actions,
+    load_action_predictor,
+    save_action_predictor,
+    segment_ids_from_boundaries,
+    train_action_predictor,
+)
+from policies.bc import train_bc
+from policies.inverse_dynamics import (
+    InverseDynamicsConfig,
+    load_inverse_dynamics,
+    save_inverse_dynamics,
+    train_inverse_dynamics,
+)
+from skill_library.segmentation.detector import DetectorParams, detect_boundaries, detect_with_model
+
+torch.set_num_threads(1)
+S = 24  # small images keep these tests fast
+
+
+def _cfg(**kw) -> ActionPredictorConfig:
+    base = dict(cameras=("cam",), image_size=S, context=4, d_model=32, n_heads=2, keypoints=8, conv_channels=(8, 8, 8))
+    base.update(kw)
+    return ActionPredictorConfig(**base)
+
+
+def _episode(t: int, seed: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"cam": rng.integers(0, 255, (t, S, S, 3), dtype=np.uint8)}, rng.uniform(-1, 1, (t, 4)).astype(np.float32)
+
+
+def test_discretize_ends_and_clipping():
+    b = discretize_actions(np.array([[-1.0, 0.0, 1.0, 5.0]]), [-1] * 4, [1] * 4, 21)
+    assert b.tolist() == [[0, 10, 20, 20]]
+
+
+def test_predictor_is_causal_and_sees_only_its_window():
+    torch.manual_seed(0)
+    m = ActionPredictor(_cfg()).eval()
+    imgs, acts = _episode(12, 0)
+    base = m.episode_losses(imgs, acts)
+    assert base.shape == (12,) and np.all(np.isfinite(base)) and np.all(base > 0)
+    future = {"cam": imgs["cam"].copy()}
+    future["cam"][8:] = 255 - future["cam"][8:]
+    changed = m.episode_losses(future, acts)
+    assert np.allclose(changed[:8], base[:8], atol=1e-5)  # o_>t never influences loss_t
+    assert not np.allclose(changed[8:], base[8:])
+    old = {"cam": imgs["cam"].copy()}
+    old["cam"][:2] = 0  # older than K=4 steps for t >= 6
+    assert np.allclose(m.episode_losses(old, acts)[6:], base[6:], atol=1e-5)
+
+
+def test_memory_reset_cuts_context_and_detector_recompute_matches():
+    torch.manual_seed(1)
+    m = ActionPredictor(_cfg()).eval()
+    imgs, acts = _episode(15, 1)
+    with_reset = m.episode_losses(imgs, acts, boundaries=[5])
+    # after a reset at 5, frames before 5 no longer matter
+    other = {"cam": imgs["cam"].copy()}
+    other["cam"][:5] = 7
+    assert np.allclose(m.episode_losses(other, acts, boundaries=[5])[5:], with_reset[5:], atol=1e-5)
+    assert segment_ids_from_boundaries(6, [2, 4]).tolist() == [0, 0, 1, 1, 2, 2]
+    # detect_with_model recomputes only what a reset changes: its losses equal a full pass with the same resets
+    tokens = m.embed(imgs)
+    det = detect_with_model(m, tokens, acts, DetectorParams(gap=0.3, min_len=2), events=[])
+    full = m.episode_losses(imgs, acts, boundaries=det.boundaries)
+    assert det.boundaries, "gap 0.3 on random data should fire"
+    assert np.allclose(det.losses, full, rtol=1e-4, atol=1e-4)
+    no_reset = detect_with_model(m, tokens, acts, DetectorParams(gap=0.3, min_len=2, reset_memory=False))
+    assert no_reset.boundaries == detect_boundaries(m.episode_losses(imgs, acts), DetectorParams(gap=0.3, min_len=2)).boundaries
+
+
+def test_predictor_checks_inputs():
+    m = ActionPredictor(_cfg(proprio_dim=3))
+    imgs, acts = _episode(5, 2)
+    with pytest.raises(ValueError, match="proprioception"):
+        m.check_inputs(imgs, None)
+    with pytest.raises(ValueError, match=r"camera\(s\) \['cam'\]"):
+        m.check_inputs({"other": imgs["cam"]}, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="uint8"):
+        m.check_inputs({"cam": np.zeros((5, S + 1, S, 3), np.uint8)}, np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="4 actions for 5 frames"):
+        m.check_inputs(imgs, np.zeros((5, 3)), steps=4)
+    with pytest.raises(ValueError, match="divisible"):
+        _cfg(d_model=30, n_heads=4)
+    with pytest.raises(ValueError, match="unknown field"):
+        ActionPredictorConfig.from_dict({**_cfg().to_dict(), "bogus": 1})
+
+
+def test_training_learns_a_visual_rule_and_save_load_round_trip(tmp_path):
+    # action depends on the image: bright frame -> +0.8 on dim 0, dark -> -0.8
+    rng = np.random.default_rng(0)
+    eps = []
+    for _ in range(6):
+        bright = rng.random(20) < 0.5
+        img = np.where(bright[:, None, None, None], 230, 20).astype(np.uint8) * np.ones((20, S, S, 3), np.uint8)
+        acts = np.zeros((20, 4), np.float32)
+        acts[:, 0] = np.where(bright, 0.8, -0.8)
+        eps.append(SequenceData({"cam": img}, acts))
+    cfg = _cfg(proprio_dim=0)
+    untrained = ActionPredictor(cfg).eval()
+    m, stats = train_action_predictor(eps, cfg, epochs=15, window=4, batch_windows=16, augment_pad=1, seed=0)
+    before = untrained.episode_losses(eps[0].images, eps[0].actions).mean()
+    after = m.episode_losses(eps[0].images, eps[0].actions).mean()
+    assert stats.train_loss[-1] < stats.train_loss[0] and after < before - 3.0
+    pred = m.predict_actions(eps[0].images)
+    assert np.all(np.sign(pred[:, 0]) == np.sign(eps[0].actions[:, 0]))
+    save_action_predictor(m, tmp_path / "p", extra={"note": "x"})
+    m2, meta = load_action_predictor(tmp_path / "p")
+    assert meta["note"] == "x"
+    assert np.allclose(m2.episode_losses(eps[1].images, eps[1].actions), m.episode_losses(eps[1].images, eps[1].actions))
+    (tmp_path / "p" / "weights.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="safetensors"):
+        load_action_predictor(tmp_path / "p")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_action_predictor(tmp_path / "missing")
+
+
+def test_inverse_dynamics_labels_actions_from_frame_pairs(tmp_path):
+    # the scene brightens (a0=+1) or darkens (a0=-1) by one step per action: a random walk, so
+    # a single frame cannot tell the action, the pair (o_t, o_t+1) can
+    rng = np.random.default_rng(0)
+    eps = []
+    for _ in range(8):
+        level, frames, acts = 5, [], []
+        for _ in range(16):
+            frames.append(np.full((S, S, 3), 20 * level, np.uint8))
+            a = 1.0 if (level < 10 and rng.random() < 0.5) or level <= 1 else -1.0
+            acts.append([a, 0.0, 0.0, 1.0])
+            level += int(a)
+        eps.append(({"cam": np.stack(frames)}, np.array(acts, np.float32)))
+    cfg = InverseDynamicsConfig(cameras=("cam",), image_size=S, conv_channels=(8, 8, 8), keypoints=4, hidden=64)
+    idm = train_inverse_dynamics(eps[:6], cfg, epochs=150, batch=32, lr=3e-3, augment_pad=0, seed=0)
+    frames, acts = eps[6]
+    lab = idm.label_actions(frames)
+    assert lab.shape == acts.shape
+    assert np.mean(np.sign(lab[:-1, 0]) == acts[:-1, 0]) >= 0.9
+    assert np.allclose(lab[-1], lab[-2])  # the last step has no next frame: it repeats the label before
+    save_inverse_dynamics(idm, tmp_path / "idm")
+    assert np.allclose(load_inverse_dynamics(tmp_path / "idm").label_actions(frames), lab, atol=1e-6)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        idm.label_actions({"cam": frames["cam"][:1]})
+    with pytest.raises(ValueError, match=r"camera\(s\)"):
+        idm.label_actions({"front": frames["cam"]})
+
+
+def test_bc_fits_and_exports_as_mlp_network():
+    from policies.networks import load_network
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 5)).astype(np.float32) * 3 + 1
+    y = np.tanh(x[:, :2] @ np.array([[0.3, -0.2], [0.1, 0.25]], np.float32))
+    pol = train_bc(x, y, hidden=(64, 64), epochs=60, seed=0)
+    err = np.abs(pol.predict(x) - y).mean()
+    assert err < 0.05, err
+    net = load_network(pol.arch, pol.state_dict)  # what a bc skill package loads
+    with torch.no_grad():
+        out = net(torch.from_numpy((x[:4] - pol.obs_mean) / pol.obs_std)).numpy()
+    assert np.allclose(out, pol.predict(x[:4]), atol=1e-5)
+    with pytest.raises(ValueError, match="same number"):
+        train_bc(x[:3], y[:4])
+    with pytest.raises(ValueError, match="NaN"):
+        train_bc(np.full((4, 5), np.nan), y[:4])

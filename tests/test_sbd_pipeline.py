@@ -1,0 +1,152 @@
+"""Skill boundary detection end to end on real recorded demos: fit, save/load, segment HDF5 and mp4, CLI, skills."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+CAM, SIZE = "wrist", 32
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    from skill_library.demos import record_demos
+
+    path = tmp_path_factory.mktemp("sbd") / "pp.hdf5"
+    record_demos("skillstack/PandaPickPlace-v0", "expert", episodes=8, out=path, seed=0, cameras=[CAM],
+                 image_size=SIZE, durable=False, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(demos, tmp_path_factory):
+    from skill_library.segmentation import fit_segmenter, load_hdf5_episodes
+
+    eps = load_hdf5_episodes(demos, [CAM], SIZE)
+    seg = fit_segmenter(eps[:6], eps[6:], cameras=(CAM,), image_size=SIZE, epochs=2, context=8, idm=True,
+                        idm_epochs=1, skill_types=3, seed=0)
+    out = tmp_path_factory.mktemp("model") / "segmenter"
+    seg.save(out)
+    return seg, out, eps
+
+
+def test_dataset_reads_frames_actions_phases(demos):
+    from skill_library.segmentation import load_hdf5_episodes
+
+    eps = load_hdf5_episodes(demos, [CAM], SIZE, episodes=[0, 1])
+    ep = eps[0]
+    assert ep.images[CAM].shape == (ep.length, SIZE, SIZE, 3) and ep.images[CAM].dtype == np.uint8
+    assert ep.actions.shape == (ep.length, 4) and ep.proprio.shape == (ep.length, 15)
+    assert ep.phase_names[0] == "reach" and ep.true_boundaries and ep.true_boundaries[0] > 0
+    assert ep.env_id == "skillstack/PandaPickPlace-v0" and ep.task == "PandaPickPlace"
+    with pytest.raises(ValueError, match="no camera 'front'"):
+        load_hdf5_episodes(demos, ["front"], SIZE)
+
+
+def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
+    from skill_library.segmentation import Segmenter
+    from skill_library.segmentation.segmenter import DEFAULT_GAPS, DEFAULT_MIN_LENS
+
+    seg, out, eps = fitted
+    assert seg.params.gap in DEFAULT_GAPS and seg.params.min_len in DEFAULT_MIN_LENS and seg.params.use_events
+    assert 0.0 <= seg.meta["validation"]["f1@5"] <= 1.0 and seg.skill_types.k == 3
+    loaded = Segmenter.load(out)
+    a, b = seg.segment(eps[6]), loaded.segment(eps[6])
+    assert a.boundaries == b.boundaries and np.allclose(a.losses, b.losses, atol=1e-5)
+    assert [s[2] for s in a.segments] == [s[2] for s in b.segments]
+    with pytest.raises(FileNotFoundError, match="--train"):
+        Segmenter.load(out.parent / "nothing")
+
+
+def test_segmentation_never_reads_phases_and_events_are_boundaries(fitted):
+    seg, _, eps = fitted
+    ep = eps[7]
+    blind = replace(ep, phases=None, phase_names=None)
+    a, b = seg.segment(ep), seg.segment(blind)
+    assert a.boundaries == b.boundaries and b.true_boundaries is None
+    assert set(a.events) <= set(a.boundaries)  # loss+info: every gripper event is a boundary
+    spans = [(s, e) for s, e, _ in a.segments]
+    assert spans[0][0] == 0 and spans[-1][1] == ep.length and all(x[1] == y[0] for x, y in zip(spans, spans[1:]))
+
+
+def test_segment_files_hdf5_and_mp4_write_json_and_png(fitted, demos, tmp_path):
+    from skill_library.demos.video import Mp4Writer
+    from skill_library.segmentation.api import segment_files
+    from skill_library.segmentation.io import read_segments
+
+    seg, _, eps = fitted
+    video = tmp_path / "demo.mp4"
+    with Mp4Writer(video, 25.0) as w:
+        for frame in eps[6].images[CAM]:
+            w.write(frame)
+    run = segment_files(seg, [demos, video], out=tmp_path / "s.json", plot=tmp_path / "s.png", episodes=[6, 7])
+    doc = read_segments(tmp_path / "s.json")
+    assert [e["name"] for e in doc["episodes"]] == ["pp.hdf5:demo_6", "pp.hdf5:demo_7", "demo.mp4"]
+    vid = doc["episodes"][2]
+    assert vid["actions_inferred"] is True and "true_boundaries" not in vid and vid["length"] == eps[6].length
+    assert doc["episodes"][0]["true_boundaries"] == eps[6].true_boundaries
+    assert run.frames == eps[6].length * 2 + eps[7].length and run.frames_per_second > 0
+    assert (tmp_path / "s.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "skillstack-segments", "episodes": [{"length": 5, "boundaries": [2], "segments": [{"start": 0, "end": 3}]}]}))
+    with pytest.raises(ValueError, match="do not cover"):
+        read_segments(bad)
+    with pytest.raises(ValueError, match="OpenCV cannot open|readable frame"):
+        (tmp_path / "junk.mp4").write_bytes(b"not a video")
+        segment_files(seg, [tmp_path / "junk.mp4"])
+
+
+def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
+    from skillstack.cli import main
+
+    _, model, _ = fitted
+    out, png = tmp_path / "seg.json", tmp_path / "seg.png"
+    assert main(["segment", str(demos), "--episodes", "6,7", "--model", str(model), "--out", str(out), "--plot", str(png)]) == 0
+    text = capsys.readouterr().out
+    assert "frames/s" in text and "F1@±5" in text and out.exists() and png.exists()
+    assert len(json.loads(out.read_text())["episodes"]) == 2
+    assert main(["segment", str(demos), "--model", str(tmp_path / "none")]) == 2
+    assert "no segmenter here" in capsys.readouterr().err
+    assert main(["segment"]) == 2
+    trained = tmp_path / "trained"
+    assert main(["segment", "--train", str(demos), "--model", str(trained), "--cameras", CAM, "--image-size", str(SIZE),
+                 "--epochs", "1", "--no-idm", "--skill-types", "2"]) == 0
+    assert "segmenter saved" in capsys.readouterr().out and (trained / "segmenter.json").exists()
+    video = tmp_path / "v.mp4"
+    from skill_library.demos.video import Mp4Writer
+
+    with Mp4Writer(video, 25.0) as w:
+        for _ in range(5):
+            w.write(np.zeros((SIZE, SIZE, 3), np.uint8))
+    assert main(["segment", str(video), "--model", str(trained), "--out", str(tmp_path / "v.json")]) == 2
+    assert "no inverse-dynamics model" in capsys.readouterr().err
+
+
+def test_segments_become_bc_skills_in_the_library(fitted, tmp_path):
+    import envs
+    from skill_library import SkillLibrary
+    from skill_library.segmentation.skills import build_segment_skills, infer_predicates
+
+    pre, eff = infer_predicates([{"holding(red)": False, "gripper_open": True}] * 3,
+                                [{"holding(red)": True, "gripper_open": False}] * 3)
+    assert pre == ("gripper_open", "!holding(red)") and eff == ("!gripper_open", "holding(red)")
+    seg, _, eps = fitted
+    lib = SkillLibrary(tmp_path / "lib")
+    built = build_segment_skills(seg, eps[:6], lib, min_segments=3, grid=1, episodes_per_cell=1, bc_epochs=5, agree=0.5)
+    assert built, "expected at least one skill type with >= 3 segments"
+    entries = {e.ref: e for e in lib.entries()}
+    for b in built:
+        assert b.ref in entries and entries[b.ref].kind == "bc" and "sbd" in entries[b.ref].tags
+        assert (b.success_rate is None) == (not b.effects)  # success = effects hold; none without effects
+        assert b.success_rate is None or 0.0 <= b.success_rate <= 1.0
+    assert any(b.success_rate is not None for b in built), "at least one type should have an effect to evaluate"
+    env = envs.make("skillstack/PandaPickPlace-v0")
+    skill = lib.load(built[0].ref).bind(env)
+    obs, _ = env.reset(seed=0)
+    action = skill(obs)
+    assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
