@@ -27,9 +27,12 @@ def test_console_entry_point_help():
 
 
 def test_demo_writes_one_video_per_task(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    # The train and deploy stages are covered by the training and ROS tests; here the fast ones.
+    assert main(["demo", "--out", str(tmp_path), "--stages", "experts,compose"]) == 0
     out = capsys.readouterr().out
     assert "4/4 tasks solved" in out
+    assert "stack-three with scripted starter skills: success" in out
+    assert read_mp4(tmp_path / "stack_three.mp4").shape[0] > 50
     for task, steps in [("PandaReach", 50), ("PandaPush", 50), ("PandaPickPlace", 50), ("PandaStack", 100)]:
         frames = read_mp4(tmp_path / f"{task}.mp4")
         assert frames.shape[0] == steps + 1
@@ -51,6 +54,11 @@ def test_bench_envs_writes_json(tmp_path, capsys):
     row = data["results"][0]
     assert row["env_steps_per_s"] > 0 and row["overhead_ratio"] > 1.0
     assert "overhead ratio" in capsys.readouterr().out
+
+
+def test_demo_rejects_unknown_stage(capsys):
+    assert main(["demo", "--stages", "experts,juggle"]) == 2
+    assert "unknown demo stage" in capsys.readouterr().err
 
 
 def test_user_error_is_one_line(capsys):
