@@ -314,12 +314,12 @@ def load_skill(path: str | os.PathLike[str], device: str | None = "cpu") -> Skil
     manifest = contents.manifest
     if manifest.network is None:
         return ScriptedSkill(manifest, contents.path)
-    import safetensors.torch
+    from safetensors.torch import load as load_safetensors_bytes
     from policies.networks import NetworkSpecError, load_network
 
     dev = resolve_device(device)
     try:
-        tensors = safetensors.torch.load(contents.weights)
+        tensors = load_safetensors_bytes(contents.weights)  # safetensors: no pickle
     except Exception as exc:  # safetensors raises its own error types
         raise SkillPackageError(f"{contents.path / 'weights.safetensors'}: cannot parse safetensors ({exc})") from None
     try:

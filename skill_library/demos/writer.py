@@ -45,21 +45,11 @@ import numpy as np
 from skill_library.demos.errors import OutputExistsError
 from skill_library.demos.format import FORMAT_NAME, FORMAT_VERSION, IMAGE_SUFFIX, LIBVER, Episode
 
+from skill_library.package import fsync_dir  # noqa: E402  (one durable-rename helper for the library)
+
 __all__ = ["DemoWriter", "atomic_replace", "fsync_dir"]
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it survives a power cut (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
