@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from policies.action_predictor import (
-    SpatialSoftmax,
+    KeypointEncoder,
     atomic_write_bytes,
     augment_shift,
     bin_centres,
@@ -83,25 +83,6 @@ class InverseDynamicsConfig:
         return cls(**dict(d))
 
 
-class _PairEncoder(nn.Module):
-    def __init__(self, channels: Sequence[int], keypoints: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 6
-        for i, c in enumerate(channels):
-            k, s = (5, 2) if i == 0 else ((3, 2) if i == 1 else (3, 1))
-            layers += [nn.Conv2d(c_in, c, k, stride=s), nn.ReLU(inplace=True)]
-            c_in = c
-        self.conv = nn.Sequential(*layers)
-        self.kp = nn.Conv2d(c_in, keypoints, 1)
-        self.softmax = SpatialSoftmax()
-        self.out_dim = 2 * keypoints + c_in
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv(x)
-        return torch.cat([self.softmax(self.kp(h)), h.mean(dim=(2, 3))], -1)
-
-
 class InverseDynamicsModel(nn.Module):
     """p(a_t | o_t, o_{t+1}) per action dimension over bins (see module docstring)."""
 
@@ -109,7 +90,8 @@ class InverseDynamicsModel(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.encoders = nn.ModuleDict({cam: _PairEncoder(c.conv_channels, c.keypoints) for cam in c.cameras})
+        # One encoder per camera over frames t and t+1 stacked (6 channels).
+        self.encoders = nn.ModuleDict({cam: KeypointEncoder(c.conv_channels, c.keypoints, in_channels=6) for cam in c.cameras})
         in_dim = sum(e.out_dim for e in self.encoders.values())
         self.head = nn.Sequential(
             nn.Linear(in_dim, c.hidden), nn.ReLU(), nn.Linear(c.hidden, c.hidden), nn.ReLU(),
