@@ -94,7 +94,30 @@ def terms_from_infos(
     return out
 
 
-class MultiRewardReplayBuffer(ReplayBuffer):
+class _RewardTermsStorage:
+    """The K-term storage shared by the three buffers; listed before the SB3 base class."""
+
+    reward_keys: tuple[str, ...]
+    reward_terms: np.ndarray
+
+    def _init_reward_terms(self, reward_keys: Sequence[str]) -> None:
+        self.reward_keys = _check_keys(reward_keys)
+        self.reward_terms = np.zeros((self.buffer_size, self.n_envs, len(self.reward_keys)), dtype=np.float32)
+
+    @property
+    def n_terms(self) -> int:
+        """Number of reward terms K stored per transition."""
+        return len(self.reward_keys)
+
+    def add(self, obs: Any, next_obs: Any, action: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            infos: list[dict[str, Any]]) -> None:
+        """Store one vectorised transition and its reward terms (read from ``infos``)."""
+        # self.pos is the slot the base class's add is about to fill.
+        self.reward_terms[self.pos] = terms_from_infos(self.reward_keys, infos, reward)
+        super().add(obs, next_obs, action, reward, done, infos)  # type: ignore[misc]
+
+
+class MultiRewardReplayBuffer(_RewardTermsStorage, ReplayBuffer):
     """``ReplayBuffer`` that also stores the K reward terms of every transition.
 
     :param reward_keys: names of the terms, in the order the critics use them.
@@ -121,26 +144,7 @@ class MultiRewardReplayBuffer(ReplayBuffer):
             optimize_memory_usage=optimize_memory_usage,
             handle_timeout_termination=handle_timeout_termination,
         )
-        self.reward_keys = _check_keys(reward_keys)
-        self.reward_terms = np.zeros((self.buffer_size, self.n_envs, len(self.reward_keys)), dtype=np.float32)
-
-    @property
-    def n_terms(self) -> int:
-        """Number of reward terms K stored per transition."""
-        return len(self.reward_keys)
-
-    def add(
-        self,
-        obs: np.ndarray,
-        next_obs: np.ndarray,
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """Store one vectorised transition and its reward terms (read from ``infos``)."""
-        self.reward_terms[self.pos] = terms_from_infos(self.reward_keys, infos, reward)
-        super().add(obs, next_obs, action, reward, done, infos)
+        self._init_reward_terms(reward_keys)
 
     def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> MultiRewardReplayBufferSamples:
         # Same env index draw as SB3, then the terms at the same (index, env) pairs.
@@ -160,7 +164,7 @@ class MultiRewardReplayBuffer(ReplayBuffer):
         )
 
 
-class MultiRewardDictReplayBuffer(DictReplayBuffer):
+class MultiRewardDictReplayBuffer(_RewardTermsStorage, DictReplayBuffer):
     """``DictReplayBuffer`` that also stores the K reward terms of every transition."""
 
     def __init__(
@@ -183,26 +187,7 @@ class MultiRewardDictReplayBuffer(DictReplayBuffer):
             optimize_memory_usage=optimize_memory_usage,
             handle_timeout_termination=handle_timeout_termination,
         )
-        self.reward_keys = _check_keys(reward_keys)
-        self.reward_terms = np.zeros((self.buffer_size, self.n_envs, len(self.reward_keys)), dtype=np.float32)
-
-    @property
-    def n_terms(self) -> int:
-        """Number of reward terms K stored per transition."""
-        return len(self.reward_keys)
-
-    def add(  # type: ignore[override]
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """Store one vectorised transition and its reward terms (read from ``infos``)."""
-        self.reward_terms[self.pos] = terms_from_infos(self.reward_keys, infos, reward)
-        super().add(obs, next_obs, action, reward, done, infos)
+        self._init_reward_terms(reward_keys)
 
     def _get_samples(  # type: ignore[override]
         self, batch_inds: np.ndarray, env: VecNormalize | None = None
@@ -222,7 +207,7 @@ class MultiRewardDictReplayBuffer(DictReplayBuffer):
         )
 
 
-class MultiRewardHerReplayBuffer(HerReplayBuffer):
+class MultiRewardHerReplayBuffer(_RewardTermsStorage, HerReplayBuffer):
     """``HerReplayBuffer`` for K reward terms: HER relabels only the goal term.
 
     Virtual transitions get a new desired goal; the goal term (``goal_key``) is
@@ -273,8 +258,7 @@ class MultiRewardHerReplayBuffer(HerReplayBuffer):
             goal_selection_strategy=goal_selection_strategy,
             copy_info_dict=copy_info_dict,
         )
-        self.reward_keys = _check_keys(reward_keys)
-        self.reward_terms = np.zeros((self.buffer_size, self.n_envs, len(self.reward_keys)), dtype=np.float32)
+        self._init_reward_terms(reward_keys)
         # With no named terms the scalar reward is the goal reward, as in plain HER.
         if self.reward_keys == (SCALAR_REWARD_KEY,):
             goal_key = SCALAR_REWARD_KEY
@@ -282,11 +266,6 @@ class MultiRewardHerReplayBuffer(HerReplayBuffer):
         self.goal_key = goal_key
         self.goal_index: int | None = self.reward_keys.index(goal_key) if goal_key in self.reward_keys else None
         self.goal_weight = goal_weight
-
-    @property
-    def n_terms(self) -> int:
-        """Number of reward terms K stored per transition."""
-        return len(self.reward_keys)
 
     def _resolve_goal_weight(self) -> float:
         if self.goal_weight is None:
@@ -300,20 +279,6 @@ class MultiRewardHerReplayBuffer(HerReplayBuffer):
         if self.goal_weight == 0.0:
             raise ValueError(f"goal term {self.goal_key!r} has weight 0: HER cannot recover it from compute_reward")
         return float(self.goal_weight)
-
-    def add(  # type: ignore[override]
-        self,
-        obs: dict[str, np.ndarray],
-        next_obs: dict[str, np.ndarray],
-        action: np.ndarray,
-        reward: np.ndarray,
-        done: np.ndarray,
-        infos: list[dict[str, Any]],
-    ) -> None:
-        """Store one vectorised transition and its reward terms (read from ``infos``)."""
-        # self.pos is the slot HerReplayBuffer.add is about to fill.
-        self.reward_terms[self.pos] = terms_from_infos(self.reward_keys, infos, reward)
-        super().add(obs, next_obs, action, reward, done, infos)
 
     def sample(self, batch_size: int, env: VecNormalize | None = None) -> MultiRewardDictReplayBufferSamples:  # type: ignore[override]
         """Sample real and virtual (goal-relabelled) transitions with all K terms.
