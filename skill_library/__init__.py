@@ -16,8 +16,7 @@ an env + network / SB3 model / controller), `starter` (scripted starter skills),
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from skill_library._lazy import lazy_exports
 
 _EXPORTS = {
     "SkillLibraryError": "skill_library.errors",
@@ -51,14 +50,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'skill_library' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

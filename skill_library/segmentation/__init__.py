@@ -21,8 +21,7 @@ Public names are imported lazily.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from skill_library._lazy import lazy_exports
 
 _EXPORTS = {
     "SegEpisode": "skill_library.segmentation.dataset",
@@ -58,14 +57,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'skill_library.segmentation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
