@@ -8,6 +8,10 @@ For every long-horizon task (pick-place, stack-two, stack-three, push-then-pick)
   mixed into it;
 - scripted: the same controller with scripted skills only (the library's, or the starter
   skills in a temporary library when it has none), reported in its own column;
+- flat BC (when the learned skills were distilled, `skillstack skills distill`): one
+  behaviour-cloning policy for the whole task, fitted on the same teacher's whole
+  successful episodes of that task (same episodes, noise and seed as the students' own
+  demonstrations, network and epochs as theirs): the flat policy given the same data;
 - flat SAC: stable-baselines3 SAC (MultiInputPolicy, dense reward) trained on the task
   itself for the same total env-step budget the learned skills were trained with (the sum
   of their manifests' provenance.env_steps), or `--flat-steps` when given or when there
@@ -40,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flat-steps", type=int, default=None,
                    help=f"flat SAC env steps per task (default: the learned skills' total, else {DEFAULT_FLAT_STEPS})")
     p.add_argument("--no-flat", action="store_true", help="skip the flat SAC baseline")
+    p.add_argument("--no-flat-bc", action="store_true", help="skip the flat BC baseline (run only for distilled skills)")
     p.add_argument("--blend-task", default="stack-two", help="task for the blending vs sequential comparison ('' to skip)")
     p.add_argument("--blend-steps", type=int, default=5000, help="env steps to train the blending policy (default 5000)")
     p.add_argument("--threads", type=int, default=1, help="torch threads for SAC training (default 1)")
@@ -102,6 +107,57 @@ def flat_sac(env_id: str, steps: int, episodes: int, seed: int, threads: int = 1
             "env_steps": steps, "train_seconds": train_s}  # fmt: skip
 
 
+def _distill_config(skills: list[Any]) -> Any:
+    """The DistillConfig the (distilled) learned skills were made with, from their provenance; else None."""
+    from skill_library.planning.distill import DistillConfig
+
+    for s in skills:
+        cfg = s.manifest.provenance.config
+        if isinstance(cfg, dict) and "teacher" in cfg and "episodes_per_task" in cfg:
+            known = {k: v for k, v in cfg.items() if k in DistillConfig.__dataclass_fields__}
+            known = {k: tuple(v) if isinstance(v, list) else v for k, v in known.items()}
+            return DistillConfig(**known)
+    return None
+
+
+def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: int) -> dict[str, Any]:
+    """Fit one BC policy on the teacher's whole successful episodes of `task`; evaluate it on the task env."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    import envs
+    from policies.bc import train_bc
+    from skill_library.planning.distill import collect_skill_demos
+
+    cfg = replace(config, tasks=(task,))
+    _skills, stats, flat = collect_skill_demos(teachers, cfg)
+    demos = flat[task]
+    if not demos.episodes:
+        return {"success_rate": 0.0, "mean_safety_cost": 0.0, "episodes_trained": 0, "steps_trained": 0}
+    env = envs.make(demos.env_id)
+    t0 = time.perf_counter()
+    policy = train_bc(np.stack(demos.obs), np.stack(demos.actions), action_low=env.action_space.low,
+                      action_high=env.action_space.high, hidden=cfg.hidden, epochs=cfg.epochs, batch=cfg.batch,
+                      lr=cfg.lr, seed=cfg.seed)  # fmt: skip
+    train_s = time.perf_counter() - t0
+    successes, costs = [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=1000 + seed + ep)
+        done, cost, info = False, 0.0, {"is_success": 0.0}
+        while not done:
+            x = np.concatenate([np.ravel(obs["observation"]), np.ravel(obs["desired_goal"])])
+            obs, _r, term, trunc, info = env.step(policy.predict(x).astype(np.float32))
+            cost += float(info["safety_cost"])
+            done = term or trunc
+        successes.append(bool(info["is_success"]))
+        costs.append(cost)
+    env.close()
+    return {"success_rate": float(np.mean(successes)), "mean_safety_cost": float(np.mean(costs)),
+            "episodes_trained": demos.episodes, "steps_trained": len(demos.obs), "demo_env_steps": stats["env_steps"],
+            "train_seconds": train_s}  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from envs.long_horizon import LONG_HORIZON_TASKS
     from skill_library.planning.blend import BlendConfig, evaluate_blender, train_blender
@@ -126,6 +182,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         build_starter_skills(starter)
         scripted = load_library_skills(starter, "scripted")
         scripted_source = "starter skills (temporary library)"
+    distilled = _distill_config(learned)
     budget = _learned_budget(learned)
     flat_steps = args.flat_steps or budget or DEFAULT_FLAT_STEPS
     flat_source = ("--flat-steps" if args.flat_steps else "learned skills' total env steps" if budget else
@@ -141,21 +198,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         row: dict[str, Any] = {"task": task, "env_id": spec.env_id, "goal": spec.goal_expression}
         row["learned"] = _controller_eval(task, learned, args.episodes, args.seed, prefs + "-l") if learned else None
         row["scripted"] = _controller_eval(task, scripted, args.episodes, args.seed, prefs + "-s")
+        row["flat_bc"] = (None if args.no_flat_bc or distilled is None
+                          else flat_bc(task, scripted, distilled, args.episodes, args.seed))  # fmt: skip
         row["flat_sac"] = None if args.no_flat else flat_sac(spec.env_id, flat_steps, args.episodes, args.seed, args.threads)
         results.append(row)
-        lr, sr, fr = row["learned"], row["scripted"], row["flat_sac"]
+        lr, sr, fr, br = row["learned"], row["scripted"], row["flat_sac"], row["flat_bc"]
         rows.append([
             task, _pct(lr and lr["success_rate"]), "-" if not lr else f"{lr['mean_skills']:.1f}",
             _pct(sr["success_rate"]), f"{sr['mean_skills']:.1f}", f"{sr['mean_replans']:.2f}", f"{sr['mean_safety_cost']:.2f}",
-            "skipped" if fr is None else _pct(fr["success_rate"]), "-" if fr is None else fr["env_steps"],
+            "-" if br is None else _pct(br["success_rate"]), "skipped" if fr is None else _pct(fr["success_rate"]), "-" if fr is None else fr["env_steps"],
         ])  # fmt: skip
         print(f"{task}: learned {_pct(lr and lr['success_rate'])}, scripted {_pct(sr['success_rate'])}, "
+              f"flat BC {'-' if br is None else _pct(br['success_rate'])}, "
               f"flat SAC {'skipped' if fr is None else _pct(fr['success_rate'])}", flush=True)  # fmt: skip
 
     print()
-    print_table(["task", "learned", "skills/ep", "scripted", "skills/ep", "re-plans", "safety", "flat SAC", "SAC steps"], rows)
+    print_table(["task", "learned", "skills/ep", "scripted", "skills/ep", "re-plans", "safety", "flat BC", "flat SAC", "SAC steps"], rows)
     print(f"(success at the last step, {args.episodes} episodes each; learned = rl/bc skills only, scripted reported "
-          f"separately ({scripted_source}); flat SAC budget: {flat_source})")  # fmt: skip
+          f"separately ({scripted_source}); flat SAC budget: {flat_source}"
+          + ("; flat BC: the teacher's episodes of each task, as the students were given" if distilled else "") + ")")  # fmt: skip
 
     blend_out = None
     if args.blend_task:
@@ -193,6 +254,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "scripted_source": scripted_source,
         "flat_sac_steps": None if args.no_flat else flat_steps,
         "flat_sac_budget_source": flat_source,
+        "distill_config": None if distilled is None else {k: v for k, v in vars(distilled).items()},
         "results": results,
         "blend_vs_sequential": blend_out,
         "goal": {"stack_three_learned_success": GOAL_STACK_THREE_LEARNED, "met": goal_met},

@@ -5,6 +5,10 @@ env, turns the current waypoint into an end-effector delta action for the same I
 controller a policy uses, and exposes its current phase. The phases are the ground
 truth skill boundaries that skill-boundary detection is scored against, and the
 phase groups are what the starter scripted skills in the library wrap.
+
+The long-horizon tasks (`envs.long_horizon`) get multi-step experts chained from these
+(`SequenceExpert`): stack-three is two stacks, push-then-pick a push into reach then a pick.
+Their phase names are unique across the steps, so a recorded episode is labelled throughout.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.base import PandaEnv
+from envs.long_horizon import PandaPushThenPickEnv, PandaStackThreeEnv
 from envs.tasks import PandaPickPlaceEnv, PandaPushEnv, PandaReachEnv, PandaStackEnv
 
 CARRY_HEIGHT = 0.12  # TCP height for carrying a cube over the table (m)
@@ -23,6 +28,7 @@ class ScriptedExpert:
     """Base class: phase bookkeeping and a proportional move-to-waypoint action."""
 
     PHASES: tuple[str, ...] = ()
+    speed_cap = 1.0  # upper bound on every move's speed (a stage of a longer script may go slower)
 
     def __init__(self, env: gym.Env, gain: float = 2.0):
         self.env: PandaEnv = env.unwrapped  # type: ignore[assignment]
@@ -57,6 +63,7 @@ class ScriptedExpert:
         env = self.env
         err = np.asarray(target) - env.tcp_pos()
         a = self.gain * err / env.max_delta
+        max_speed = min(max_speed, self.speed_cap)
         peak = np.abs(a).max()
         if peak > max_speed:
             a *= max_speed / peak  # scale the whole vector: keeps the direction of motion
@@ -135,21 +142,38 @@ class PickPlaceExpert(ScriptedExpert):
             else:
                 # Aim the cube, not the TCP, at the goal: a grasp is rarely perfectly centred.
                 return self.move(goal + (tcp - cube) + [0.0, 0.0, 0.002], CLOSED, max_speed=0.6)
-        # release: open, then back off upwards.
+        # release: open, then back off straight upwards and hold there. The x-y is latched when the
+        # release starts: re-aiming at the current TCP would let the hand drift during a long hold.
+        if self.steps_in_phase == 0:
+            self.release_xy = tcp[:2].copy()
         if self.steps_in_phase < 4:
             return self.move(tcp, OPEN)
-        return self.move(np.array([tcp[0], tcp[1], goal[2] + 0.08]), OPEN)
+        return self.move(np.array([self.release_xy[0], self.release_xy[1], goal[2] + 0.08]), OPEN)
 
     def releases_in_air(self) -> bool:
         return False
 
+    def backed_off(self) -> bool:
+        """Released and clear of the placed cube: the hand may now move sideways without hitting it."""
+        if self.phase != "release" or self.steps_in_phase < 4:
+            return False
+        return bool(self.env.tcp_pos()[2] > self.env.object_pos(self.cube)[2] + 0.05)
+
 
 class StackExpert(PickPlaceExpert):
-    """Pick red, place it on blue, release. Same phases as pick-and-place."""
+    """Pick `cube` (red), place it on `base` (blue), release. Same phases as pick-and-place."""
+
+    base = "blue"
+
+    def __init__(self, env: gym.Env, gain: float = 2.0, cube: str | None = None, base: str | None = None):
+        # Per-instance cubes let a multi-stack expert reuse this script for each level of the tower.
+        self.cube = cube or type(self).cube
+        self.base = base or type(self).base
+        super().__init__(env, gain)
 
     def place_target(self) -> np.ndarray:
-        blue = self.env.object_pos("blue")
-        return blue + [0.0, 0.0, 2 * self.env.cube_half_size]
+        below = self.env.object_pos(self.base)
+        return below + [0.0, 0.0, 2 * self.env.cube_half_size]
 
     def releases_in_air(self) -> bool:
         return True  # the "air" goal is on top of blue: release there
@@ -160,17 +184,27 @@ class PushExpert(ScriptedExpert):
 
     PHASES = ("reach", "push")
     PUSH_Z = 0.026  # TCP height while pushing: pads cover the cube's lower two thirds
+    ARRIVED = 0.02  # x-y distance of the cube from the target that counts as there (m)
+    cube = "red"
+
+    def push_target(self) -> np.ndarray:
+        """Where the cube is pushed to (x-y is used): the env's goal."""
+        return self.env.goal
+
+    def _arrived(self) -> np.ndarray:
+        """Action once the cube is at the target: hold still rather than chase noise."""
+        return self.move(self.env.tcp_pos(), CLOSED)
 
     def _act(self) -> np.ndarray:
         env = self.env
-        cube = env.object_pos("red")
-        goal = env.goal
+        cube = env.object_pos(self.cube)
+        goal = self.push_target()
         tcp = env.tcp_pos()
         h = env.cube_half_size
         to_goal = goal[:2] - cube[:2]
         dist = float(np.linalg.norm(to_goal))
-        if self.phase == "push" and dist < 0.02:
-            return self.move(tcp, CLOSED)  # there: hold still rather than chase noise
+        if self.phase == "push" and dist < self.ARRIVED:
+            return self._arrived()
         direction = to_goal / max(dist, 1e-6)
         rel = tcp[:2] - cube[:2]
         if self.phase == "push":
@@ -194,11 +228,170 @@ class PushExpert(ScriptedExpert):
         return self._act()
 
 
+class SequenceExpert(ScriptedExpert):
+    """Several experts run one after another on the same env: a multi-step task as a chain of scripts.
+
+    Each stage is an ordinary expert (built fresh per episode by `_make_stages`); the stage's
+    i-th phase is exposed as `STAGE_PHASES[stage][i]`, so labels stay unique across stages
+    (a stage may leave its trailing phases unexposed when it never reaches them). A stage hands
+    over to the next when `_stage_finished` says so. `phase_index` and `steps_in_phase` read and
+    write the current stage, so setting `phase_index` (as `skill_library.scripted` does to run
+    one group of phases) jumps to that stage and phase.
+    """
+
+    STAGE_PHASES: tuple[tuple[str, ...], ...] = ()
+
+    def _make_stages(self) -> list[ScriptedExpert]:
+        raise NotImplementedError
+
+    def _stage_finished(self, index: int, stage: ScriptedExpert) -> bool:
+        """Whether stage `index` is over and the next may start (default: the stage is done)."""
+        return stage.done
+
+    def reset(self) -> None:
+        self.stages = self._make_stages()
+        for names, stage in zip(self.STAGE_PHASES, self.stages, strict=True):
+            if len(names) > len(stage.PHASES):
+                raise ValueError(f"{type(self).__name__}: stage {type(stage).__name__} has fewer phases than {names}")
+        self.stage_index = 0
+        super().reset()
+
+    def _offset(self, index: int) -> int:
+        return sum(len(names) for names in self.STAGE_PHASES[:index])
+
+    @property
+    def phase_index(self) -> int:
+        local = self.stages[self.stage_index].phase_index
+        if local >= len(self.STAGE_PHASES[self.stage_index]):
+            raise RuntimeError(f"{type(self).__name__}: stage {self.stage_index} entered an unexposed phase")
+        return self._offset(self.stage_index) + local
+
+    @phase_index.setter
+    def phase_index(self, value: int) -> None:
+        for index, names in enumerate(self.STAGE_PHASES):
+            offset = self._offset(index)
+            if value < offset + len(names):
+                self.stage_index = index
+                self.stages[index].phase_index = value - offset
+                self.stages[index].steps_in_phase = 0
+                return
+        raise IndexError(f"phase index {value} out of range for {len(self.PHASES)} phases")
+
+    @property
+    def steps_in_phase(self) -> int:
+        return self.stages[self.stage_index].steps_in_phase
+
+    @steps_in_phase.setter
+    def steps_in_phase(self, value: int) -> None:
+        self.stages[self.stage_index].steps_in_phase = value
+
+    @property
+    def done(self) -> bool:
+        return self.stage_index == len(self.stages) - 1 and self.stages[-1].done
+
+    def act(self, obs: dict | None = None) -> np.ndarray:
+        last = len(self.stages) - 1
+        while self.stage_index < last and self._stage_finished(self.stage_index, self.stages[self.stage_index]):
+            self.stage_index += 1  # the next stage starts at its first phase
+        return self.stages[self.stage_index].act(obs)  # the stage counts its own steps
+
+
+class StackThreeExpert(SequenceExpert):
+    """Red on blue (exactly StackExpert), then green on red; after the last release, back off and hold.
+
+    Green lies at least 15 cm from blue (PandaStackThreeEnv), so its top grasp clears the tower.
+    Green is placed on red where red actually is, not at the goal: a tower must stand on itself.
+    """
+
+    STAGE_PHASES = (
+        ("reach", "grasp", "lift", "carry", "place", "release"),
+        ("reach_2", "grasp_2", "lift_2", "carry_2", "place_2", "release_2"),
+    )
+    PHASES = STAGE_PHASES[0] + STAGE_PHASES[1]
+    SECOND_SPEED = 0.6  # speed cap of the green stage: a full-speed reach from the tower jerks the wrist
+
+    def _make_stages(self) -> list[ScriptedExpert]:
+        second = StackExpert(self.env, self.gain, cube="green", base="red")
+        second.speed_cap = self.SECOND_SPEED
+        return [StackExpert(self.env, self.gain, cube="red", base="blue"), second]
+
+    def _stage_finished(self, index: int, stage: ScriptedExpert) -> bool:
+        # Wait until the hand is clear above red before heading for green.
+        return isinstance(stage, PickPlaceExpert) and stage.backed_off()
+
+
+class StagingPushExpert(PushExpert):
+    """Push the cube in along the ray from the base axis to STAGING_RADIUS, then lift the hand off it.
+
+    The staging point is fixed from the cube's position at the start of the episode (the same
+    point as `skill_library.planning.grounding.staging_points` makes for a single cube: radius
+    0.62 m on the ray through the cube, table height), which is inside the `in_reach` region.
+    """
+
+    STAGING_RADIUS = 0.62
+    ARRIVED = 0.03  # looser than a goal push: anywhere near the point is well inside reach
+    LIFT_Z = CARRY_HEIGHT  # TCP height the hand rises to once the cube is there (clear of it when reaching)
+    RETREAT_SPEED = 0.3  # slow: far out, a fast move off the cube jerks the wrist
+
+    def reset(self) -> None:
+        super().reset()
+        self.staging: np.ndarray | None = None  # set on the first action (the env may not be reset yet)
+        self.arrived = False
+
+    def push_target(self) -> np.ndarray:
+        if self.staging is None:
+            p = self.env.object_pos(self.cube)
+            angle = float(np.arctan2(p[1], p[0]))
+            r = self.STAGING_RADIUS
+            self.staging = np.array([r * np.cos(angle), r * np.sin(angle), self.env.cube_half_size])
+        return self.staging
+
+    def _act(self) -> np.ndarray:
+        if self.arrived:
+            return self._arrived()
+        return super()._act()
+
+    def _arrived(self) -> np.ndarray:
+        # Once there, stay there (the cube may settle a little). Back off from the cube at pushing
+        # height first: rising with the pads against it drags it along and can tip it over.
+        tcp = self.env.tcp_pos()
+        if not self.arrived:
+            self.arrived = True
+            away = tcp[:2] - self.staging[:2]
+            self.retreat_xy = tcp[:2] + 0.025 * away / max(float(np.linalg.norm(away)), 1e-6)
+        return self.move(np.array([*self.retreat_xy, self.LIFT_Z]), CLOSED, max_speed=self.RETREAT_SPEED)
+
+    def lifted(self) -> bool:
+        """The cube is at the staging point and the hand has risen clear of it."""
+        return self.arrived and bool(self.env.tcp_pos()[2] > self.LIFT_Z - 0.01)
+
+
+class PushThenPickExpert(SequenceExpert):
+    """Push red in from behind to a staging point inside grasp reach, then pick it and hold it at the goal.
+
+    The goal of PandaPushThenPickEnv is in the air, so the pick stage (PickPlaceExpert) never releases.
+    """
+
+    STAGE_PHASES = (("push_reach", "push"), ("reach", "grasp", "lift", "carry", "place"))
+    PHASES = STAGE_PHASES[0] + STAGE_PHASES[1]
+    PICK_SPEED = 0.5  # speed cap of the pick stage: a fast reach far out overshoots and jerks the wrist
+
+    def _make_stages(self) -> list[ScriptedExpert]:
+        pick = PickPlaceExpert(self.env, self.gain)
+        pick.speed_cap = self.PICK_SPEED
+        return [StagingPushExpert(self.env, self.gain), pick]
+
+    def _stage_finished(self, index: int, stage: ScriptedExpert) -> bool:
+        return isinstance(stage, StagingPushExpert) and stage.lifted()
+
+
 EXPERTS: dict[type, type[ScriptedExpert]] = {
     PandaReachEnv: ReachExpert,
     PandaPickPlaceEnv: PickPlaceExpert,
     PandaStackEnv: StackExpert,
     PandaPushEnv: PushExpert,
+    PandaStackThreeEnv: StackThreeExpert,
+    PandaPushThenPickEnv: PushThenPickExpert,
 }
 
 

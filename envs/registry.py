@@ -9,7 +9,7 @@ import gymnasium as gym
 NAMESPACE = "skillstack"
 # task name -> max episode steps (25 Hz control)
 EPISODE_STEPS = {"PandaReach": 50, "PandaPush": 50, "PandaPickPlace": 50, "PandaStack": 100}
-# Long-horizon tasks (envs/long_horizon.py): several skills in sequence; not in ENV_IDS (no single scripted expert).
+# Long-horizon tasks (envs/long_horizon.py): several skills in sequence; not in ENV_IDS (their experts are chains).
 LONG_HORIZON_STEPS = {"PandaPickPlaceLong": 100, "PandaStackTwo": 150, "PandaStackThree": 300, "PandaPushThenPick": 200}
 
 

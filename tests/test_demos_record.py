@@ -82,6 +82,22 @@ def test_record_expert_with_cameras_and_video(tmp_path: Path) -> None:
     env.close()
 
 
+def test_record_long_horizon_expert_with_phase_labels(tmp_path: Path) -> None:
+    # The multi-step experts label every step of a long demonstration (skill-boundary ground truth).
+    out = tmp_path / "ptp.hdf5"
+    res = record_demos(
+        "skillstack/PandaPushThenPick-v0", "expert", 1, out, seed=3, cameras=["front"], image_size=16, progress=False
+    )
+    assert res.episodes == 1 and res.successes == 1
+    with DemoFile(out, expected_env="skillstack/PandaPushThenPick-v0") as f:
+        ep = f[0]
+        assert ep.num_samples == 200 and ep.obs["front_image"].shape == (200, 16, 16, 3)
+        assert ep.phase_names == ("push_reach", "push", "reach", "grasp", "lift", "carry", "place")
+        codes = ep.phases.tolist()
+        assert codes[0] == 0 and codes[-1] == 6
+        assert all(b >= a or (a, b) == (1, 0) for a, b in zip(codes, codes[1:]))  # in order (a lost push may go round)
+
+
 def test_record_is_reproducible_and_policies_resolve(tmp_path: Path) -> None:
     a = record_demos("skillstack/PandaReach-v0", "random", 1, tmp_path / "a.hdf5", seed=3, max_steps=5, progress=False)
     b = record_demos("skillstack/PandaReach-v0", "random", 1, tmp_path / "b.hdf5", seed=3, max_steps=5, progress=False)

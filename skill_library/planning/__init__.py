@@ -13,7 +13,9 @@ Modules: `spec` (goal strings / YAML, named tasks), `symbolic` (atoms, effects, 
 theory), `planner` (best-first search, ranked plans, NoPlanError), `grounding` (skills on
 scene cubes, views), `executor` (the controller: monitoring, re-planning, decision log),
 `bandit` (gradient-bandit preferences, persisted per robot and scene), `blend`
-(SkillBlender-style blending of frozen skills by a high-level SB3 policy), `run`
+(SkillBlender-style blending of frozen skills by a high-level SB3 policy, saved and
+reloaded without pickle), `distill` (learned bc skills from the controller's
+demonstrations with scripted skills), `run`
 (`run_task`, what `skillstack run-task` calls).
 """
 
@@ -48,6 +50,12 @@ _EXPORTS = {
     "PreferenceStore": "skill_library.planning.bandit",
     "BlendConfig": "skill_library.planning.blend",
     "BlendEnv": "skill_library.planning.blend",
+    "BlenderPolicy": "skill_library.planning.blend",
+    "load_blender": "skill_library.planning.blend",
+    "save_blender": "skill_library.planning.blend",
+    "DistillConfig": "skill_library.planning.distill",
+    "collect_skill_demos": "skill_library.planning.distill",
+    "distill_skills": "skill_library.planning.distill",
     "evaluate_blender": "skill_library.planning.blend",
     "train_blender": "skill_library.planning.blend",
     "run_task": "skill_library.planning.run",

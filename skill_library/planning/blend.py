@@ -34,7 +34,20 @@ from skill_library.planning.grounding import GroundedSkill, ground_skill, stagin
 from skill_library.planning.planner import PlannerConfig, plan
 from skill_library.planning.symbolic import Domain, scene_atoms
 
-__all__ = ["BlendConfig", "BlendEnv", "evaluate_blender", "select_blend_skills", "train_blender"]
+__all__ = [
+    "BlendConfig",
+    "BlendEnv",
+    "BlenderPolicy",
+    "evaluate_blender",
+    "load_blender",
+    "save_blender",
+    "select_blend_skills",
+    "train_blender",
+]
+
+BLENDER_FILE = "blender.json"
+BLENDER_WEIGHTS = "actor.safetensors"
+BLENDER_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -226,3 +239,117 @@ def evaluate_blender(
         "results": [{"success": s, "safety_cost": c} for s, c in zip(successes, costs)],
         "frames": frames,
     }
+
+
+# ----------------------------------------------------------------------------- save / load
+
+
+class BlenderPolicy:
+    """A saved high-level blending policy: its deterministic actor, the skills it blends, its config.
+
+    `predict(obs, deterministic=True)` answers like an SB3 model, so `evaluate_blender`
+    runs a reloaded policy exactly as the freshly trained one.
+    """
+
+    def __init__(self, arch: dict[str, Any], state_dict: dict[str, Any], labels: list[str], skill_refs: list[str],
+                 config: BlendConfig, env_id: str) -> None:  # fmt: skip
+        from policies.networks import build_network
+
+        self.arch, self.labels, self.skill_refs, self.config, self.env_id = arch, list(labels), list(skill_refs), config, env_id
+        self.net = build_network(arch)
+        self.net.load_state_dict(state_dict)
+        self.net.eval()
+
+    def predict(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, None]:
+        import torch
+
+        x = np.asarray(obs, dtype=np.float32)
+        if x.shape[-1] != self.arch["in_dim"]:
+            raise ValueError(f"blender observation has {x.shape[-1]} values, the policy takes {self.arch['in_dim']}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("blender observation contains NaN or inf")
+        with torch.no_grad():
+            y = self.net(torch.from_numpy(np.atleast_2d(x))).numpy()
+        return (y[0] if x.ndim == 1 else y), None
+
+
+def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_id: str, config: BlendConfig,
+                 out_dir: Any, overwrite: bool = False) -> Any:  # fmt: skip
+    """Save a trained SAC blender as JSON + safetensors (nothing pickled), atomically; returns the directory.
+
+    Records the blended labels, the refs of the skills (a reload checks they are the same
+    versions) and the config. PPO blenders are not exportable (stochastic Gaussian head
+    without the SAC actor layout): train with algo "sac" to save.
+    """
+    import json
+    import os
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save as st_save
+
+    from policies.networks import export_sb3_actor
+    from skill_library.package import fsync_dir
+
+    out = Path(out_dir)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists (pass overwrite=True to replace it)")
+    if config.algo != "sac":
+        raise ValueError(f"only SAC blenders can be saved, this one is {config.algo!r}")
+    exported = export_sb3_actor(model)
+    meta = {
+        "format": BLENDER_FORMAT, "env_id": env_id, "labels": list(labels), "skills": [s.ref for s in skills],
+        "arch": exported.arch, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
+    }  # fmt: skip
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, data in ((BLENDER_WEIGHTS, st_save(exported.state_dict)), (BLENDER_FILE, json.dumps(meta, indent=2).encode())):
+            with open(tmp / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_blender(path: Any, skills: Sequence[Any]) -> BlenderPolicy:
+    """Load a blender saved by `save_blender`; `skills` must include the very versions it was trained with.
+
+    Raises ValueError for a missing/corrupt file, an unknown format or architecture, or
+    skills that differ from the recorded refs.
+    """
+    import json
+    from pathlib import Path
+
+    from safetensors.torch import load as st_load
+
+    from policies.networks import validate_arch
+
+    root = Path(path)
+    try:
+        meta = json.loads((root / BLENDER_FILE).read_text())
+        weights = st_load((root / BLENDER_WEIGHTS).read_bytes())
+    except FileNotFoundError as exc:
+        raise ValueError(f"{root}: not a saved blender ({exc.filename} missing)") from None
+    except Exception as exc:  # bad JSON or a damaged safetensors file
+        raise ValueError(f"{root}: damaged blender files ({type(exc).__name__}: {exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != BLENDER_FORMAT:
+        raise ValueError(f"{root}: unknown blender format {meta.get('format') if isinstance(meta, dict) else meta!r}")
+    have = {s.ref for s in skills}
+    missing = [r for r in meta["skills"] if r not in have]
+    if missing:
+        raise ValueError(f"{root}: blender was trained with {missing}, not among the given skills")
+    arch = validate_arch(meta["arch"])
+    cfg_fields = {k: (tuple(v) if k == "hidden" else v) for k, v in meta["config"].items() if k in BlendConfig.__dataclass_fields__}
+    try:
+        return BlenderPolicy(arch, weights, meta["labels"], meta["skills"], BlendConfig(**cfg_fields), meta["env_id"])
+    except RuntimeError as exc:  # tensors that do not fit the architecture
+        raise ValueError(f"{root}: weights do not match the architecture: {exc}") from None

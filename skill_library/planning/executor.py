@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -171,13 +171,17 @@ class HierarchicalController:
         config: ControllerConfig | None = None,
         bandit: GradientBandit | None = None,
         seed: int | None = 0,
+        action_hook: Callable[[Decision, GroundedSkill, Mapping[str, np.ndarray], np.ndarray], np.ndarray] | None = None,
     ) -> None:
+        """`action_hook(decision, grounded_skill, obs, action)`, when given, sees every action a skill
+        chooses and returns the action to execute (distillation records and perturbs them through it)."""
         if not skills:
             raise ValueError("the controller needs at least one skill")
         self.skills = list(skills)
         self.config = config or ControllerConfig()
         self.bandit = bandit or GradientBandit()
         self.rng = np.random.default_rng(seed)
+        self.action_hook = action_hook
         self._unusable: set[str] = set()
 
     @property
@@ -389,7 +393,10 @@ class HierarchicalController:
         scripted = op.kind == "scripted"
         budget = min(self._budget(op, env), max_steps - ep["steps"])
         for _ in range(budget):
-            step(gs.act(ep["obs"]))
+            action = gs.act(ep["obs"])
+            if self.action_hook is not None:
+                action = self.action_hook(d, gs, ep["obs"], action)
+            step(action)
             if callback is not None:
                 callback(env, ep["steps"], d)
             scene = u.scene_state()

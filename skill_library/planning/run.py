@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from skill_library.planning.bandit import PreferenceStore
-from skill_library.planning.blend import BlendConfig, evaluate_blender, train_blender
+from skill_library.planning.blend import BlendConfig, evaluate_blender, load_blender, save_blender, train_blender
 from skill_library.planning.executor import ControllerConfig, HierarchicalController, load_library_skills, summarize
 from skill_library.planning.spec import TaskSpec, resolve_task
 
@@ -45,6 +45,8 @@ def run_task(
     config: ControllerConfig | None = None,
     blend: BlendConfig | None = None,
     on_episode: Callable[[int, dict[str, Any]], None] | None = None,
+    blender: str | os.PathLike[str] | None = None,
+    blender_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of `task` and report success rate, skills per episode, re-plans, safety cost.
 
@@ -54,6 +56,8 @@ def run_task(
     bandit adaptation) or "blend" (train a SkillBlender-style high-level policy, then evaluate).
     preferences: directory of the per-robot, per-task preference files (default
     $SKILLSTACK_PREFERENCES or ~/.skillstack/preferences); nothing is written when `adapt` is False.
+    blender: (blend mode) a saved blending policy to evaluate instead of training one;
+    blender_out: (blend mode) where to save the freshly trained one (replaced if present).
     """
     import envs
     import sim_assets
@@ -106,8 +110,16 @@ def run_task(
         if cfg.adapt:
             report["preferences_file"] = str(store.save(robot, scene, bandit))
     else:
-        bcfg = blend or BlendConfig(seed=seed)
-        model, labels, info = train_blender(skills, spec.env_id, spec.goal, bcfg)
+        if blender is not None:
+            model = load_blender(blender, skills)
+            if model.env_id != spec.env_id:
+                raise ValueError(f"blender {blender} was trained on {model.env_id}, not {spec.env_id}")
+            bcfg, labels, info = model.config, model.labels, {"loaded": str(blender), "algo": model.config.algo}
+        else:
+            bcfg = blend or BlendConfig(seed=seed)
+            model, labels, info = train_blender(skills, spec.env_id, spec.goal, bcfg)
+            if blender_out is not None:
+                report["blender_saved"] = str(save_blender(model, labels, skills, spec.env_id, bcfg, blender_out, overwrite=True))
         ev = evaluate_blender(model, skills, labels, spec.env_id, episodes=episodes, seed=seed, config=bcfg, camera=camera if video else None)
         frames = ev.pop("frames")
         results = ev.pop("results")

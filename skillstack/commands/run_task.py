@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--replan-budget", type=int, default=3, help="re-plans allowed per episode (default 3)")
     p.add_argument("--blend-steps", type=int, default=20000, help="env steps to train the blending policy (default 20000)")
     p.add_argument("--blend-algo", choices=("sac", "ppo"), default="sac", help="SB3 algorithm for blending (default sac)")
+    p.add_argument("--save-blender", metavar="DIR", default=None, help="with --mode blend: save the trained blending policy (JSON + safetensors)")
+    p.add_argument("--blender", metavar="DIR", default=None, help="with --mode blend: evaluate this saved blending policy instead of training one")
     p.add_argument("--verbose", "-v", action="store_true", help="print every decision")
     p.set_defaults(func=run)
 
@@ -60,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  [{d['env_step']:>3}] {d['label']:<45} est {d['estimated_success']:.2f} pref {d['preference']:+.3f} "
                       f"p {d['probability']:.2f} -> {d['outcome']} ({d['reason']}, {d['steps']} steps)")
 
-    if args.mode == "blend":
+    if (args.save_blender or args.blender) and args.mode != "blend":
+        raise ValueError("--save-blender and --blender go with --mode blend")
+    if args.mode == "blend" and not args.blender:
         print(f"training the blending policy ({args.blend_algo}, {args.blend_steps} steps) ...")
     report = run_task(
         args.task, library=args.library, kinds=kinds, goal=args.goal, episodes=args.episodes, seed=args.seed,
         mode=args.mode, video=args.video, camera=args.camera, preferences=args.preferences, adapt=not args.no_adapt,
         config=cfg, blend=BlendConfig(total_steps=args.blend_steps, algo=args.blend_algo, seed=args.seed),
-        on_episode=on_episode if args.mode == "plan" else None,
+        on_episode=on_episode if args.mode == "plan" else None, blender=args.blender, blender_out=args.save_blender,
     )  # fmt: skip
     s = report["summary"]
     kinds_used = {k: sum(1 for x in report["skills"] if x["kind"] == k) for k in ("rl", "bc", "scripted")}
@@ -79,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if "mean_weights" in report:
         print("mean blend weights (dx, dy, dz, gripper): " + "; ".join(f"{k} {v}" for k, v in report["mean_weights"].items()))
+    if report.get("blender_saved"):
+        print(f"blending policy saved to {report['blender_saved']}")
     if report.get("video"):
         print(f"video: {report['video']}")
     if report.get("preferences_file"):

@@ -76,6 +76,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     ip.add_argument("--episodes-per-cell", type=int, default=2, help="episodes per cell for --evaluate (default 2)")
     ip.set_defaults(func=_install_starter)
 
+    from skill_library.planning.distill import DEFAULT_TASKS
+
+    dp = ssub.add_parser(
+        "distill", help="learn bc skills from the controller's demonstrations with scripted skills",
+        description="Run the hierarchical controller with scripted teacher skills on long-horizon tasks, record each "
+        "skill's actions in its own observation layout (DART noise on the executed actions), fit one behaviour-cloning "
+        "student per teacher and add it to the library as NAME_bc (kind bc, the teacher's predicates, evaluated "
+        "descriptors, demonstration env steps in its provenance).",
+    )
+    dp.add_argument("--teachers", nargs="*", default=None, metavar="NAME[@VERSION]",
+                    help="scripted teacher skills from the library (default: its scripted skills, else the starter skills)")
+    dp.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated long-horizon tasks to demonstrate")
+    dp.add_argument("--episodes-per-task", type=int, default=300, help="teacher episodes per task (default 300)")
+    dp.add_argument("--noise", type=float, default=0.1, help="std of the DART noise on executed translation actions (default 0.1)")
+    dp.add_argument("--epochs", type=int, default=100, help="behaviour-cloning epochs per student (default 100)")
+    dp.add_argument("--hidden", default="256,256", help="hidden layer sizes (default 256,256)")
+    dp.add_argument("--no-evaluate", action="store_true", help="skip the students' descriptors")
+    dp.add_argument("--grid", type=int, default=3, help="descriptor grid size (default 3)")
+    dp.add_argument("--seed", type=int, default=0)
+    dp.add_argument("--json", default=None, metavar="OUT", help="write the students and stats as JSON")
+    dp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    dp.set_defaults(func=_distill)
+
     xi = ssub.add_parser("reindex", help="rebuild index.json from the package directories", description="Rebuild the index from verified package directories (recovery).")
     xi.set_defaults(func=_reindex)
 
@@ -260,6 +283,56 @@ def _install_starter(args: argparse.Namespace) -> int:
         print(f"added {len(added)} scripted starter skill(s) to {lib.root}: {', '.join(added)}")
     else:
         print(f"starter skills already installed in {lib.root} (use --force to reinstall)")
+    return 0
+
+
+def _distill(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from skill_library.planning.distill import DistillConfig, distill_skills
+    from skill_library.planning.executor import load_library_skills
+    from skill_library.registry import SkillLibrary
+    from skill_library.starter import build_starter_skills
+    from skillstack.table import print_table
+
+    lib = _lib(args)
+    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    cfg = DistillConfig(tasks=tuple(t for t in args.tasks.split(",") if t), episodes_per_task=args.episodes_per_task,
+                        action_noise=args.noise, epochs=args.epochs, hidden=hidden, evaluate=not args.no_evaluate,
+                        grid=args.grid, seed=args.seed)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="skillstack-teachers-") as tmp:
+        if args.teachers:
+            teachers = [lib.load(ref) for ref in args.teachers]
+        else:
+            have = [e for e in lib.search(latest_only=True) if e.kind == "scripted"]
+            source = lib if have else SkillLibrary(Path(tmp) / "starter")
+            if not have:
+                build_starter_skills(source)
+            teachers = load_library_skills(source, "scripted")
+        learned = [t.ref for t in teachers if t.kind != "scripted"]
+        if learned:
+            raise ValueError(f"teachers must be scripted skills; learned: {learned}")
+        bar = None
+        if not args.no_progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(cfg.tasks) * cfg.episodes_per_task, desc="teacher episodes", unit="ep")
+        students, stats = distill_skills(teachers, lib, cfg, log=print, progress=(lambda *_: bar.update(1)) if bar else None)
+        if bar:
+            bar.close()
+    print_table(
+        ["student", "teacher", "executions", "steps", "bc mse", "own success"],
+        [[s.ref, s.teacher, s.executions, s.steps, f"{s.bc_mse:.4f}", "-" if s.success_rate is None else _pct(s.success_rate)]
+         for s in students],
+    )  # fmt: skip
+    teach = ", ".join(f"{t} {_pct(v['teacher_success_rate'])}" for t, v in stats["tasks"].items())
+    print(f"{stats['env_steps']} demonstration env steps in {stats['collect_seconds']:.0f} s (teacher success: {teach}); "
+          f"total {stats['seconds']:.0f} s; students added to {lib.root}")  # fmt: skip
+    if args.json:
+        from dataclasses import asdict
+
+        Path(args.json).write_text(json.dumps({"students": [asdict(s) for s in students], "stats": stats}, indent=2))
     return 0
 
 
