@@ -1,14 +1,15 @@
-"""Benchmark: skill boundary detection (SBD) against expert phases, baselines, a held-out task, speed.
+"""Benchmark: skill boundary detection (SBD) against expert phases, baselines, held-out tasks, speed.
 
 One run:
 
 1. records expert demonstrations with camera frames (cached in `--data-dir`) for the
-   training tasks and for a task held out from predictor training;
+   training tasks and for one or more tasks held out from predictor training
+   (`--heldout-task A,B,...`: each is scored on its own);
 2. splits the training tasks' episodes into train / validation / test (episode level);
 3. trains the causal action predictor by behaviour cloning on the train split only;
 4. chooses the gap and minimum segment length of each variant by grid search on the
    validation split (phase labels are read there to score candidates, never by the
-   detector), and scores held-out test episodes and the held-out task:
+   detector), and scores held-out test episodes and each held-out task:
    - `loss`       : the SBD rule on -log p(a_t | o_<=t) (whether to reset the memory at
                     boundaries, as the paper does, is chosen on validation too);
    - `loss+info`  : plus gripper open/close events (the paper's best variant);
@@ -23,7 +24,14 @@ One run:
    library and reports each skill's own success (`evaluate_skill` descriptors).
 
 Metrics: boundary precision/recall/F1 within ±2 and ±5 steps, segment F1@{0.10,0.25,0.50}
-IoU (class-agnostic) and edit score (see `skill_library.segmentation.metrics`).
+IoU (class-agnostic) and edit score (see `skill_library.segmentation.metrics`). True
+boundaries are the recorded expert phase changes. Held-out tasks also report `hold_boundaries`:
+detected boundaries per episode inside the final hold (after the last phase change, once the
+robot has stopped for good: long-horizon experts finish early and hold still to the time limit),
+all of them spurious.
+
+JSON: per variant `heldout_task` (the first held-out task, as before) and `heldout_tasks`
+({env id: scores}); `data.heldout_tasks` lists them.
 """
 
 from __future__ import annotations
@@ -43,9 +51,10 @@ DEFAULT_HELDOUT = "skillstack/PandaStack-v0"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `skillstack bench sbd`."""
     parser.add_argument("--train-tasks", default=DEFAULT_TRAIN_TASKS, help=f"comma-separated env ids the predictor trains on (default: {DEFAULT_TRAIN_TASKS})")
-    parser.add_argument("--heldout-task", default=DEFAULT_HELDOUT, help=f"env id held out from predictor training (default: {DEFAULT_HELDOUT}; '' for none)")
+    parser.add_argument("--heldout-task", default=DEFAULT_HELDOUT, help="comma-separated env ids held out from predictor "
+                        f"training, each scored separately (default: {DEFAULT_HELDOUT}; '' for none)")
     parser.add_argument("--episodes", type=int, default=100, help="expert episodes per training task (default: 100)")
-    parser.add_argument("--heldout-episodes", type=int, default=30, help="episodes of the held-out task (default: 30)")
+    parser.add_argument("--heldout-episodes", type=int, default=30, help="episodes of each held-out task (default: 30)")
     parser.add_argument("--split", default="0.7,0.15,0.15", help="train,val,test fractions of training-task episodes")
     parser.add_argument("--cameras", default="front,wrist", help="cameras the predictor sees (default: front,wrist)")
     parser.add_argument("--image-size", type=int, default=64, help="training resolution (default: 64)")
@@ -97,6 +106,32 @@ def _given_demos(spec: str, tasks: list[str]) -> dict[str, Path]:
     return {t: found[t] for t in tasks}
 
 
+def _parse_heldout(spec: str, train_tasks: list[str]) -> list[str]:
+    """Comma-separated held-out env ids, in order, without repeats; none may be a training task."""
+    tasks = list(dict.fromkeys(t.strip() for t in spec.split(",") if t.strip()))
+    overlap = [t for t in tasks if t in train_tasks]
+    if overlap:
+        raise ValueError(f"--heldout-task {overlap} also in --train-tasks: a held-out task must be unseen by the predictor")
+    return tasks
+
+
+def _hold_start(e: Any, eps: float) -> int:
+    """First step of an episode's final hold: after its last phase change, from where the robot
+    issues no action (`idle_steps` at `eps`) to the end. The length when it never holds still."""
+    from skill_library.segmentation.detector import idle_steps
+
+    moving = np.nonzero(~idle_steps(e.actions, eps))[0]
+    last_change = e.true_boundaries[-1] if e.true_boundaries else 0
+    return max(int(moving[-1]) + 1 if len(moving) else 0, last_change + 1)
+
+
+def _hold_boundaries(preds: list[list[int]], eps: list, idle_eps: float) -> float:
+    """Detected boundaries per episode inside the final hold (all spurious: no phase changes there)."""
+    if not eps:
+        return 0.0
+    return float(np.mean([sum(b >= _hold_start(e, idle_eps) for b in p) for p, e in zip(preds, eps)]))
+
+
 def _fmt_row(name: str, r: dict[str, float]) -> list[Any]:
     return [name, round(r["precision@5"], 3), round(r["recall@5"], 3), round(r["f1@2"], 3), round(r["f1@5"], 3),
             round(r["seg_f1@0.10"], 3), round(r["seg_f1@0.25"], 3), round(r["seg_f1@0.50"], 3), round(r["edit"], 1)]
@@ -112,14 +147,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
     from skill_library.segmentation.detector import DetectorParams
     from skill_library.segmentation.metrics import evaluate_episodes
-    from skill_library.segmentation.segmenter import Segmenter, tune_detector
+    from skill_library.segmentation.segmenter import DEFAULT_IDLE_EPS, Segmenter, tune_detector
     from skillstack.table import print_table
 
     torch.set_num_threads(max(1, int(args.threads)))
     t_start = time.perf_counter()
     cameras = [c.strip() for c in args.cameras.split(",") if c.strip()]
     train_tasks = [t.strip() for t in args.train_tasks.split(",") if t.strip()]
-    heldout = args.heldout_task.strip() or None
+    heldouts = _parse_heldout(args.heldout_task, train_tasks)
+    heldout = heldouts[0] if heldouts else None  # the first keeps the single-task JSON keys
     fractions = [float(x) for x in args.split.split(",")]
     if len(fractions) != 3:
         raise ValueError(f"--split needs three fractions train,val,test, got {args.split!r}")
@@ -130,11 +166,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # 1-2. data
     t0 = time.perf_counter()
     if args.demos:
-        files = _given_demos(args.demos, train_tasks + ([heldout] if heldout else []))
+        files = _given_demos(args.demos, train_tasks + heldouts)
     else:
         files = {t: _record(t, args.episodes, args.seed + 1000 * i, cameras, args.image_size, data_dir) for i, t in enumerate(train_tasks)}
-        if heldout:
-            files[heldout] = _record(heldout, args.heldout_episodes, args.seed + 9000, cameras, args.image_size, data_dir)
+        for i, t in enumerate(heldouts):  # the first keeps seed + 9000 (and its cache file)
+            files[t] = _record(t, args.heldout_episodes, args.seed + 9000 + 1000 * i, cameras, args.image_size, data_dir)
     record_s = time.perf_counter() - t0
     log(f"demos ready in {record_s:.0f}s: {', '.join(p.name for p in files.values())}")
     train, val, test = [], [], []
@@ -144,7 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train += a
         val += b
         test += c
-    held = load_hdf5_episodes(files[heldout], cameras, args.image_size, proprio=args.proprio) if heldout else []
+    helds = {t: load_hdf5_episodes(files[t], cameras, args.image_size, proprio=args.proprio) for t in heldouts}
+    held = helds[heldout] if heldout else []
     if not train or not val or not test:
         raise ValueError(f"too few episodes for the split: train {len(train)}, val {len(val)}, test {len(test)}")
 
@@ -159,6 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                               log=lambda m: log(m) if m.startswith(("epoch 1/", f"epoch {args.epochs}/")) or "budget" in m else None)
 
     # 4. variants
+    hold_eps = max(DEFAULT_IDLE_EPS)  # "no action" for the final-hold diagnostic: the looser tuned threshold
+
     def score(params: DetectorParams, eps: list, actions_from: str = "recorded", idm: Any = None) -> dict[str, Any]:
         seg = Segmenter(predictor, params, idm)
         preds = []
@@ -167,11 +206,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 e = _copy_without_actions(e)
             preds.append(seg.detect(e)[0].boundaries)
         out: dict[str, Any] = evaluate_episodes(preds, [e.phases for e in eps])
+        out["hold_boundaries"] = _hold_boundaries(preds, eps, hold_eps)
         tasks = sorted({e.task for e in eps})
         if len(tasks) > 1:  # per-task breakdown
             out["per_task"] = {t: evaluate_episodes([p for p, e in zip(preds, eps) if e.task == t],
                                                     [e.phases for e in eps if e.task == t]) for t in tasks}
         return out
+
+    def score_fixed(preds_of: Any, eps: list) -> dict[str, Any]:
+        preds = [preds_of(e) for e in eps]
+        return {**evaluate_episodes(preds, [e.phases for e in eps]), "hold_boundaries": _hold_boundaries(preds, eps, hold_eps)}
+
+    def score_held(fn: Any) -> dict[str, Any]:
+        """`heldout_task` (the first held-out task; kept for older readers) and `heldout_tasks` (each)."""
+        per = {t: fn(eps) for t, eps in helds.items()}
+        return {"heldout_task": per[heldout] if heldout else None, "heldout_tasks": per}
 
     results: dict[str, Any] = {"variants": {}}
     tuned: dict[str, DetectorParams] = {}
@@ -181,18 +230,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         params, vscores = tune_detector(predictor, val, use_events=events, reset_memory=reset, two_sided=two)
         tuned[name] = params
         results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test),
-                                     "heldout_task": score(params, held) if held else None}
+                                     **score_held(lambda eps, params=params: score(params, eps))}
         log(f"{name}: gap {params.gap} min_len {params.min_len} -> test F1@5 {results['variants'][name]['test']['f1@5']:.3f}")
     every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
     results["variants"]["baseline: fixed length"] = {
         "params": {"every": every}, "validation": fv,
         "test": evaluate_episodes([fixed_length_boundaries(e.length, every) for e in test], [e.phases for e in test]),
-        "heldout_task": evaluate_episodes([fixed_length_boundaries(e.length, every) for e in held], [e.phases for e in held]) if held else None,
+        **score_held(lambda eps: score_fixed(lambda e: fixed_length_boundaries(e.length, every), eps)),
     }
     results["variants"]["baseline: gripper events only"] = {
         "params": {}, "validation": evaluate_episodes([gripper_events(e.actions) for e in val], [e.phases for e in val]),
         "test": evaluate_episodes([gripper_events(e.actions) for e in test], [e.phases for e in test]),
-        "heldout_task": evaluate_episodes([gripper_events(e.actions) for e in held], [e.phases for e in held]) if held else None,
+        **score_held(lambda eps: score_fixed(lambda e: gripper_events(e.actions), eps)),
     }
 
     # inverse dynamics: the video path
@@ -212,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.proprio:
             results["variants"]["loss+info, IDM actions"] = {
                 "params": best.to_dict(), "test": score(best, test, "idm", idm),
-                "heldout_task": score(best, held, "idm", idm) if held else None,
+                **score_held(lambda eps: score(best, eps, "idm", idm)),
             }
             if len(cameras) == 1:
                 results["variants"]["loss+info, mp4 video"] = {"params": best.to_dict(), "test": _mp4_scores(predictor, best, idm, test, cameras[0])}
@@ -260,14 +309,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.plot:
         from skill_library.segmentation.plots import plot_segments
 
-        shown = test[:3] + held[:1]
+        firsts = [eps[0] for eps in helds.values() if eps][:3]  # one episode per held-out task
+        shown = test[:4 - max(1, len(firsts))] + firsts
         res = [seg.segment(e) for e in shown]
         names = [[e.phase_names[int(e.phases[s])] for s in [0, *r.true_boundaries]] for e, r in zip(shown, res)]
         results["plot"] = str(plot_segments(res, args.plot, max_episodes=4, gap=best.gap, phase_names=names,
                                             title="SBD loss+info on held-out episodes"))
 
-    results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "train_episodes": len(train),
+    results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "heldout_tasks": heldouts, "train_episodes": len(train),
                        "val_episodes": len(val), "test_episodes": len(test), "heldout_episodes": len(held),
+                       "heldout_episodes_per_task": {t: len(eps) for t, eps in helds.items()},
                        "cameras": cameras, "image_size": args.image_size, "record_seconds": record_s}
     results["predictor"] = {"config": cfg.to_dict(), "epochs": len(stats.train_loss), "train_loss": stats.train_loss[-1],
                             "train_seconds": stats.seconds}
@@ -283,9 +334,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if per_task:
         print("per task:")
         print_table(heads, per_task)
-    if held:
-        print(f"\ntask held out from predictor training: {heldout.split('/')[-1]} ({len(held)} episodes)")
-        print_table(heads, [_fmt_row(k, v["heldout_task"]) for k, v in results["variants"].items() if v.get("heldout_task")])
+    for t, eps in helds.items():
+        if not eps:
+            continue
+        print(f"\ntask held out from predictor training: {t.split('/')[-1]} ({len(eps)} episodes, "
+              f"{np.mean([e.length for e in eps]):.0f} steps, {np.mean([len(e.true_boundaries) for e in eps]):.1f} phase changes each; "
+              f"hold: boundaries per episode in the final hold, all spurious)")
+        print_table([*heads, "hold"], [[*_fmt_row(k, v["heldout_tasks"][t]), round(v["heldout_tasks"][t]["hold_boundaries"], 2)]
+                                       for k, v in results["variants"].items() if v.get("heldout_tasks", {}).get(t)])
+    if len(helds) > 1:
+        names = [t.split("/")[-1].replace("Panda", "").replace("-v0", "") for t in helds]
+        print("\nheld-out tasks, boundary F1@±5:")
+        print_table(["variant", *names], [[k, *(round(v["heldout_tasks"][t]["f1@5"], 3) for t in helds)]
+                                          for k, v in results["variants"].items() if v.get("heldout_tasks")])
     print("\nchosen on validation: " + "; ".join(
         f"{k}: gap {v['params']['gap']} min_len {v['params']['min_len']} idle_eps {v['params']['idle_eps']} "
         f"reset {'yes' if v['params']['reset_memory'] else 'no'}"

@@ -1,0 +1,66 @@
+"""`skillstack bench sbd` plumbing on a tiny run: several held-out tasks, each scored on its own; the final hold."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+import torch
+
+torch.set_num_threads(1)
+CAM, SIZE = "wrist", 32
+PP, PUSH, STACK = "skillstack/PandaPickPlace-v0", "skillstack/PandaPush-v0", "skillstack/PandaStack-v0"
+
+
+def test_heldout_list_parsing():
+    from bench.sbd import DEFAULT_HELDOUT, _parse_heldout
+
+    assert _parse_heldout(DEFAULT_HELDOUT, [PP, PUSH]) == [STACK]
+    assert _parse_heldout("", [PP]) == []
+    assert _parse_heldout(f" {STACK}, {PUSH},{STACK}", [PP]) == [STACK, PUSH]  # order kept, repeats dropped
+    with pytest.raises(ValueError, match="also in --train-tasks"):
+        _parse_heldout(f"{STACK},{PP}", [PP])
+
+
+def test_final_hold_counts_only_boundaries_after_the_robot_stops():
+    from bench.sbd import _hold_boundaries, _hold_start
+    from skill_library.segmentation.dataset import SegEpisode
+
+    acts = np.zeros((20, 4), dtype=np.float32)
+    acts[:8, 0] = 0.5  # moves until step 7, then holds still to the end
+    phases = np.array([0] * 5 + [1] * 15)
+    ep = SegEpisode("e", {CAM: np.zeros((20, 4, 4, 3), np.uint8)}, actions=acts, phases=phases)
+    assert _hold_start(ep, 0.05) == 8
+    assert _hold_boundaries([[5, 8, 12]], [ep], 0.05) == 2.0  # 5 is the true change, 8 and 12 are in the hold
+    late = SegEpisode("l", ep.images, actions=acts, phases=np.array([0] * 12 + [1] * 8))
+    assert _hold_start(late, 0.05) == 13  # a phase change inside the stillness: the hold starts after it
+
+
+def test_bench_scores_each_heldout_task(tmp_path, capsys):
+    from bench import sbd
+    from skill_library.demos import record_demos
+
+    files = []
+    for env, n in ((PP, 7), (STACK, 1), (PUSH, 2)):
+        path = tmp_path / f"{env.split('/')[-1]}.hdf5"
+        record_demos(env, "expert", episodes=n, out=path, seed=0, cameras=[CAM], image_size=SIZE, durable=False, progress=False)
+        files.append(str(path))
+    parser = argparse.ArgumentParser()
+    sbd.add_arguments(parser)
+    args = parser.parse_args(["--train-tasks", PP, "--heldout-task", f"{STACK},{PUSH}", "--demos", ",".join(files),
+                              "--cameras", CAM, "--image-size", str(SIZE), "--context", "4", "--epochs", "1",
+                              "--idm-epochs", "0", "--skills", "0", "--skill-types", "2", "--model-out", "",
+                              "--plot", "", "--data-dir", str(tmp_path / "data")])
+    res = sbd.run(args)
+    assert res["data"]["heldout_task"] == STACK and res["data"]["heldout_tasks"] == [STACK, PUSH]
+    assert res["data"]["heldout_episodes_per_task"] == {STACK: 1, PUSH: 2}
+    for name, v in res["variants"].items():
+        assert set(v["heldout_tasks"]) == {STACK, PUSH}, name
+        assert v["heldout_task"] == v["heldout_tasks"][STACK], name  # the single-task key: the first held-out task
+        assert all(0.0 <= r["f1@5"] <= 1.0 and r["hold_boundaries"] >= 0 for r in v["heldout_tasks"].values())
+    assert res["variants"]["baseline: gripper events only"]["heldout_tasks"][STACK]["hold_boundaries"] == 0
+    out = capsys.readouterr().out
+    assert "task held out from predictor training: PandaStack-v0" in out
+    assert "task held out from predictor training: PandaPush-v0" in out
+    assert "held-out tasks, boundary F1@±5" in out
