@@ -243,6 +243,8 @@ def load_inverse_dynamics(directory: str | os.PathLike[str]) -> InverseDynamicsM
     except Exception as exc:
         raise ValueError(f"{d / WEIGHTS_FILE}: not a readable safetensors file: {exc}") from None
     expected = model.state_dict()
+    # Models saved before the encoder was shared with the action predictor named its keypoint layer `kp`.
+    tensors = {(k.replace(".kp.", ".to_keypoints.") if k not in expected else k): v for k, v in tensors.items()}
     bad = sorted(set(expected) ^ set(tensors)) or [k for k in expected if tuple(expected[k].shape) != tuple(tensors[k].shape)]
     if bad:
         raise ValueError(f"{d / WEIGHTS_FILE}: weights do not match the config (first mismatches: {bad[:5]})")

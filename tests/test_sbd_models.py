@@ -149,6 +149,14 @@ def test_inverse_dynamics_labels_actions_from_frame_pairs(tmp_path):
     assert np.allclose(lab[-1], lab[-2])  # the last step has no next frame: it repeats the label before
     save_inverse_dynamics(idm, tmp_path / "idm")
     assert np.allclose(load_inverse_dynamics(tmp_path / "idm").label_actions(frames), lab, atol=1e-6)
+    # a model saved before the encoder was shared (keypoint layer named `kp`) still loads, identically
+    from safetensors.torch import load, save
+
+    wfile = next((tmp_path / "idm").glob("*.safetensors"))
+    old = {k.replace(".to_keypoints.", ".kp."): v for k, v in load(wfile.read_bytes()).items()}
+    assert any(".kp." in k for k in old)
+    wfile.write_bytes(save(old))
+    assert np.allclose(load_inverse_dynamics(tmp_path / "idm").label_actions(frames), lab, atol=1e-6)
     with pytest.raises(ValueError, match="at least 2 frames"):
         idm.label_actions({"cam": frames["cam"][:1]})
     with pytest.raises(ValueError, match=r"camera\(s\)"):

@@ -150,3 +150,33 @@ def test_segments_become_bc_skills_in_the_library(fitted, tmp_path):
     obs, _ = env.reset(seed=0)
     action = skill(obs)
     assert action.shape == (4,) and np.all(np.abs(action) <= 1.0)
+
+
+def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner():
+    """Merged runs, and no at_grasp next to holding in preconditions: reach -> grasp -> place plans."""
+    from envs.predicates import parse
+    from skill_library.planning.planner import Operator, plan
+    from skill_library.planning.spec import normalise_literal
+    from skill_library.planning.symbolic import Domain, atom
+    from skill_library.segmentation.skills import infer_predicates, merge_runs
+
+    assert merge_runs([(0, 4, 2), (4, 9, 2), (9, 17, 4), (17, 21, 6), (21, 25, 6), (25, 50, 2)]) == [
+        (0, 9, 2), (9, 17, 4), (17, 25, 6), (25, 50, 2)]
+    assert merge_runs([]) == []
+
+    def row(open_, hold, grasp, table, at):
+        return {"gripper_open": open_, "holding(red)": hold, "at_grasp(red)": grasp, "on_table(red)": table, "at(red)": at}
+
+    start, at_cube, lifted, placed = row(1, 0, 0, 1, 0), row(1, 0, 1, 1, 0), row(0, 1, 1, 0, 0), row(0, 1, 1, 0, 1)
+    types = {"reach": ([start] * 9, [at_cube] * 9 + [start]),  # 9 of 10 runs end at the cube: agree 0.9
+             "grasp": ([at_cube] * 10, [lifted] * 10), "place": ([lifted] * 10, [placed] * 10)}
+    inferred = {name: infer_predicates([{k: bool(v) for k, v in r.items()} for r in a],
+                                       [{k: bool(v) for k, v in r.items()} for r in b]) for name, (a, b) in types.items()}
+    assert inferred["reach"] == (("gripper_open", "!holding(red)", "on_table(red)"), ("at_grasp(red)",))
+    assert inferred["place"] == (("holding(red)",), ("at(red)",))  # at_grasp(red) is implied by holding(red)
+    lits = lambda xs: tuple(normalise_literal(lit) for x in xs for lit in parse(x))  # noqa: E731
+    ops = [Operator(name, name, lits(pre), lits(eff), success=0.9) for name, (pre, eff) in inferred.items()]
+    domain = Domain(("red",), {"goal": (0.5, 0.0, 0.1)}, {"goal": False}, {"goal": True})
+    state = frozenset({atom("gripper_open"), atom("on_table", "red"), atom("in_reach", "red")})
+    best = plan(state, lits(["at(red)"]), ops, domain)[0]
+    assert best.labels == ["reach", "grasp", "place"]

@@ -22,7 +22,8 @@ per ball):
    counts as a failure. A decision made after a failure is a re-plan; past
    `replan_budget` re-plans, or when no plan exists, the controller stops acting (it
    holds still). Between skills, an empty gripper still around a cube is lifted clear
-   of it (a transition, not a skill).
+   of it (a transition, not a skill), unless the skill just run declared `at_grasp` of
+   that cube: it put the gripper there for the next skill (a reach before a grasp).
 
 When the goal holds the robot holds still until the episode ends; success is the env's
 own `info["is_success"]` at the last step, the measure a flat policy is scored by too.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -294,7 +295,9 @@ class HierarchicalController:
             )  # fmt: skip
             decisions.append(d)
             ok = self._execute(env, op, goal, domain, d, ep, step, step_callback, max_steps)
-            self._clear_gripper(env, ep, step)
+            # A skill that reached `at_grasp(x)` left the open gripper around x on purpose (a reach before a grasp).
+            around = {lit.args[0] for lit in op.effects if lit.name == "at_grasp" and not lit.negated} if ok else set()
+            self._clear_gripper(env, ep, step, keep=around)
             after = scene_atoms(u.scene_state(), domain)
             if ok and after in seen:
                 ok, d.outcome, d.reason = False, "failure", "no progress: the scene is back in an earlier symbolic state"
@@ -321,8 +324,8 @@ class HierarchicalController:
             frames=frames,
         )
 
-    def _clear_gripper(self, env: Any, ep: dict[str, Any], step: Callable[[np.ndarray], None]) -> None:
-        """Transition between skills: an empty gripper still around a cube moves straight up.
+    def _clear_gripper(self, env: Any, ep: dict[str, Any], step: Callable[[np.ndarray], None], keep: Collection[str] = ()) -> None:
+        """Transition between skills: an empty gripper still around a cube (other than those in `keep`) moves straight up.
 
         (The table-tennis skills all started from one pose so that switching was safe; here
         the next skill starts clear of the cube the last one let go of.)
@@ -336,7 +339,8 @@ class HierarchicalController:
             if any(holding(scene, o) for o in scene.objects):
                 return
             tcp = scene.tcp_pos
-            near = [p for p in scene.objects.values() if np.linalg.norm(p[:2] - tcp[:2]) < 0.05 and tcp[2] < p[2] + cfg.clear_height]
+            near = [p for o, p in scene.objects.items()
+                    if o not in keep and np.linalg.norm(p[:2] - tcp[:2]) < 0.05 and tcp[2] < p[2] + cfg.clear_height]  # fmt: skip
             if not near:
                 return
             a = _hold_action(env)  # gripper as it is: opening next to a cube would shove it

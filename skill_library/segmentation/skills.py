@@ -3,14 +3,22 @@
 For every skill type found by clustering (`Segmenter.skill_types`) and every task whose
 training episodes contain enough segments of that type, a BC policy (`policies.bc`) is
 fitted on the low-dimensional observations (`observation`, `desired_goal`) and actions of
-those segments' steps. Preconditions and effects are read off the data: a predicate
+those segments' steps. Consecutive segments of one type in an episode are one execution of
+that skill (`merge_runs`): the detector often splits a phase (reach: above the cube, then
+down) into two segments that clustering then puts in the same type, and a half-run ends in
+no common predicate state. Preconditions and effects are read off the data: a predicate
 literal (holding, at_grasp, on, at, gripper_open, on_table over the scene's cubes) is a
-precondition when it holds at >= `agree` of the segments' first steps, and an effect when it
-holds (or fails) at >= `agree` of their last steps and the opposite at >= `agree` of their
-first steps. A skill with effects is evaluated with `evaluate_skill` (descriptors: success =
-effects hold, per grid cell; the task's expert sets up the preconditions); one without
-gets no success figure (the env's task success would not measure it). Then it is added to
-the library.
+precondition when it holds at >= `agree` of the runs' first states, and an effect when it
+holds (or fails) at >= `agree` of their end states and the opposite at >= `agree` of their
+first states. A run [s, e) ends in the state its last action leads to: `states[e]` (the
+state recorded before the next run's first action; the last recorded state for a run that
+ends the episode). A precondition implied by another (holding(x) implies at_grasp(x)) is
+left out, as in the hand-written skills: the planner treats at_grasp as volatile (a skill
+that does not declare it drops it), so a redundant at_grasp(x) next to holding(x) would make
+a skill unusable after a grasp. A skill with effects is evaluated with `evaluate_skill`
+(descriptors: success = effects hold, per grid cell; the task's expert sets up the
+preconditions); one without gets no success figure (the env's task success would not
+measure it). Then it is added to the library.
 """
 
 from __future__ import annotations
@@ -25,14 +33,21 @@ import numpy as np
 
 from skill_library.segmentation.dataset import SegEpisode
 
-__all__ = ["SegmentSkill", "build_segment_skills", "infer_predicates"]
+__all__ = ["SegmentSkill", "build_segment_skills", "infer_predicates", "merge_runs"]
 
 OBS_KEYS = ("observation", "desired_goal")
+
+# A precondition literal -> the literals it implies by the predicates' definitions (envs.predicates:
+# holding = at_grasp and the gripper closed on the cube); implied ones are left out of preconditions.
+IMPLIES = {"holding": ("at_grasp",)}
 
 
 @dataclass
 class SegmentSkill:
-    """One skill made from segments: its library ref, type, task, data size, predicates and own success."""
+    """One skill made from segments: its library ref, type, task, data size, predicates and own success.
+
+    `segments` counts the examples it was fitted on: runs of one type when built with `merge`.
+    """
 
     ref: str
     skill_type: int
@@ -65,8 +80,9 @@ def _literals(scene: Any) -> dict[str, bool]:
 def infer_predicates(starts: Sequence[dict[str, bool]], ends: Sequence[dict[str, bool]], agree: float = 0.9) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(preconditions, effects) as literal strings from predicate values at segment starts and ends.
 
-    Preconditions list the literals that agree at the starts (negated ones only for holding/on);
-    effects, the literals that agree at the ends with the opposite value at the starts.
+    Preconditions list the literals that agree at the starts (negated ones only for holding/on;
+    none implied by another precondition, see `IMPLIES`); effects, the literals that agree at the
+    ends with the opposite value at the starts.
     """
     if not 0.5 <= agree <= 1.0:
         raise ValueError(f"agree must be in [0.5, 1], got {agree}")
@@ -85,9 +101,23 @@ def infer_predicates(starts: Sequence[dict[str, bool]], ends: Sequence[dict[str,
 
     pre, post = consistent(starts), consistent(ends)
     lit = lambda k, v: k if v else f"!{k}"  # noqa: E731
-    pre_l = tuple(lit(k, v) for k, v in sorted(pre.items()) if v or k.startswith(("holding", "on(")))
+    implied = {f"{q}{k[k.index('('):]}" for k, v in pre.items() if v and k.split("(")[0] in IMPLIES
+               for q in IMPLIES[k.split("(")[0]]}  # fmt: skip
+    pre_l = tuple(lit(k, v) for k, v in sorted(pre.items())
+                  if (v or k.startswith(("holding", "on("))) and not (v and k in implied))  # fmt: skip
     eff_l = tuple(lit(k, v) for k, v in sorted(post.items()) if pre.get(k) != v and k in pre)
     return pre_l, eff_l
+
+
+def merge_runs(segments: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """(start, end, type) segments with each run of consecutive same-type segments joined into one."""
+    out: list[tuple[int, int, int]] = []
+    for s, e, k in segments:
+        if out and out[-1][2] == k and out[-1][1] == s:
+            out[-1] = (out[-1][0], e, k)
+        else:
+            out.append((s, e, k))
+    return out
 
 
 def build_segment_skills(
@@ -102,14 +132,17 @@ def build_segment_skills(
     episodes_per_cell: int = 2,
     bc_epochs: int = 150,
     agree: float = 0.9,
+    merge: bool = True,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> list[SegmentSkill]:
     """Segment `episodes` (with recorded states and low-dim observations), fit one BC skill per (type, task), add to `library`.
 
     `library` is a `SkillLibrary` or its path. Episodes without simulator states are skipped
-    (predicates need them). `agree` is the fraction of segments a predicate must agree on to become a
-    precondition or effect. Returns what was built; phase names, when recorded, only label the report.
+    (predicates need them). `agree` is the fraction of runs a predicate must agree on to become a
+    precondition or effect. `merge` joins consecutive segments of one type into one run (`merge_runs`;
+    False: every segment is its own example). Returns what was built; phase names, when recorded, only
+    label the report.
     """
     import envs
     from policies.bc import train_bc
@@ -127,8 +160,8 @@ def build_segment_skills(
     for ep in episodes:
         if ep.states is None or ep.env_id is None or any(k not in ep.low_dim for k in OBS_KEYS):
             continue
-        res = segmenter.segment(ep)
-        for s, e, k in res.segments:
+        found = segmenter.segment(ep).segments
+        for s, e, k in merge_runs(found) if merge else found:
             if e - s >= 2:
                 groups.setdefault((k, ep.env_id), []).append((ep, s, e))
     built: list[SegmentSkill] = []
@@ -142,7 +175,7 @@ def build_segment_skills(
             env.reset(seed=seed)
             starts, ends, xs, ys, phase_votes = [], [], [], [], []
             for ep, s, e in segs:
-                for t, bucket in ((s, starts), (e - 1, ends)):
+                for t, bucket in ((s, starts), (min(e, ep.length - 1), ends)):  # ends: after the last action
                     u.set_state(ep.states[t])
                     bucket.append(_literals(u.scene_state()))
                 xs.append(np.concatenate([ep.low_dim[key][s:e] for key in OBS_KEYS], 1))
@@ -169,7 +202,8 @@ def build_segment_skills(
                              f"({len(segs)} segments, median {int(np.median(lens))} steps); behaviour cloning."),
                 tags=("sbd", "bc", family), preconditions=pre, effects=eff,
                 provenance=new_provenance(command="skill_library.segmentation.build_segment_skills",
-                                          config={"skill_type": k, "segments": len(segs), "bc_epochs": bc_epochs}, seed=seed),
+                                          config={"skill_type": k, "segments": len(segs), "bc_epochs": bc_epochs,
+                                                  "agree": agree, "merge_runs": merge}, seed=seed),
                 overwrite=True,
             )  # fmt: skip
             success = None  # a skill with no consistent effect has no success test of its own

@@ -60,6 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--to-library", default=None, metavar="LIB",
                    help="fit a bc skill per (skill type, task) on the HDF5 inputs' segments and add it to this library")
     s.add_argument("--no-evaluate", action="store_true", help="with --to-library: skip descriptor evaluation")
+    s.add_argument("--agree", type=float, default=0.9,
+                   help="with --to-library: fraction of a type's runs a predicate must agree on to become a "
+                        "precondition or effect (default: 0.9)")
+    s.add_argument("--no-merge", action="store_true",
+                   help="with --to-library: every segment is its own example (default: consecutive segments of "
+                        "one type are one run)")
     p.set_defaults(func=run)
 
 
@@ -126,8 +132,11 @@ def run(args: argparse.Namespace) -> int:
         for f in args.inputs:
             if Path(f).suffix.lower() != ".mp4":
                 eps += load_hdf5_episodes(f, seg.cameras, seg.image_size, args.episodes, proprio=seg.uses_proprio)
-        built = build_segment_skills(seg, eps, args.to_library, evaluate=not args.no_evaluate, log=log)
-        print_table(["skill", "type", "segments", "majority phase", "success"],
-                    [[b.ref, b.skill_type, b.segments, b.majority_phase or "-",
-                      "-" if b.success_rate is None else round(b.success_rate, 3)] for b in built])
+        built = build_segment_skills(seg, eps, args.to_library, evaluate=not args.no_evaluate, agree=args.agree,
+                                     merge=not args.no_merge, log=log)
+        print_table(["skill", "type", "runs" if not args.no_merge else "segments", "majority phase", "preconditions",
+                     "effects", "success"],
+                    [[b.ref, b.skill_type, b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
+                      " & ".join(b.effects) or "-", "-" if b.success_rate is None else round(b.success_rate, 3)]
+                     for b in built])
     return 0
