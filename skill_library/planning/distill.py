@@ -50,7 +50,7 @@ class DistillConfig:
     action_noise: float = 0.1  # std of the noise added to the executed translation actions (units of the action bound)
     seed: int = 0
     hidden: tuple[int, ...] = (256, 256)
-    epochs: int = 100
+    epochs: int = 200
     batch: int = 256
     lr: float = 1e-3
     threads: int = 1  # torch threads for fitting (a second thread was 14x slower on 2 busy cores)

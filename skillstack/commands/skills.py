@@ -90,7 +90,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated long-horizon tasks to demonstrate")
     dp.add_argument("--episodes-per-task", type=int, default=300, help="teacher episodes per task (default 300)")
     dp.add_argument("--noise", type=float, default=0.1, help="std of the DART noise on executed translation actions (default 0.1)")
-    dp.add_argument("--epochs", type=int, default=100, help="behaviour-cloning epochs per student (default 100)")
+    dp.add_argument("--epochs", type=int, default=200, help="behaviour-cloning epochs per student (default 200)")
     dp.add_argument("--hidden", default="256,256", help="hidden layer sizes (default 256,256)")
     dp.add_argument("--no-evaluate", action="store_true", help="skip the students' descriptors")
     dp.add_argument("--grid", type=int, default=3, help="descriptor grid size (default 3)")
