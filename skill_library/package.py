@@ -45,7 +45,9 @@ __all__ = [
     "read_package",
     "sha256_bytes",
     "sha256_file",
+    "swap_in_dir",
     "verify_package",
+    "write_new_file",
     "write_package",
 ]
 
@@ -112,11 +114,29 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, tmp_dir: str |
     fsync_dir(path.parent)
 
 
-def _write_new(path: Path, data: bytes) -> None:
+def write_new_file(path: str | os.PathLike[str], data: bytes) -> None:
+    """Create `path` (it must not exist) with `data`, flushed to disk."""
     with open(path, "xb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+def swap_in_dir(staging: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """Move a finished `staging` directory (same filesystem) to `out`, replacing any directory there.
+
+    The old directory is moved aside first and deleted only once the new one is in place, so a
+    crash leaves either the old or the new one at `out` (or the old one beside it, never a mix).
+    """
+    staging, out = Path(staging), Path(out)
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, trash / "old")
+        os.replace(staging, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+    fsync_dir(out.parent)
 
 
 # ----------------------------------------------------------------- safetensors header
@@ -333,7 +353,7 @@ def write_package(
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
     try:
         files = {WEIGHTS_FILE: sha256_bytes(weights_bytes)}
-        _write_new(staging / WEIGHTS_FILE, weights_bytes)
+        write_new_file(staging / WEIGHTS_FILE, weights_bytes)
         if eval_video is not None:
             shutil.copyfile(eval_video, staging / "eval.mp4")
             with open(staging / "eval.mp4", "rb+") as f:
@@ -343,17 +363,10 @@ def write_package(
         # Validate through the same parser a reader uses, so we never write what we would refuse.
         data = sealed.to_bytes()
         sealed = parse_manifest_bytes(data)
-        _write_new(staging / MANIFEST_FILE, data)
+        write_new_file(staging / MANIFEST_FILE, data)
         read_package(staging)
         fsync_dir(staging)
-        if out.exists():
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-            os.replace(out, trash / "pkg")
-            os.replace(staging, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-        fsync_dir(out.parent)
+        swap_in_dir(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -282,7 +282,6 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
     without the SAC actor layout): train with algo "sac" to save.
     """
     import json
-    import os
     import shutil
     import tempfile
     from pathlib import Path
@@ -290,7 +289,7 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
     from safetensors.torch import save as st_save
 
     from policies.networks import export_sb3_actor
-    from skill_library.package import fsync_dir
+    from skill_library.package import fsync_dir, swap_in_dir, write_new_file
 
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -305,15 +304,10 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        for name, data in ((BLENDER_WEIGHTS, st_save(exported.state_dict)), (BLENDER_FILE, json.dumps(meta, indent=2).encode())):
-            with open(tmp / name, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
+        write_new_file(tmp / BLENDER_WEIGHTS, st_save(exported.state_dict))
+        write_new_file(tmp / BLENDER_FILE, json.dumps(meta, indent=2).encode())
+        fsync_dir(tmp)
+        swap_in_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
