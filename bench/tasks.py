@@ -75,9 +75,29 @@ def _controller_eval(task: str, skills: list[Any], episodes: int, seed: int, pre
     }  # fmt: skip
 
 
+def _rollouts(env_id: str, act: Any, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic episodes of `act(obs) -> action` on `env_id`: success at the last step, mean safety cost."""
+    import numpy as np
+
+    import envs
+
+    env = envs.make(env_id)
+    successes, costs = [], []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=1000 + seed + ep)
+        done, cost, info = False, 0.0, {"is_success": 0.0}
+        while not done:
+            obs, _r, term, trunc, info = env.step(act(obs))
+            cost += float(info["safety_cost"])
+            done = term or trunc
+        successes.append(bool(info["is_success"]))
+        costs.append(cost)
+    env.close()
+    return {"success_rate": float(np.mean(successes)), "mean_safety_cost": float(np.mean(costs))}
+
+
 def flat_sac(env_id: str, steps: int, episodes: int, seed: int, threads: int = 1) -> dict[str, Any]:
     """Train SB3 SAC on the task's dense-reward env for `steps` env steps; evaluate on the sparse env."""
-    import numpy as np
     import torch
     from stable_baselines3 import SAC
 
@@ -91,20 +111,8 @@ def flat_sac(env_id: str, steps: int, episodes: int, seed: int, threads: int = 1
     t0 = time.perf_counter()
     model.learn(total_timesteps=steps)
     train_s = time.perf_counter() - t0
-    env = envs.make(env_id)
-    successes, costs = [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=1000 + seed + ep)
-        done, cost, info = False, 0.0, {"is_success": 0.0}
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, _r, term, trunc, info = env.step(action)
-            cost += float(info["safety_cost"])
-            done = term or trunc
-        successes.append(bool(info["is_success"]))
-        costs.append(cost)
-    return {"success_rate": float(np.mean(successes)), "mean_safety_cost": float(np.mean(costs)),
-            "env_steps": steps, "train_seconds": train_s}  # fmt: skip
+    ev = _rollouts(env_id, lambda obs: model.predict(obs, deterministic=True)[0], episodes, seed)
+    return {**ev, "env_steps": steps, "train_seconds": train_s}
 
 
 def _distill_config(skills: list[Any]) -> Any:
@@ -128,7 +136,7 @@ def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: in
 
     import envs
     from policies.bc import train_bc
-    from skill_library.planning.distill import collect_skill_demos
+    from skill_library.planning.distill import collect_skill_demos, flat_observation
 
     cfg = replace(config, tasks=(task,))
     _skills, stats, flat = collect_skill_demos(teachers, cfg)
@@ -141,20 +149,9 @@ def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: in
                       action_high=env.action_space.high, hidden=cfg.hidden, epochs=cfg.epochs, batch=cfg.batch,
                       lr=cfg.lr, seed=cfg.seed)  # fmt: skip
     train_s = time.perf_counter() - t0
-    successes, costs = [], []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=1000 + seed + ep)
-        done, cost, info = False, 0.0, {"is_success": 0.0}
-        while not done:
-            x = np.concatenate([np.ravel(obs["observation"]), np.ravel(obs["desired_goal"])])
-            obs, _r, term, trunc, info = env.step(policy.predict(x).astype(np.float32))
-            cost += float(info["safety_cost"])
-            done = term or trunc
-        successes.append(bool(info["is_success"]))
-        costs.append(cost)
     env.close()
-    return {"success_rate": float(np.mean(successes)), "mean_safety_cost": float(np.mean(costs)),
-            "episodes_trained": demos.episodes, "steps_trained": len(demos.obs), "demo_env_steps": stats["env_steps"],
+    ev = _rollouts(demos.env_id, lambda obs: policy.predict(flat_observation(obs)).astype(np.float32), episodes, seed)
+    return {**ev, "episodes_trained": demos.episodes, "steps_trained": len(demos.obs), "demo_env_steps": stats["env_steps"],
             "train_seconds": train_s}  # fmt: skip
 
 

@@ -136,6 +136,18 @@ def observation_spec_from_env(
     return ObservationSpec(tuple(out), clip)
 
 
+def observation_spec_from_flat_stats(env: Any, keys: Sequence[str], mean: np.ndarray, std: np.ndarray) -> ObservationSpec:
+    """Observation spec for `keys` of an env whose normalisation was fitted on their concatenation (in order)."""
+    per_mean, per_std, off = {}, {}, 0
+    for k in keys:
+        n = int(np.prod(env.observation_space[k].shape))
+        per_mean[k], per_std[k] = mean[off : off + n], std[off : off + n]
+        off += n
+    if off != len(mean) or len(mean) != len(std):
+        raise SkillPackageError(f"normalisation has {len(mean)} means / {len(std)} stds, observation keys {list(keys)} have {off} values")
+    return observation_spec_from_env(env, keys, mean=per_mean, std=per_std)
+
+
 def action_spec_from_env(env: Any, network_output: str = "unit", noise_std: float = 0.1) -> ActionSpec:
     """Action spec (shape, dtype, bounds, component names) of an env's Box action space."""
     sp = env.action_space

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DistillConfig", "DistilledSkill", "SkillDemos", "TaskDemos", "collect_skill_demos", "distill_skills"]
+__all__ = ["DistillConfig", "DistilledSkill", "SkillDemos", "TaskDemos", "collect_skill_demos", "distill_skills", "flat_observation"]
 
 OBS_KEYS = ("observation", "desired_goal")
 DEFAULT_TASKS = ("pick-place", "stack-two", "stack-three", "push-then-pick")
@@ -111,7 +111,7 @@ class _StepRecorder:
 
     def step(self, action: np.ndarray) -> Any:
         label = self.clean if self.clean is not None else np.asarray(action, dtype=np.float64)
-        self.rows.append((_flat_obs(self._obs), np.array(label, dtype=np.float64)))
+        self.rows.append((flat_observation(self._obs), np.array(label, dtype=np.float64)))
         self.clean = None
         out = self.env.step(action)
         self._obs = out[0]
@@ -131,8 +131,9 @@ class DistilledSkill:
     train_seconds: float
 
 
-def _flat_obs(skill_obs: Mapping[str, np.ndarray]) -> np.ndarray:
-    return np.concatenate([np.ravel(np.asarray(skill_obs[k], dtype=np.float64)) for k in OBS_KEYS])
+def flat_observation(obs: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The `OBS_KEYS` of a dict observation, concatenated: what a distilled (or flat BC) network reads."""
+    return np.concatenate([np.ravel(np.asarray(obs[k], dtype=np.float64)) for k in OBS_KEYS])
 
 
 def collect_skill_demos(
@@ -164,7 +165,7 @@ def collect_skill_demos(
 
     def hook(decision: Any, gs: Any, obs: Mapping[str, np.ndarray], action: np.ndarray) -> np.ndarray:
         rec = pending.setdefault(decision.index, (gs.skill.name, [], []))
-        rec[1].append(_flat_obs(gs.view.skill_observation(obs)))
+        rec[1].append(flat_observation(gs.view.skill_observation(obs)))
         rec[2].append(np.asarray(action, dtype=np.float64).copy())
         if gs.skill.name not in demos:
             demos[gs.skill.name] = SkillDemos(gs.skill)
@@ -229,7 +230,7 @@ def distill_skills(
     import envs
     from policies.bc import train_bc
 
-    from skill_library.authoring import new_provenance, observation_spec_from_env, save_network_skill, task_from_env
+    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
     from skill_library.descriptors import attach_descriptors, evaluate_skill
     from skill_library.package import rewrite_manifest
     from skill_library.registry import SkillLibrary
@@ -252,18 +253,13 @@ def distill_skills(
             x, y = np.stack(d.obs), np.stack(d.actions)
             policy = train_bc(x, y, action_low=env.action_space.low, action_high=env.action_space.high, hidden=config.hidden,
                               epochs=config.epochs, batch=config.batch, lr=config.lr, seed=config.seed)  # fmt: skip
-            mean, std, off = {}, {}, 0
-            for key in OBS_KEYS:
-                n = int(np.prod(env.observation_space[key].shape))
-                mean[key], std[key] = policy.obs_mean[off : off + n], policy.obs_std[off : off + n]
-                off += n
             student = name + config.suffix
             path = Path(tmp) / student
             cfg = {k: v for k, v in vars(config).items()}
             cfg["teacher"] = d.template.ref
             save_network_skill(
                 path, name=student, version=config.version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
-                observation=observation_spec_from_env(env, OBS_KEYS, mean=mean, std=std),
+                observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
                 description=(f"Behaviour cloning of {d.template.ref} from {d.executions} successful executions "
                              f"({d.steps} steps) recorded while the hierarchical controller solved "
                              f"{', '.join(config.tasks)} (DART noise {config.action_noise}). {man.description}"),

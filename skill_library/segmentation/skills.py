@@ -147,7 +147,7 @@ def build_segment_skills(
     import envs
     from policies.bc import train_bc
 
-    from skill_library.authoring import new_provenance, observation_spec_from_env, save_network_skill, task_from_env
+    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
     from skill_library.descriptors import attach_descriptors, evaluate_skill
     from skill_library.package import rewrite_manifest
     from skill_library.registry import SkillLibrary
@@ -187,17 +187,12 @@ def build_segment_skills(
             policy = train_bc(x, y, epochs=bc_epochs, seed=seed, action_low=env.action_space.low, action_high=env.action_space.high)
             family = task_from_env(env).family
             name = f"sbd_{family}_type{k}"
-            mean, std, off = {}, {}, 0
-            for key in OBS_KEYS:
-                n = int(np.prod(env.observation_space[key].shape))
-                mean[key], std[key] = policy.obs_mean[off : off + n], policy.obs_std[off : off + n]
-                off += n
             lens = [e - s for _, s, e in segs]
             majority = max(set(phase_votes), key=phase_votes.count) if phase_votes else None
             path = Path(tmp) / name
             save_network_skill(
                 path, name=name, version=version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
-                observation=observation_spec_from_env(env, OBS_KEYS, mean=mean, std=std),
+                observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
                 description=(f"Skill type {k} discovered by skill boundary detection in {env_id} demonstrations "
                              f"({len(segs)} segments, median {int(np.median(lens))} steps); behaviour cloning."),
                 tags=("sbd", "bc", family), preconditions=pre, effects=eff,
