@@ -7,6 +7,14 @@ distribution over `n_bins` bins (like the action predictor). `label_actions` ret
 expected action per step (bin centres weighted by probability), so the predictor's loss
 -log p(a_t | o_<=t) can be computed on a plain video.
 
+A step whose two frames hardly differ is labelled "no motion" (motion components 0, the
+gripper command as the step before): a network asked about a still hand on a scene it was
+not trained on (a tower of cubes) still answers some motion, and those invented motions put
+spurious boundaries into every hold. The threshold (`still_threshold`, mean absolute change
+per pixel on the 0-255 scale) is calibrated on the training demos: the 1st percentile of the
+change over transitions whose recorded action moves, so at most 1 % of real motion is
+silenced.
+
 Trained on recorded demonstrations (frames + actions); saved as safetensors + JSON.
 """
 
@@ -17,7 +25,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +43,43 @@ from policies.action_predictor import (
 )
 
 __all__ = [
+    "IDLE_EPS",
     "InverseDynamicsConfig",
     "InverseDynamicsModel",
     "load_inverse_dynamics",
+    "calibrate_still_threshold",
+    "frame_change",
     "save_inverse_dynamics",
     "train_inverse_dynamics",
 ]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
+IDLE_EPS = 0.05  # a recorded action with every motion component below this moves nothing
+
+
+def frame_change(frames: Mapping[str, Any], cameras: Sequence[str]) -> np.ndarray:
+    """Mean absolute change per pixel (0-255) from frame t to t+1, over the given cameras: (T-1,)."""
+    per_cam = [np.abs(np.diff(np.asarray(frames[c], dtype=np.int16), axis=0)).mean(axis=(1, 2, 3)) for c in cameras]
+    return np.mean(per_cam, axis=0)
+
+
+def calibrate_still_threshold(episodes: Sequence[tuple[Mapping[str, np.ndarray], np.ndarray]],
+                              cameras: Sequence[str], moving_quantile: float = 0.01) -> float:
+    """The frame change below which a step counts as still: `moving_quantile` of the change over
+    transitions whose recorded action moves (a motion component >= `IDLE_EPS`; the last
+    dimension is the gripper). 0 (off) when the demos never hold still or never move."""
+    moving, still = [], 0
+    for frames, actions in episodes:
+        a = np.asarray(actions, dtype=np.float64)[:-1]
+        moves = np.abs(a[:, :-1]).max(axis=1) >= IDLE_EPS
+        change = frame_change(frames, cameras)
+        moving.append(change[moves])
+        still += int((~moves).sum())
+    moving_all = np.concatenate(moving) if moving else np.zeros(0)
+    if still == 0 or len(moving_all) == 0:
+        return 0.0
+    return float(np.quantile(moving_all, moving_quantile))
 
 
 @dataclass
@@ -59,8 +95,12 @@ class InverseDynamicsConfig:
     conv_channels: tuple[int, ...] = (32, 32, 64)
     keypoints: int = 32
     hidden: int = 256
+    still_threshold: float = 0.0  # frames changing less than this: no motion (0: off, as in older models)
 
     def __post_init__(self) -> None:
+        self.still_threshold = float(self.still_threshold)
+        if not (math.isfinite(self.still_threshold) and self.still_threshold >= 0):
+            raise ValueError(f"InverseDynamicsConfig.still_threshold must be >= 0, got {self.still_threshold}")
         self.cameras = tuple(str(c) for c in self.cameras)
         self.action_low = tuple(float(x) for x in self.action_low)
         self.action_high = tuple(float(x) for x in self.action_high)
@@ -131,7 +171,11 @@ class InverseDynamicsModel(nn.Module):
 
     @torch.no_grad()
     def label_actions(self, frames: Mapping[str, Any], batch: int = 512) -> np.ndarray:
-        """Expected action per step (T, action_dim) for T frames; the last step repeats the label before it."""
+        """Expected action per step (T, action_dim) for T frames; the last step repeats the label before it.
+
+        Steps whose frames change less than `config.still_threshold` get no motion (the
+        gripper command, the last dimension, is carried over from the step before).
+        """
         t = self.check_frames(frames)
         c = self.config
         centres = bin_centres(c.action_low, c.action_high, c.n_bins)
@@ -141,6 +185,12 @@ class InverseDynamicsModel(nn.Module):
             p = torch.softmax(self.pair_logits(sl), -1)
             out.append((p * centres).sum(-1))
         a = torch.cat(out, 0).numpy()
+        if c.still_threshold > 0:
+            still = frame_change(frames, c.cameras) < c.still_threshold
+            for i in np.nonzero(still)[0]:
+                a[i, :-1] = 0.0
+                if i > 0:
+                    a[i, -1] = a[i - 1, -1]
         return np.concatenate([a, a[-1:]], 0).astype(np.float32)
 
 
@@ -158,7 +208,9 @@ def train_inverse_dynamics(
 ) -> InverseDynamicsModel:
     """Train on (frames per camera (T, S, S, 3), actions (T, A)) episodes: pairs (o_t, o_{t+1}) -> a_t.
 
-    Cross-entropy on bins with Gaussian-smoothed targets (sigma 0.75 bins), AdamW + one-cycle schedule.
+    Cross-entropy on bins with Gaussian-smoothed targets (sigma 0.75 bins), AdamW + one-cycle
+    schedule. The returned model's `config.still_threshold` is calibrated on the same episodes
+    (`calibrate_still_threshold`; `config` itself is not modified).
     """
     if not episodes:
         raise ValueError("train_inverse_dynamics: no episodes")
@@ -208,6 +260,9 @@ def train_inverse_dynamics(
         if time_budget_s is not None and time.perf_counter() - t0 > time_budget_s:
             break
     model.eval()
+    model.config = replace(config, still_threshold=calibrate_still_threshold(episodes, config.cameras))
+    if log:
+        log(f"idm still threshold {model.config.still_threshold:.3f} (mean change per pixel, 0-255)")
     return model
 
 

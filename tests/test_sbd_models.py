@@ -19,6 +19,9 @@ from policies.action_predictor import (
 from policies.bc import train_bc
 from policies.inverse_dynamics import (
     InverseDynamicsConfig,
+    InverseDynamicsModel,
+    calibrate_still_threshold,
+    frame_change,
     load_inverse_dynamics,
     save_inverse_dynamics,
     train_inverse_dynamics,
@@ -161,6 +164,42 @@ def test_inverse_dynamics_labels_actions_from_frame_pairs(tmp_path):
         idm.label_actions({"cam": frames["cam"][:1]})
     with pytest.raises(ValueError, match=r"camera\(s\)"):
         idm.label_actions({"front": frames["cam"]})
+
+
+def test_inverse_dynamics_labels_still_frames_as_no_motion(tmp_path):
+    # moving steps change every pixel by 20 or 40 grey levels; idle steps repeat the frame
+    rng = np.random.default_rng(1)
+    eps = []
+    for _ in range(3):
+        level, frames, acts = 100, [], []
+        for t in range(20):
+            frames.append(np.full((S, S, 3), level, np.uint8))
+            idle = 8 <= t < 14
+            step = 0 if idle else int(rng.choice([-40, -20, 20, 40]))
+            acts.append([0.0 if idle else np.sign(step), 0.0, 0.0, 1.0])
+            level = level + step if 0 <= level + step <= 255 else level - step
+        eps.append(({"cam": np.stack(frames)}, np.array(acts, np.float32)))
+    assert np.allclose(frame_change(eps[0][0], ["cam"])[8:14], 0.0)
+    thr = calibrate_still_threshold(eps, ["cam"])
+    assert thr == pytest.approx(20.0)  # the smallest real motion: every still step lies below it, no moving one
+    # demos that never hold still say nothing about what still looks like: off
+    assert calibrate_still_threshold([(f, np.ones_like(a)) for f, a in eps], ["cam"]) == 0.0
+    torch.manual_seed(0)
+    base = dict(cameras=("cam",), image_size=S, conv_channels=(8, 8, 8), keypoints=4, hidden=32)
+    net = InverseDynamicsModel(InverseDynamicsConfig(**base)).eval()
+    frames = eps[0][0]
+    plain = net.label_actions(frames)
+    assert np.abs(plain[8:14, :-1]).max() > 1e-4  # an untrained network invents motion on still frames
+    net.config = InverseDynamicsConfig(**base, still_threshold=thr)
+    lab = net.label_actions(frames)
+    assert np.all(lab[8:14, :-1] == 0.0) and np.all(lab[8:14, -1] == lab[7, -1])
+    moving = [t for t in range(19) if not 8 <= t < 14]
+    assert np.allclose(lab[moving], plain[moving])
+    save_inverse_dynamics(net, tmp_path / "idm")
+    assert load_inverse_dynamics(tmp_path / "idm").config.still_threshold == pytest.approx(thr)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(ValueError, match="still_threshold"):
+            InverseDynamicsConfig(**base, still_threshold=bad)
 
 
 def test_bc_fits_and_exports_as_mlp_network():
