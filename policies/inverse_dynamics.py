@@ -46,9 +46,9 @@ __all__ = [
     "IDLE_EPS",
     "InverseDynamicsConfig",
     "InverseDynamicsModel",
-    "load_inverse_dynamics",
     "calibrate_still_threshold",
     "frame_change",
+    "load_inverse_dynamics",
     "save_inverse_dynamics",
     "train_inverse_dynamics",
 ]
