@@ -27,7 +27,8 @@ import shutil
 import stat
 import struct
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,23 @@ def swap_in_dir(staging: str | os.PathLike[str], out: str | os.PathLike[str]) ->
     else:
         os.replace(staging, out)
     fsync_dir(out.parent)
+
+
+@contextmanager
+def staged_dir(out: str | os.PathLike[str], suffix: str = ".staging") -> Iterator[Path]:
+    """Yield an empty staging directory beside `out`; when the block finishes, flush it and swap it
+    in for `out` (`swap_in_dir`). If the block raises, the staging directory is deleted and `out`
+    is left as it was."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent))
+    try:
+        yield staging
+        fsync_dir(staging)
+        swap_in_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 # ----------------------------------------------------------------- safetensors header
@@ -341,17 +359,10 @@ def write_package(
     if out.exists() and not overwrite:
         raise SkillPackageError(f"{out}: already exists (pass overwrite=True to replace it)")
     if weights_bytes is None:
-        if tensors:
-            from safetensors.torch import save
+        from safetensors.torch import save
 
-            weights_bytes = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-        else:
-            from safetensors.torch import save
-
-            weights_bytes = save({})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".staging", dir=out.parent))
-    try:
+        weights_bytes = save({k: v.detach().cpu().contiguous() for k, v in (tensors or {}).items()})
+    with staged_dir(out) as staging:
         files = {WEIGHTS_FILE: sha256_bytes(weights_bytes)}
         write_new_file(staging / WEIGHTS_FILE, weights_bytes)
         if eval_video is not None:
@@ -365,11 +376,6 @@ def write_package(
         sealed = parse_manifest_bytes(data)
         write_new_file(staging / MANIFEST_FILE, data)
         read_package(staging)
-        fsync_dir(staging)
-        swap_in_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sealed
 
 

@@ -47,6 +47,7 @@ from skill_library.package import (
     fsync_dir,
     read_package,
     rewrite_manifest,
+    staged_dir,
 )
 
 try:  # POSIX only; on other systems changes are not protected against concurrent writers
@@ -504,18 +505,9 @@ class SkillLibrary:
         out = Path(out_dir).absolute()
         if out.exists() and not overwrite:
             raise SkillLibraryError(f"{out}: already exists (use overwrite/--force to replace)")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".export", dir=out.parent))
-        try:
-            pkg = staging / "pkg"
-            shutil.copytree(entry.path, pkg)
-            read_package(pkg)
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(pkg, out)
-            fsync_dir(out.parent)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        with staged_dir(out, ".export") as staging:
+            shutil.copytree(entry.path, staging, dirs_exist_ok=True)
+            read_package(staging)
         return out
 
     def reindex(self) -> list[str]:

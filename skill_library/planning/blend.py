@@ -282,14 +282,12 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
     without the SAC actor layout): train with algo "sac" to save.
     """
     import json
-    import shutil
-    import tempfile
     from pathlib import Path
 
     from safetensors.torch import save as st_save
 
     from policies.networks import export_sb3_actor
-    from skill_library.package import fsync_dir, swap_in_dir, write_new_file
+    from skill_library.package import staged_dir, write_new_file
 
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -301,16 +299,9 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
         "format": BLENDER_FORMAT, "env_id": env_id, "labels": list(labels), "skills": [s.ref for s in skills],
         "arch": exported.arch, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(config).items()},
     }  # fmt: skip
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_dir(out) as tmp:
         write_new_file(tmp / BLENDER_WEIGHTS, st_save(exported.state_dict))
         write_new_file(tmp / BLENDER_FILE, json.dumps(meta, indent=2).encode())
-        fsync_dir(tmp)
-        swap_in_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
