@@ -19,6 +19,12 @@ Learning (``--suite learning``): runs the shipped configs through ``policies.tra
 discovery in the push scene, over seeds) and reports success, steps, minutes, coverage and
 safety cost. Slow (tens of minutes); see ``--learning-*`` options.
 
+All variants run with ``policies.cpu_allocator.keep_freed_memory`` in effect (as
+``skillstack train`` runs): with glibc's default thresholds the ensemble's few-MiB
+activations go back to the kernel at every free and page-fault back in (~400-1,000
+minor faults per update), a cost the one-after-another networks' 256 KiB tensors do not
+pay. ``SKILLSTACK_MALLOC_TUNING=0`` measures without it; the JSON says which.
+
 Why ``torch.set_num_threads(1)`` by default: on the 2 shared cores these runs target, a
 second intra-op thread buys little for 256-wide layers at batch 256, competes with the env
 (and a SubprocVecEnv worker) for the other core, and makes timings noisy; one thread per
@@ -251,9 +257,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the selected suites, print tables, return the JSON-able result (and write a PNG)."""
     import torch
 
+    from policies.cpu_allocator import keep_freed_memory
+
     if args.threads:
         torch.set_num_threads(args.threads)
     result: dict[str, Any] = {
+        "malloc_tuned": keep_freed_memory(),
         "benchmark": "training",
         "config": {k: v for k, v in vars(args).items() if not callable(v)},
         "torch_threads": torch.get_num_threads(),

@@ -24,8 +24,7 @@ Critic layouts (``critic_layout``):
 * ``"shared"`` (default): SB3's twin critics, each an MLP whose torso is shared by the
   terms and ends in K outputs. Costs about what SB3's twin critics cost.
 * ``"separate"``: K x 2 independent Q-networks, as SLIM has them. They are evaluated as
-  ONE batched ensemble (stacked weights, one fused GEMM for the first layer and
-  ``torch.baddbmm`` for the others), never K networks run one after another.
+  ONE batched ensemble (stacked weights, one ``torch.baddbmm`` per layer), never K networks run one after another.
 * ``"separate_loop"``: the same K x 2 networks as a ``ModuleList`` run one after
   another. A reference for tests and the throughput benchmark only.
 
@@ -84,9 +83,8 @@ SUM_KEY = "weighted_sum"
 class EnsembleMLP(nn.Module):
     """M independent MLPs of the same shape, evaluated together on a shared input.
 
-    Weights are stacked: the first layer is one ``(in, M * h1)`` matrix (all members read
-    the same input, so this is a single GEMM), later layers are ``(M, h_i, h_{i+1})`` and
-    run with ``torch.baddbmm``. Each member is initialised like ``nn.Linear`` (uniform in
+    Weights are stacked: the first layer is one ``(in, M * h1)`` matrix, later layers are
+    ``(M, h_i, h_{i+1})``; every layer runs as one ``torch.baddbmm`` over the members. Each member is initialised like ``nn.Linear`` (uniform in
     +-1/sqrt(fan_in)), so the ensemble is distributed exactly like M separate MLPs.
 
     :param n_members: M, the number of networks.
@@ -131,11 +129,14 @@ class EnsembleMLP(nn.Module):
     def forward(self, x: th.Tensor) -> th.Tensor:
         """Evaluate all members on ``x`` of shape ``(B, in)``; returns ``(M, B, out)``."""
         batch, m, d = x.shape[0], self.n_members, self.dims
-        h = th.addmm(self.first_bias, x, self.first_weight)  # (B, M*h1), one GEMM for all members
         if len(d) == 2:
-            return h.view(batch, m, d[1]).transpose(0, 1)
-        # Activation on the contiguous (B, M*h1) block, then a strided (M, B, h1) view for bmm.
-        h = self.activation(h).view(batch, m, d[1]).transpose(0, 1)
+            return th.addmm(self.first_bias, x, self.first_weight).view(batch, m, d[1]).transpose(0, 1)
+        # First layer straight into the (M, B, h1) layout the later layers use: the input is
+        # broadcast (stride 0) and each member's (in, h1) block is a strided view of the
+        # stacked weight. Producing (B, M*h1) with one GEMM and transposing instead costs a
+        # copy of the activation gradient and strided elementwise passes in every backward.
+        w0 = self.first_weight.view(d[0], m, d[1]).transpose(0, 1)
+        h = self._act_(th.baddbmm(self.first_bias.view(m, 1, d[1]), x.expand(m, batch, d[0]), w0))
         n_layers = len(self.weights)
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
             if i < n_layers - 1:

@@ -45,6 +45,8 @@ import gymnasium as gym
 import numpy as np
 import yaml
 
+from policies.cpu_allocator import keep_freed_memory
+
 CONFIG_FILE = "config.yaml"
 EVAL_FILE = "eval.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -1044,6 +1046,7 @@ def train(
 
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg["torch_threads"]))
+    keep_freed_memory()  # no page-faulting of activations every update (see policies.cpu_allocator)
     seed = int(cfg["seed"])
     venv = make_vec_env(cfg)
     tb = str(out / "tb") if _have_tensorboard() else None
