@@ -6,7 +6,9 @@ One run:
    training tasks and for one or more tasks held out from predictor training
    (`--heldout-task A,B,...`: each is scored on its own);
 2. splits the training tasks' episodes into train / validation / test (episode level);
-3. trains the causal action predictor by behaviour cloning on the train split only;
+3. trains the causal action predictor by behaviour cloning on the train split only
+   (`--predictor-members` of them from consecutive seeds, scored by their mean loss; the
+   `one predictor` rows are member 0 alone, tuned and scored the same way);
 4. chooses the gap and minimum segment length of each variant by grid search on the
    validation split (phase labels are read there to score candidates, never by the
    detector), and scores held-out test episodes and each held-out task:
@@ -62,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=30, help="predictor training epochs (default: 30)")
     parser.add_argument("--n-bins", type=int, default=21, help="action bins per dimension (default: 21)")
     parser.add_argument("--target-sigma", type=float, default=0.75, help="label smoothing over bins, in bins (default: 0.75)")
+    parser.add_argument("--predictor-members", type=int, default=3,
+                        help="action predictors (seeds seed, seed+1, ...) whose mean loss is scored (default: 3; 1 = one predictor)")
     parser.add_argument("--proprio", action="store_true", help="predictor also sees proprioception (then no video path)")
     parser.add_argument("--idm-epochs", type=int, default=8, help="inverse-dynamics training epochs (default: 8; 0 skips)")
     parser.add_argument("--skills", type=int, default=1, help="1: build and evaluate BC skills per skill type (default), 0: skip")
@@ -141,7 +145,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; prints tables, returns the JSON-able result."""
     import torch
 
-    from policies.action_predictor import ActionPredictorConfig, SequenceData, train_action_predictor
+    from policies.action_predictor import ActionPredictorConfig, SequenceData
+    from policies.action_predictor_ensemble import train_action_predictor_ensemble
     from skill_library.segmentation.baselines import fixed_length_boundaries, tune_fixed_length
     from skill_library.segmentation.clustering import fit_skill_types
     from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
@@ -191,15 +196,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=args.context,
                                 proprio_dim=PROPRIO_DIM if args.proprio else 0, n_bins=args.n_bins, target_sigma=args.target_sigma)
     data = [SequenceData(e.images, e.actions, e.proprio if args.proprio else None) for e in train]
-    log(f"training the action predictor on {len(train)} episodes ({sum(e.length for e in train)} steps)")
-    predictor, stats = train_action_predictor(data, cfg, epochs=args.epochs, seed=args.seed,
-                                              log=lambda m: log(m) if m.startswith(("epoch 1/", f"epoch {args.epochs}/")) or "budget" in m else None)
+    members = max(1, int(args.predictor_members))
+    log(f"training {members} action predictor(s) on {len(train)} episodes ({sum(e.length for e in train)} steps)")
+    predictor, stats = train_action_predictor_ensemble(
+        data, cfg, members, epochs=args.epochs, seed=args.seed,
+        log=lambda m: log(m) if any(k in m for k in ("epoch 1/", f"epoch {args.epochs}/", "budget")) else None)
+    train_seconds = sum(st.seconds for st in stats)
 
     # 4. variants
     hold_eps = max(DEFAULT_IDLE_EPS)  # "no action" for the final-hold diagnostic: the looser tuned threshold
 
-    def score(params: DetectorParams, eps: list, actions_from: str = "recorded", idm: Any = None) -> dict[str, Any]:
-        seg = Segmenter(predictor, params, idm)
+    def score(params: DetectorParams, eps: list, actions_from: str = "recorded", idm: Any = None, model: Any = None) -> dict[str, Any]:
+        seg = Segmenter(predictor if model is None else model, params, idm)
         preds = []
         for e in eps:
             if actions_from == "idm":
@@ -224,13 +232,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     results: dict[str, Any] = {"variants": {}}
     tuned: dict[str, DetectorParams] = {}
-    variants = (("loss", False, None, False), ("loss+info", True, None, False), ("loss+info, always reset", True, True, False),
-                ("loss+info, never reset", True, False, False), ("loss+info, two-sided (ours)", True, None, True))
-    for name, events, reset, two in variants:  # reset None: validation chooses whether to reset the memory
-        params, vscores = tune_detector(predictor, val, use_events=events, reset_memory=reset, two_sided=two)
+    variants = [("loss", False, None, False, None), ("loss+info", True, None, False, None),
+                ("loss+info, always reset", True, True, False, None), ("loss+info, never reset", True, False, False, None),
+                ("loss+info, two-sided (ours)", True, None, True, None)]
+    if members > 1:  # the same rules on member 0 alone: what the ensemble adds, measured in this run
+        single = predictor.members[0]
+        variants += [("loss+info, one predictor", True, None, False, single),
+                     ("loss+info, two-sided, one predictor", True, None, True, single)]
+    for name, events, reset, two, model in variants:  # reset None: validation chooses whether to reset the memory
+        params, vscores = tune_detector(predictor if model is None else model, val, use_events=events, reset_memory=reset, two_sided=two)
         tuned[name] = params
-        results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test),
-                                     **score_held(lambda eps, params=params: score(params, eps))}
+        results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test, model=model),
+                                     **score_held(lambda eps, params=params, model=model: score(params, eps, model=model))}
         log(f"{name}: gap {params.gap} min_len {params.min_len} -> test F1@5 {results['variants'][name]['test']['f1@5']:.3f}")
     every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
     results["variants"]["baseline: fixed length"] = {
@@ -320,8 +333,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                        "val_episodes": len(val), "test_episodes": len(test), "heldout_episodes": len(held),
                        "heldout_episodes_per_task": {t: len(eps) for t, eps in helds.items()},
                        "cameras": cameras, "image_size": args.image_size, "record_seconds": record_s}
-    results["predictor"] = {"config": cfg.to_dict(), "epochs": len(stats.train_loss), "train_loss": stats.train_loss[-1],
-                            "train_seconds": stats.seconds}
+    results["predictor"] = {"config": cfg.to_dict(), "members": members, "epochs": len(stats[0].train_loss),
+                            "train_loss": [st.train_loss[-1] for st in stats], "train_seconds": train_seconds}
     results["seconds"] = time.perf_counter() - t_start
 
     # tables
@@ -365,7 +378,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     [[s["ref"], s["env_id"].split("/")[-1], s["segments"], s["majority_phase"] or "-", " & ".join(s["preconditions"]) or "-",
                       " & ".join(s["effects"]) or "-", "-" if s["success_rate"] is None else round(s["success_rate"], 3)]
                      for s in results["skills"]])
-    print(f"total {results['seconds']:.0f}s (recording {record_s:.0f}s, predictor training {stats.seconds:.0f}s)")
+    print(f"total {results['seconds']:.0f}s (recording {record_s:.0f}s, predictor training {train_seconds:.0f}s)")
     return results
 
 

@@ -584,9 +584,18 @@ def _pad_to(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def save_action_predictor(model: ActionPredictor, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `config.json` (config + `extra`) and `weights.safetensors` into `directory` (atomic per file)."""
+    """Write `config.json` (config + `extra`) and `weights.safetensors` into `directory` (atomic per file).
+
+    An `ActionPredictorEnsemble` is written as one such directory per member (see
+    `policies.action_predictor_ensemble`)."""
     from safetensors.torch import save
 
+    if not isinstance(model, ActionPredictor):
+        from policies.action_predictor_ensemble import ActionPredictorEnsemble, save_ensemble
+
+        if isinstance(model, ActionPredictorEnsemble):
+            return save_ensemble(model, directory, extra)
+        raise TypeError(f"save_action_predictor: expected an ActionPredictor or ensemble, got {type(model).__name__}")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -596,19 +605,27 @@ def save_action_predictor(model: ActionPredictor, directory: str | os.PathLike[s
     return d
 
 
-def load_action_predictor(directory: str | os.PathLike[str]) -> tuple[ActionPredictor, dict[str, Any]]:
-    """Load a model written by `save_action_predictor`; returns (model in eval mode, the config.json dict)."""
+def load_action_predictor(directory: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
+    """Load a model written by `save_action_predictor`; returns (model in eval mode, the config.json dict).
+
+    The model is an `ActionPredictor`, or an `ActionPredictorEnsemble` when the directory
+    holds one."""
     from safetensors.torch import load
 
     d = Path(directory)
     cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
-    for p in (cfg_path, w_path):
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: missing (not an action-predictor directory?)")
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{cfg_path}: missing (not an action-predictor directory?)")
     try:
         meta = json.loads(cfg_path.read_text())
     except ValueError as exc:
         raise ValueError(f"{cfg_path}: not valid JSON: {exc}") from None
+    if isinstance(meta, dict) and meta.get("type") == "action_predictor_ensemble":
+        from policies.action_predictor_ensemble import load_ensemble
+
+        return load_ensemble(d, meta)
+    if not w_path.is_file():
+        raise FileNotFoundError(f"{w_path}: missing (not an action-predictor directory?)")
     if not isinstance(meta, dict) or meta.get("type") != "action_predictor":
         raise ValueError(f"{cfg_path}: not an action-predictor config (type != 'action_predictor')")
     model = ActionPredictor(ActionPredictorConfig.from_dict(meta["config"]))

@@ -219,3 +219,43 @@ def test_bc_fits_and_exports_as_mlp_network():
         train_bc(x[:3], y[:4])
     with pytest.raises(ValueError, match="NaN"):
         train_bc(np.full((4, 5), np.nan), y[:4])
+
+
+def test_predictor_ensemble_scores_the_members_mean_and_round_trips(tmp_path):
+    from policies.action_predictor_ensemble import ActionPredictorEnsemble, train_action_predictor_ensemble
+
+    rng = np.random.default_rng(3)
+    data = [SequenceData({"cam": rng.integers(0, 255, (12, S, S, 3), dtype=np.uint8)}, rng.uniform(-1, 1, (12, 4)).astype(np.float32))
+            for _ in range(3)]
+    cfg = _cfg()
+    ens, stats = train_action_predictor_ensemble(data, cfg, 2, epochs=1, window=4, batch_windows=8, seed=5)
+    assert isinstance(ens, ActionPredictorEnsemble) and len(stats) == 2
+    a, b = ens.members
+    assert not torch.equal(a.head.weight, b.head.weight)  # consecutive seeds, different members
+    imgs, acts = data[0].images, data[0].actions
+    mean = (a.episode_losses(imgs, acts, boundaries=[5]) + b.episode_losses(imgs, acts, boundaries=[5])) / 2
+    assert np.allclose(ens.episode_losses(imgs, acts, boundaries=[5]), mean, atol=1e-5)
+    tokens = ens.embed(imgs)
+    assert tokens.shape == (12, 2, cfg.d_model)
+    assert ens.step_features(tokens).shape == (12, 2 * cfg.d_model)
+    assert ens.predict_actions(imgs).shape == (12, 4)
+    # the detector runs on it unchanged, resets included, and sees the mean loss
+    det = detect_with_model(ens, tokens, acts, DetectorParams(gap=0.3, min_len=2))
+    assert np.allclose(det.losses, ens.episode_losses(imgs, acts, boundaries=det.boundaries), atol=1e-5)
+
+    save_action_predictor(ens, tmp_path / "ens", extra={"note": "e"})
+    back, meta = load_action_predictor(tmp_path / "ens")
+    assert isinstance(back, ActionPredictorEnsemble) and meta["members"] == 2 and meta["note"] == "e"
+    assert np.allclose(back.episode_losses(imgs, acts), ens.episode_losses(imgs, acts))
+    one, _ = train_action_predictor_ensemble(data, cfg, 1, epochs=1, window=4, batch_windows=8, seed=5)
+    assert isinstance(one, ActionPredictor)  # one member: no wrapper
+
+    import shutil
+
+    shutil.rmtree(tmp_path / "ens" / "member_1")
+    with pytest.raises(FileNotFoundError, match="member_1"):
+        load_action_predictor(tmp_path / "ens")
+    with pytest.raises(ValueError, match="differs from member 0"):
+        ActionPredictorEnsemble([a, ActionPredictor(_cfg(context=6))])
+    with pytest.raises(ValueError, match="members must be >= 1"):
+        train_action_predictor_ensemble(data, cfg, 0)

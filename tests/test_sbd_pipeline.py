@@ -29,7 +29,7 @@ def fitted(demos, tmp_path_factory):
 
     eps = load_hdf5_episodes(demos, [CAM], SIZE)
     seg = fit_segmenter(eps[:6], eps[6:], cameras=(CAM,), image_size=SIZE, epochs=2, context=8, idm=True,
-                        idm_epochs=1, skill_types=3, seed=0)
+                        idm_epochs=1, skill_types=3, seed=0, predictor_members=2)  # the ensemble path throughout
     out = tmp_path_factory.mktemp("model") / "segmenter"
     seg.save(out)
     return seg, out, eps
@@ -55,7 +55,9 @@ def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
     seg, out, eps = fitted
     assert seg.params.gap in DEFAULT_GAPS and seg.params.min_len in DEFAULT_MIN_LENS and seg.params.use_events
     assert 0.0 <= seg.meta["validation"]["f1@5"] <= 1.0 and seg.skill_types.k == 3
+    assert seg.meta["predictor_training"]["members"] == 2
     loaded = Segmenter.load(out)
+    assert type(loaded.predictor) is type(seg.predictor) and len(loaded.predictor.members) == 2
     a, b = seg.segment(eps[6]), loaded.segment(eps[6])
     assert a.boundaries == b.boundaries and np.allclose(a.losses, b.losses, atol=1e-5)
     assert [s[2] for s in a.segments] == [s[2] for s in b.segments]

@@ -39,9 +39,13 @@ def train_segmenter(
     proprio: bool = False,
     skill_types: int | None = None,
     seed: int = 0,
+    predictor_members: int = 3,
     log: Callable[[str], None] | None = None,
 ) -> Any:
-    """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`."""
+    """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`.
+
+    `predictor_members` action predictors (an ensemble; 1 = a single one) are trained from
+    consecutive seeds and their mean loss is scored: fewer spurious peaks (see `bench sbd`)."""
     from skill_library.segmentation.segmenter import fit_segmenter
 
     if not demo_files:
@@ -57,7 +61,8 @@ def train_segmenter(
     if not val or not train:
         raise ValueError(f"{len(episodes)} episode(s) are too few to split into training and validation")
     seg = fit_segmenter(train, val, cameras=cameras, image_size=image_size, proprio=proprio, use_events=use_events,
-                        two_sided=two_sided, epochs=epochs, idm=idm, skill_types=skill_types, seed=seed, log=log)
+                        two_sided=two_sided, epochs=epochs, idm=idm, skill_types=skill_types, seed=seed,
+                        predictor_members=predictor_members, log=log)
     seg.meta["train_files"] = [str(f) for f in demo_files]
     seg.save(model_dir)
     return seg

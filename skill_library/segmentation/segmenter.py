@@ -4,7 +4,8 @@
 segmenter/
   segmenter.json        detector parameters (gap chosen on a validation split), validation
                         scores, skill-type centroids, training summary
-  predictor/            config.json + weights.safetensors  (policies.action_predictor)
+  predictor/            config.json + weights.safetensors  (policies.action_predictor), or for
+                        an ensemble config.json + member_0/, member_1/, ... of that form
   idm/                  config.json + weights.safetensors  (policies.inverse_dynamics), optional
 ```
 
@@ -302,14 +303,18 @@ def fit_segmenter(
     time_budget_s: float | None = None,
     log: Callable[[str], None] | None = None,
     predictor: Any = None,
+    predictor_members: int = 1,
 ) -> Segmenter:
     """Train the predictor (and inverse dynamics), tune the rule on `val`, cluster training segments into skill types.
 
     `predictor` skips training and reuses a trained one. `skill_types` is the number of skill
     types (None: chosen by silhouette). `reset_memory=None` lets validation decide whether the
     memory is reset at boundaries. `two_sided` selects our two-sided rule (see `detector`).
+    `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
+    scores their mean loss (`policies.action_predictor_ensemble`): fewer spurious peaks.
     """
-    from policies.action_predictor import ActionPredictorConfig, SequenceData, train_action_predictor
+    from policies.action_predictor import ActionPredictorConfig, SequenceData
+    from policies.action_predictor_ensemble import train_action_predictor_ensemble
 
     from skill_library.segmentation.clustering import fit_skill_types
     from skill_library.segmentation.dataset import PROPRIO_DIM
@@ -330,8 +335,12 @@ def fit_segmenter(
                                     action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=context,
                                     proprio_dim=PROPRIO_DIM if proprio else 0)
         data = [SequenceData(ep.images, ep.actions, ep.proprio if proprio else None) for ep in train]
-        predictor, stats = train_action_predictor(data, cfg, epochs=epochs, seed=seed, time_budget_s=time_budget_s, log=log)
-        meta["predictor_training"] = {"epochs": len(stats.train_loss), "final_loss": stats.train_loss[-1], "seconds": stats.seconds}
+        budget = None if time_budget_s is None else time_budget_s / max(1, int(predictor_members))  # split among members
+        predictor, stats = train_action_predictor_ensemble(data, cfg, predictor_members, epochs=epochs, seed=seed,
+                                                           time_budget_s=budget, log=log)
+        meta["predictor_training"] = {"members": len(stats), "epochs": [len(st.train_loss) for st in stats],
+                                      "final_loss": [st.train_loss[-1] for st in stats],
+                                      "seconds": sum(st.seconds for st in stats)}
     params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided)
     meta["validation"] = scores
     if log:

@@ -55,6 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="our variant: a fall of the loss below the running mean also starts a skill (not in the paper)")
     t.add_argument("--no-idm", action="store_true", help="skip the inverse-dynamics model (then videos cannot be segmented)")
     t.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: chosen by silhouette)")
+    t.add_argument("--predictor-members", type=int, default=3,
+                   help="action predictors trained from consecutive seeds, scored by their mean loss (default: 3; 1 = one)")
     t.add_argument("--seed", type=int, default=0)
     s = p.add_argument_group("skills")
     s.add_argument("--to-library", default=None, metavar="LIB",
@@ -88,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
         seg = train_segmenter(args.train, model_dir, cameras=args.cameras, image_size=args.image_size,
                               val_fraction=args.val_fraction, epochs=args.epochs, use_events=not args.no_events,
                               two_sided=args.two_sided,
-                              idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed, log=log)
+                              idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
+                              predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
         print(f"segmenter saved to {model_dir}: gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
               f"events {seg.params.use_events}; validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
