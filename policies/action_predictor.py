@@ -50,6 +50,7 @@ from torch import nn
 __all__ = [
     "ActionPredictor",
     "ActionPredictorConfig",
+    "EpisodeScoring",
     "SequenceData",
     "TrainStats",
     "atomic_write_bytes",
@@ -255,7 +256,33 @@ class _Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class ActionPredictor(nn.Module):
+class EpisodeScoring:
+    """Whole-episode scoring over the inference API (`check_inputs`, `embed`, `step_logits`,
+    `nll`, `config`), shared by `ActionPredictor` and `ActionPredictorEnsemble`."""
+
+    def action_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """Per-bin probabilities (n, action_dim, n_bins) from `step_logits` output."""
+        return torch.softmax(logits, dim=-1)
+
+    @torch.no_grad()
+    def episode_losses(self, images: Mapping[str, Any], actions: Any, proprio: Any | None = None,
+                       boundaries: Sequence[int] = ()) -> np.ndarray:
+        """Per-step loss (T,) of one episode, with memory resets at `boundaries`."""
+        self.check_inputs(images, proprio, len(actions))  # type: ignore[attr-defined]
+        tokens = self.embed(images, proprio)  # type: ignore[attr-defined]
+        return self.nll(self.step_logits(tokens, boundaries), actions).numpy().astype(np.float64)  # type: ignore[attr-defined]
+
+    @torch.no_grad()
+    def predict_actions(self, images: Mapping[str, Any], proprio: Any | None = None) -> np.ndarray:
+        """Most likely action per step (T, action_dim), bin centres (BC use)."""
+        self.check_inputs(images, proprio)  # type: ignore[attr-defined]
+        probs = self.action_probs(self.step_logits(self.embed(images, proprio)))  # type: ignore[attr-defined]
+        c = self.config  # type: ignore[attr-defined]
+        centres = bin_centres(c.action_low, c.action_high, c.n_bins)
+        return centres.gather(1, probs.argmax(-1).T).T.numpy()
+
+
+class ActionPredictor(nn.Module, EpisodeScoring):
     """Causal, unconditional action predictor (see module docstring).
 
     Main entry points:
@@ -407,24 +434,6 @@ class ActionPredictor(nn.Module):
         target = self.bins(actions)
         logp = torch.log_softmax(logits, dim=-1)
         return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
-
-    @torch.no_grad()
-    def episode_losses(self, images: Mapping[str, Any], actions: Any, proprio: Any | None = None,
-                       boundaries: Sequence[int] = ()) -> np.ndarray:
-        """Per-step loss (T,) of one episode, with memory resets at `boundaries`."""
-        self.check_inputs(images, proprio, len(actions))
-        tokens = self.embed(images, proprio)
-        return self.nll(self.step_logits(tokens, boundaries), actions).numpy().astype(np.float64)
-
-    @torch.no_grad()
-    def predict_actions(self, images: Mapping[str, Any], proprio: Any | None = None) -> np.ndarray:
-        """Most likely action per step (T, action_dim), bin centres (BC use)."""
-        self.check_inputs(images, proprio)
-        lg = self.step_logits(self.embed(images, proprio))
-        c = self.config
-        centres = bin_centres(c.action_low, c.action_high, c.n_bins)
-        idx = lg.argmax(-1)  # (T, A)
-        return centres.gather(1, idx.T).T.numpy()
 
 
 # ----------------------------------------------------------------------------- training

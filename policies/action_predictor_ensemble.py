@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -33,10 +32,10 @@ from policies.action_predictor import (
     CONFIG_FILE,
     ActionPredictor,
     ActionPredictorConfig,
+    EpisodeScoring,
     SequenceData,
     TrainStats,
     atomic_write_bytes,
-    bin_centres,
     train_action_predictor,
 )
 
@@ -47,7 +46,7 @@ ENSEMBLE_TYPE = "action_predictor_ensemble"
 _SHARED_FIELDS = ("cameras", "image_size", "action_dim", "action_low", "action_high", "n_bins", "context", "proprio_dim")
 
 
-class ActionPredictorEnsemble(nn.Module):
+class ActionPredictorEnsemble(nn.Module, EpisodeScoring):
     """M action predictors evaluated on the same episode; the loss is the members' mean NLL."""
 
     def __init__(self, members: Sequence[ActionPredictor]) -> None:
@@ -93,22 +92,9 @@ class ActionPredictorEnsemble(nn.Module):
             raise ValueError(f"ensemble logits must be ({len(self.members)}, n, A, bins), got {tuple(logits.shape)}")
         return torch.stack([m.nll(lg, actions) for m, lg in zip(self.members, logits)]).mean(0)
 
-    @torch.no_grad()
-    def episode_losses(self, images: Mapping[str, Any], actions: Any, proprio: Any | None = None,
-                       boundaries: Sequence[int] = ()) -> np.ndarray:
-        """Per-step mean loss (T,) of one episode, with memory resets at `boundaries`."""
-        self.check_inputs(images, proprio, len(actions))
-        tokens = self.embed(images, proprio)
-        return self.nll(self.step_logits(tokens, boundaries), actions).numpy().astype(np.float64)
-
-    @torch.no_grad()
-    def predict_actions(self, images: Mapping[str, Any], proprio: Any | None = None) -> np.ndarray:
-        """Most likely action per step (T, action_dim) under the members' mean probabilities."""
-        self.check_inputs(images, proprio)
-        probs = torch.softmax(self.step_logits(self.embed(images, proprio)), dim=-1).mean(0)  # (T, A, bins)
-        c = self.config
-        centres = bin_centres(c.action_low, c.action_high, c.n_bins)
-        return centres.gather(1, probs.argmax(-1).T).T.numpy()
+    def action_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The members' mean per-bin probabilities (n, action_dim, n_bins) (`predict_actions` uses them)."""
+        return torch.softmax(logits, dim=-1).mean(0)
 
 
 def train_action_predictor_ensemble(
