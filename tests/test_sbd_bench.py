@@ -60,6 +60,9 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
         assert v["heldout_task"] == v["heldout_tasks"][STACK], name  # the single-task key: the first held-out task
         assert all(0.0 <= r["f1@5"] <= 1.0 and r["hold_boundaries"] >= 0 for r in v["heldout_tasks"].values())
     assert res["variants"]["baseline: gripper events only"]["heldout_tasks"][STACK]["hold_boundaries"] == 0
+    # three predictors by default, and member 0 alone scored in the same run for comparison
+    assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
+    assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
     out = capsys.readouterr().out
     assert "task held out from predictor training: PandaStack-v0" in out
     assert "task held out from predictor training: PandaPush-v0" in out
