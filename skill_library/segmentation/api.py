@@ -39,13 +39,13 @@ def train_segmenter(
     proprio: bool = False,
     skill_types: int | None = None,
     seed: int = 0,
-    predictor_members: int = 3,
+    predictor_members: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> Any:
     """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`.
 
-    `predictor_members` action predictors (an ensemble; 1 = a single one) are trained from
-    consecutive seeds and their mean loss is scored: fewer spurious peaks (see `bench sbd`)."""
+    `predictor_members` > 1 trains that many action predictors from consecutive seeds and
+    scores their mean loss; with `two_sided` that measured best (see `bench sbd`)."""
     from skill_library.segmentation.segmenter import fit_segmenter
 
     if not demo_files:
