@@ -24,7 +24,8 @@ Critic layouts (``critic_layout``):
 * ``"shared"`` (default): SB3's twin critics, each an MLP whose torso is shared by the
   terms and ends in K outputs. Costs about what SB3's twin critics cost.
 * ``"separate"``: K x 2 independent Q-networks, as SLIM has them. They are evaluated as
-  ONE batched ensemble (stacked weights, one ``torch.baddbmm`` per layer), never K networks run one after another.
+  ONE batched ensemble (stacked weights, one ``torch.baddbmm`` per layer), never K
+  networks run one after another.
 * ``"separate_loop"``: the same K x 2 networks as a ``ModuleList`` run one after
   another. A reference for tests and the throughput benchmark only.
 
@@ -84,8 +85,9 @@ class EnsembleMLP(nn.Module):
     """M independent MLPs of the same shape, evaluated together on a shared input.
 
     Weights are stacked: the first layer is one ``(in, M * h1)`` matrix, later layers are
-    ``(M, h_i, h_{i+1})``; every layer runs as one ``torch.baddbmm`` over the members. Each member is initialised like ``nn.Linear`` (uniform in
-    +-1/sqrt(fan_in)), so the ensemble is distributed exactly like M separate MLPs.
+    ``(M, h_i, h_{i+1})``; every layer runs as one ``torch.baddbmm`` over the members. Each
+    member is initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in)), so the ensemble
+    is distributed exactly like M separate MLPs.
 
     :param n_members: M, the number of networks.
     :param in_dim: input size.
