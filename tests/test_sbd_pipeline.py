@@ -115,6 +115,8 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
     assert main(["segment", str(demos), "--model", str(tmp_path / "none")]) == 2
     assert "no segmenter here" in capsys.readouterr().err
     assert main(["segment"]) == 2
+    assert main(["segment", "--train", str(demos), "--model", str(tmp_path / "m0"), "--predictor-members", "0"]) == 2
+    assert "predictor_members must be >= 1" in capsys.readouterr().err
     trained = tmp_path / "trained"
     assert main(["segment", "--train", str(demos), "--model", str(trained), "--cameras", CAM, "--image-size", str(SIZE),
                  "--epochs", "1", "--no-idm", "--skill-types", "2"]) == 0

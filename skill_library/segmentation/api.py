@@ -50,6 +50,8 @@ def train_segmenter(
 
     if not demo_files:
         raise ValueError("no demonstration files to train on")
+    if int(predictor_members) < 1:
+        raise ValueError(f"predictor_members must be >= 1, got {predictor_members}")
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     episodes: list[SegEpisode] = []
