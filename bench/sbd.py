@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=args.context,
                                 proprio_dim=PROPRIO_DIM if args.proprio else 0, n_bins=args.n_bins, target_sigma=args.target_sigma)
     data = [SequenceData(e.images, e.actions, e.proprio if args.proprio else None) for e in train]
-    members = max(1, int(args.predictor_members))
+    members = int(args.predictor_members)  # < 1 is refused by train_action_predictor_ensemble
     log(f"training {members} action predictor(s) on {len(train)} episodes ({sum(e.length for e in train)} steps)")
     predictor, stats = train_action_predictor_ensemble(
         data, cfg, members, epochs=args.epochs, seed=args.seed,

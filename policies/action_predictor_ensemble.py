@@ -36,6 +36,8 @@ from policies.action_predictor import (
     SequenceData,
     TrainStats,
     atomic_write_bytes,
+    load_action_predictor,
+    save_action_predictor,
     train_action_predictor,
 )
 
@@ -126,8 +128,6 @@ def train_action_predictor_ensemble(
 
 def save_ensemble(model: ActionPredictorEnsemble, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
     """Write one action-predictor directory per member, then ``config.json`` (written last, atomically)."""
-    from policies.action_predictor import save_action_predictor
-
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for i, m in enumerate(model.members):
@@ -139,8 +139,6 @@ def save_ensemble(model: ActionPredictorEnsemble, directory: str | os.PathLike[s
 
 def load_ensemble(directory: str | os.PathLike[str], meta: Mapping[str, Any]) -> tuple[ActionPredictorEnsemble, dict[str, Any]]:
     """Load an ensemble directory whose ``config.json`` (already parsed: `meta`) names its members."""
-    from policies.action_predictor import load_action_predictor
-
     d = Path(directory)
     n = meta.get("members")
     if not isinstance(n, int) or n < 1:
