@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def _record(env_id: str, episodes: int, seed: int, cameras: list[str], size: int, data_dir: Path) -> Path:
+def _record(env_id: str, episodes: int, seed: int, cameras: list[str], size: int, data_dir: Path,
+            log: Callable[[str], None] = print) -> Path:
+    """The demo file for (task, episodes, seed, cameras, size): from the cache when it is whole and
+    current, else recorded (again)."""
     from skill_library.demos import DemoFile, record_demos
 
     name = env_id.split("/")[-1].replace("-v0", "")
@@ -87,13 +91,35 @@ def _record(env_id: str, episodes: int, seed: int, cameras: list[str], size: int
     if path.exists():
         try:
             with DemoFile(path, expected_env=env_id) as f:
-                if len(f) == episodes:
-                    return path
+                whole = len(f) == episodes
+            if whole and _cache_is_current(path, env_id, seed, cameras, size):
+                return path
+            log(f"{path.name}: {'recorded by other code (its first episode differs from a fresh one)' if whole else 'incomplete'}; recording again")
         except Exception:  # noqa: BLE001 - a broken cache file is simply re-recorded
             pass
     record_demos(env_id, "expert", episodes=episodes, out=path, seed=seed, cameras=cameras, image_size=size,
                  overwrite=True, durable=False, progress=False)
     return path
+
+
+def _cache_is_current(path: Path, env_id: str, seed: int, cameras: list[str], size: int) -> bool:
+    """Whether a fresh recording of episode 0 reproduces the cached one (actions and simulator states).
+
+    Why: the cache key names the task, seed and cameras, not the code. A change to an expert, an
+    env or MuJoCo since the file was written would otherwise mix old behaviour into the training
+    and test data without notice. Recording one episode costs about a second.
+    """
+    from skill_library.demos import DemoFile, record_demos
+
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        fresh_path = Path(tmp) / "episode0.hdf5"
+        record_demos(env_id, "expert", episodes=1, out=fresh_path, seed=seed, cameras=cameras, image_size=size,
+                     durable=False, progress=False)
+        with DemoFile(fresh_path) as fresh, DemoFile(path) as cached:
+            a, b = fresh.episode(0, images=False), cached.episode(0, images=False)
+            return (a.actions.shape == b.actions.shape and np.allclose(a.actions, b.actions, atol=1e-6)
+                    and a.states is not None and b.states is not None and a.states.shape == b.states.shape
+                    and np.allclose(a.states, b.states, atol=1e-6))
 
 
 def _given_demos(spec: str, tasks: list[str]) -> dict[str, Path]:
@@ -141,6 +167,10 @@ def _fmt_row(name: str, r: dict[str, float]) -> list[Any]:
             round(r["seg_f1@0.10"], 3), round(r["seg_f1@0.25"], 3), round(r["seg_f1@0.50"], 3), round(r["edit"], 1)]
 
 
+def _fmt_interval(ci: Any) -> str:
+    return "-" if ci is None else f"{ci[0]:.3f}-{ci[1]:.3f}"
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the benchmark; prints tables, returns the JSON-able result."""
     import torch
@@ -151,7 +181,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from skill_library.segmentation.clustering import fit_skill_types
     from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
     from skill_library.segmentation.detector import DetectorParams
-    from skill_library.segmentation.metrics import evaluate_episodes
+    from skill_library.segmentation.metrics import boundary_f1_interval, evaluate_episodes
     from skill_library.segmentation.segmenter import DEFAULT_IDLE_EPS, Segmenter, tune_detector
     from skillstack.table import print_table
 
@@ -173,9 +203,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.demos:
         files = _given_demos(args.demos, train_tasks + heldouts)
     else:
-        files = {t: _record(t, args.episodes, args.seed + 1000 * i, cameras, args.image_size, data_dir) for i, t in enumerate(train_tasks)}
+        files = {t: _record(t, args.episodes, args.seed + 1000 * i, cameras, args.image_size, data_dir, log) for i, t in enumerate(train_tasks)}
         for i, t in enumerate(heldouts):  # the first keeps seed + 9000 (and its cache file)
-            files[t] = _record(t, args.heldout_episodes, args.seed + 9000 + 1000 * i, cameras, args.image_size, data_dir)
+            files[t] = _record(t, args.heldout_episodes, args.seed + 9000 + 1000 * i, cameras, args.image_size, data_dir, log)
     record_s = time.perf_counter() - t0
     log(f"demos ready in {record_s:.0f}s: {', '.join(p.name for p in files.values())}")
     train, val, test = [], [], []
@@ -214,6 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 e = _copy_without_actions(e)
             preds.append(seg.detect(e)[0].boundaries)
         out: dict[str, Any] = evaluate_episodes(preds, [e.phases for e in eps])
+        out["f1@5_ci95"] = boundary_f1_interval(preds, [e.phases for e in eps])
         out["hold_boundaries"] = _hold_boundaries(preds, eps, hold_eps)
         tasks = sorted({e.task for e in eps})
         if len(tasks) > 1:  # per-task breakdown
@@ -223,7 +254,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def score_fixed(preds_of: Any, eps: list) -> dict[str, Any]:
         preds = [preds_of(e) for e in eps]
-        return {**evaluate_episodes(preds, [e.phases for e in eps]), "hold_boundaries": _hold_boundaries(preds, eps, hold_eps)}
+        return {**evaluate_episodes(preds, [e.phases for e in eps]), "f1@5_ci95": boundary_f1_interval(preds, [e.phases for e in eps]),
+                "hold_boundaries": _hold_boundaries(preds, eps, hold_eps)}
 
     def score_held(fn: Any) -> dict[str, Any]:
         """`heldout_task` (the first held-out task; kept for older readers) and `heldout_tasks` (each)."""
@@ -248,12 +280,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
     results["variants"]["baseline: fixed length"] = {
         "params": {"every": every}, "validation": fv,
-        "test": evaluate_episodes([fixed_length_boundaries(e.length, every) for e in test], [e.phases for e in test]),
+        "test": score_fixed(lambda e: fixed_length_boundaries(e.length, every), test),
         **score_held(lambda eps: score_fixed(lambda e: fixed_length_boundaries(e.length, every), eps)),
     }
     results["variants"]["baseline: gripper events only"] = {
         "params": {}, "validation": evaluate_episodes([gripper_events(e.actions) for e in val], [e.phases for e in val]),
-        "test": evaluate_episodes([gripper_events(e.actions) for e in test], [e.phases for e in test]),
+        "test": score_fixed(lambda e: gripper_events(e.actions), test),
         **score_held(lambda eps: score_fixed(lambda e: gripper_events(e.actions), eps)),
     }
 
@@ -341,7 +373,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print()
     heads = ["variant", "P@5", "R@5", "F1@2", "F1@5", "segF1@.10", "segF1@.25", "segF1@.50", "edit"]
     print(f"held-out episodes of the training tasks ({', '.join(t.split('/')[-1] for t in train_tasks)}; {len(test)} episodes)")
-    print_table(heads, [_fmt_row(k, v["test"]) for k, v in results["variants"].items()])
+    print_table([*heads, "F1@5 95% CI"], [[*_fmt_row(k, v["test"]), _fmt_interval(v["test"].get("f1@5_ci95"))]
+                                          for k, v in results["variants"].items()])
     per_task = [[f"{k} | {t.replace('Panda', '')}", *_fmt_row(k, r)[1:]] for k, v in results["variants"].items()
                 for t, r in v["test"].get("per_task", {}).items() if k in ("loss", "loss+info", "loss+info, two-sided (ours)")]
     if per_task:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -611,7 +612,20 @@ def save_action_predictor(model: ActionPredictor, directory: str | os.PathLike[s
     atomic_write_bytes(d / WEIGHTS_FILE, save(tensors))
     meta = {"type": "action_predictor", "config": model.config.to_dict(), **(dict(extra) if extra else {})}
     atomic_write_bytes(d / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
+    remove_member_dirs(d, keep=0)
     return d
+
+
+def remove_member_dirs(directory: Path, keep: int) -> None:
+    """Delete ``member_i`` folders with i >= `keep`: what an earlier, larger ensemble saved here left behind.
+
+    Called after the new ``config.json`` is in place, so a crash before it leaves the old,
+    still consistent model, and a crash after it only leaves files nothing reads.
+    """
+    for sub in directory.glob("member_*"):
+        suffix = sub.name[len("member_"):]
+        if sub.is_dir() and suffix.isdigit() and int(suffix) >= keep:
+            shutil.rmtree(sub)
 
 
 def load_action_predictor(directory: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:

@@ -34,9 +34,11 @@ from policies.action_predictor import (
     ActionPredictorConfig,
     EpisodeScoring,
     SequenceData,
+    WEIGHTS_FILE,
     TrainStats,
     atomic_write_bytes,
     load_action_predictor,
+    remove_member_dirs,
     save_action_predictor,
     train_action_predictor,
 )
@@ -127,13 +129,17 @@ def train_action_predictor_ensemble(
 
 
 def save_ensemble(model: ActionPredictorEnsemble, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
-    """Write one action-predictor directory per member, then ``config.json`` (written last, atomically)."""
+    """Write one action-predictor directory per member, then ``config.json`` (written last, atomically),
+    then remove what an earlier model saved in the same directory left behind."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for i, m in enumerate(model.members):
         save_action_predictor(m, d / f"member_{i}")
     meta = {"type": ENSEMBLE_TYPE, "members": len(model.members), **(dict(extra) if extra else {})}
     atomic_write_bytes(d / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
+    # Leftovers of an earlier model saved here: a single predictor's weights, surplus members.
+    (d / WEIGHTS_FILE).unlink(missing_ok=True)
+    remove_member_dirs(d, keep=len(model.members))
     return d
 
 

@@ -60,6 +60,9 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
         assert v["heldout_task"] == v["heldout_tasks"][STACK], name  # the single-task key: the first held-out task
         assert all(0.0 <= r["f1@5"] <= 1.0 and r["hold_boundaries"] >= 0 for r in v["heldout_tasks"].values())
     assert res["variants"]["baseline: gripper events only"]["heldout_tasks"][STACK]["hold_boundaries"] == 0
+    for name, v in res["variants"].items():  # every test score carries its bootstrap interval
+        lo, hi = v["test"]["f1@5_ci95"]
+        assert lo - 1e-9 <= v["test"]["f1@5"] <= hi + 1e-9, name
     # three predictors by default, and member 0 alone scored in the same run for comparison
     assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
     assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
@@ -67,3 +70,28 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     assert "task held out from predictor training: PandaStack-v0" in out
     assert "task held out from predictor training: PandaPush-v0" in out
     assert "held-out tasks, boundary F1@±5" in out
+    assert "F1@5 95% CI" in out
+
+
+def test_demo_cache_is_recorded_again_when_the_code_changed(tmp_path):
+    """A cached file is reused only while a fresh recording of its first episode matches it."""
+    import h5py
+
+    from bench.sbd import _record
+    from skill_library.demos import DemoFile
+
+    path = _record(PUSH, 2, 3, [CAM], 16, tmp_path, log=lambda m: None)
+    stamp = path.stat().st_mtime_ns
+    assert _record(PUSH, 2, 3, [CAM], 16, tmp_path, log=lambda m: None) == path
+    assert path.stat().st_mtime_ns == stamp  # current: reused as is
+
+    with DemoFile(path) as f:
+        recorded = f.episode(0, images=False).actions.copy()
+    with h5py.File(path, "r+") as f:  # as if an older expert had acted differently
+        f["data/demo_0/actions"][3] += 0.25
+    said: list[str] = []
+    _record(PUSH, 2, 3, [CAM], 16, tmp_path, log=said.append)
+    assert any("recorded by other code" in m for m in said)
+    with DemoFile(path) as f:
+        assert len(f) == 2
+        assert np.array_equal(f.episode(0, images=False).actions, recorded)  # recorded again by today's expert

@@ -11,6 +11,7 @@ from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, spli
 from skill_library.segmentation.detector import DetectorParams, detect_boundaries
 from skill_library.segmentation.metrics import (
     boundary_counts,
+    boundary_f1_interval,
     edit_score,
     evaluate_episodes,
     segment_counts,
@@ -62,6 +63,22 @@ def test_evaluate_episodes_keys_and_perfect_score():
     assert r["n_true"] == 2 and r["n_pred"] == 2
     with pytest.raises(ValueError, match="predictions for"):
         evaluate_episodes([[1]], [])
+
+
+def test_f1_interval_brackets_the_score_and_narrows_with_more_episodes():
+    phases = np.array([0] * 10 + [1] * 10 + [2] * 10)  # true boundaries 10 and 20
+    hit, miss = [10, 20], [10, 27]  # one episode kind finds both, the other one of two plus a false one
+    few = ([hit, miss] * 5, [phases] * 10)
+    many = ([hit, miss] * 50, [phases] * 100)
+    f1 = evaluate_episodes(*few)["f1@5"]
+    lo, hi = boundary_f1_interval(*few)
+    assert lo < f1 < hi
+    lo_m, hi_m = boundary_f1_interval(*many)
+    assert lo_m <= f1 <= hi_m and hi_m - lo_m < (hi - lo) / 2
+    assert boundary_f1_interval([hit] * 4, [phases] * 4) == (1.0, 1.0)  # every resample perfect
+    assert boundary_f1_interval(*few, seed=3) == boundary_f1_interval(*few, seed=3)
+    with pytest.raises(ValueError, match="predictions for"):
+        boundary_f1_interval([hit], [phases, phases])
 
 
 def test_rule_fires_on_gap_over_running_mean_and_resets():

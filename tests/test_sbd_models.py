@@ -250,6 +250,13 @@ def test_predictor_ensemble_scores_the_members_mean_and_round_trips(tmp_path):
     one, _ = train_action_predictor_ensemble(data, cfg, 1, epochs=1, window=4, batch_windows=8, seed=5)
     assert isinstance(one, ActionPredictor)  # one member: no wrapper
 
+    # saving over another model leaves only the new one's files
+    save_action_predictor(one, tmp_path / "ens")
+    assert sorted(p.name for p in (tmp_path / "ens").iterdir()) == ["config.json", "weights.safetensors"]
+    assert isinstance(load_action_predictor(tmp_path / "ens")[0], ActionPredictor)
+    save_action_predictor(ens, tmp_path / "ens")
+    assert sorted(p.name for p in (tmp_path / "ens").iterdir()) == ["config.json", "member_0", "member_1"]
+
     import shutil
 
     shutil.rmtree(tmp_path / "ens" / "member_1")
