@@ -58,11 +58,11 @@ class ScriptedExpert:
         self.phase_index = self.PHASES.index(phase)
         self.steps_in_phase = 0
 
-    def move(self, target: np.ndarray, gripper: float, max_speed: float = 1.0) -> np.ndarray:
-        """Action moving the TCP towards `target` with the gripper command `gripper`."""
+    def move(self, target: np.ndarray, gripper: float, max_speed: float = 1.0, gain: float | None = None) -> np.ndarray:
+        """Action moving the TCP towards `target` with the gripper command `gripper` (`gain`: default the expert's)."""
         env = self.env
         err = np.asarray(target) - env.tcp_pos()
-        a = self.gain * err / env.max_delta
+        a = (self.gain if gain is None else gain) * err / env.max_delta
         max_speed = min(max_speed, self.speed_cap)
         peak = np.abs(a).max()
         if peak > max_speed:
@@ -186,6 +186,7 @@ class PushExpert(ScriptedExpert):
     PUSH_Z = 0.026  # TCP height while pushing: pads cover the cube's lower two thirds
     ARRIVED = 0.02  # x-y distance of the cube from the target that counts as there (m)
     cube = "red"
+    descending = False  # reach: the hand is on its way down behind the cube
 
     def push_target(self) -> np.ndarray:
         """Where the cube is pushed to (x-y is used): the env's goal."""
@@ -219,11 +220,19 @@ class PushExpert(ScriptedExpert):
                 return self.move(np.array([target[0], target[1], self.PUSH_Z]), CLOSED, max_speed=speed)
         # reach: above a point behind the cube, then straight down, then push.
         behind = cube[:2] - direction * (h + 0.035)
-        if np.linalg.norm(tcp[:2] - behind) > 0.012:
-            z = max(tcp[2], 0.07) if np.linalg.norm(tcp[:2] - behind) > 0.03 else tcp[2]
-            return self.move(np.array([behind[0], behind[1], min(z, 0.12)]), CLOSED)
-        if tcp[2] > self.PUSH_Z + 0.01:
-            return self.move(np.array([behind[0], behind[1], self.PUSH_Z]), CLOSED)
+        off = float(np.linalg.norm(tcp[:2] - behind))
+        # Hysteresis: once the hand is going down, x-y drift is corrected on the way down instead
+        # of stopping to re-centre (one 12 mm threshold both ways made the hand dither at the corner).
+        descending = self.steps_in_phase > 0 and self.descending
+        if off > (0.025 if descending else 0.012):
+            self.descending = False
+            z = max(tcp[2], 0.07) if off > 0.03 else tcp[2]
+            # Near the corner a gain of 1 (a step's move equals the error) settles; the default
+            # gain overshoots by the error and flips side every step.
+            return self.move(np.array([behind[0], behind[1], min(z, 0.12)]), CLOSED, gain=1.0 if off <= 0.03 else None)
+        if tcp[2] > self.PUSH_Z + 0.01 or off > 0.012:  # down, and centred at the bottom before pushing
+            self.descending = True
+            return self.move(np.array([behind[0], behind[1], self.PUSH_Z]), CLOSED, gain=1.0 if tcp[2] <= self.PUSH_Z + 0.01 else None)
         self._go("push")
         return self._act()
 
