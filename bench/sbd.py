@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"training, each scored separately (default: {DEFAULT_HELDOUT}; '' for none)")
     parser.add_argument("--episodes", type=int, default=100, help="expert episodes per training task (default: 100)")
     parser.add_argument("--heldout-episodes", type=int, default=30, help="episodes of each held-out task (default: 30)")
+    parser.add_argument("--extra-test-episodes", type=int, default=0,
+                        help="also record N fresh episodes per training task (seeds seed+50000, +51000, ...) and score every "
+                             "variant on them: a larger test set than the split's, for a tighter interval (default: 0)")
     parser.add_argument("--split", default="0.7,0.15,0.15", help="train,val,test fractions of training-task episodes")
     parser.add_argument("--cameras", default="front,wrist", help="cameras the predictor sees (default: front,wrist)")
     parser.add_argument("--image-size", type=int, default=64, help="training resolution (default: 64)")
@@ -216,6 +219,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         val += b
         test += c
     helds = {t: load_hdf5_episodes(files[t], cameras, args.image_size, proprio=args.proprio) for t in heldouts}
+    extra_test: list = []
+    for i, t in enumerate(train_tasks if args.extra_test_episodes > 0 else []):
+        path = _record(t, args.extra_test_episodes, args.seed + 50000 + 1000 * i, cameras, args.image_size, data_dir, log)
+        extra_test += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
     held = helds[heldout] if heldout else []
     if not train or not val or not test:
         raise ValueError(f"too few episodes for the split: train {len(train)}, val {len(val)}, test {len(test)}")
@@ -276,6 +283,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tuned[name] = params
         results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test, model=model),
                                      **score_held(lambda eps, params=params, model=model: score(params, eps, model=model))}
+        if extra_test:
+            results["variants"][name]["extra_test"] = score(params, extra_test, model=model)
         log(f"{name}: gap {params.gap} min_len {params.min_len} -> test F1@5 {results['variants'][name]['test']['f1@5']:.3f}")
     every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
     results["variants"]["baseline: fixed length"] = {
@@ -288,6 +297,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "test": score_fixed(lambda e: gripper_events(e.actions), test),
         **score_held(lambda eps: score_fixed(lambda e: gripper_events(e.actions), eps)),
     }
+    if extra_test:
+        results["variants"]["baseline: fixed length"]["extra_test"] = score_fixed(lambda e: fixed_length_boundaries(e.length, every), extra_test)
+        results["variants"]["baseline: gripper events only"]["extra_test"] = score_fixed(lambda e: gripper_events(e.actions), extra_test)
 
     # inverse dynamics: the video path
     idm = None
@@ -362,7 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             title="SBD loss+info on held-out episodes"))
 
     results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "heldout_tasks": heldouts, "train_episodes": len(train),
-                       "val_episodes": len(val), "test_episodes": len(test), "heldout_episodes": len(held),
+                       "val_episodes": len(val), "test_episodes": len(test), "extra_test_episodes": len(extra_test), "heldout_episodes": len(held),
                        "heldout_episodes_per_task": {t: len(eps) for t, eps in helds.items()},
                        "cameras": cameras, "image_size": args.image_size, "record_seconds": record_s}
     results["predictor"] = {"config": cfg.to_dict(), "members": members, "epochs": len(stats[0].train_loss),
@@ -375,6 +387,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"held-out episodes of the training tasks ({', '.join(t.split('/')[-1] for t in train_tasks)}; {len(test)} episodes)")
     print_table([*heads, "F1@5 95% CI"], [[*_fmt_row(k, v["test"]), _fmt_interval(v["test"].get("f1@5_ci95"))]
                                           for k, v in results["variants"].items()])
+    if extra_test:
+        print(f"independent test episodes: {len(extra_test)} fresh episodes of the training tasks (--extra-test-episodes "
+              f"{args.extra_test_episodes} each), same predictors and parameters")
+        print_table([*heads, "F1@5 95% CI"], [[*_fmt_row(k, v["extra_test"]), _fmt_interval(v["extra_test"].get("f1@5_ci95"))]
+                                              for k, v in results["variants"].items() if "extra_test" in v])
     per_task = [[f"{k} | {t.replace('Panda', '')}", *_fmt_row(k, r)[1:]] for k, v in results["variants"].items()
                 for t, r in v["test"].get("per_task", {}).items() if k in ("loss", "loss+info", "loss+info, two-sided (ours)")]
     if per_task:

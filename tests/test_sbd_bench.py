@@ -51,7 +51,7 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     args = parser.parse_args(["--train-tasks", PP, "--heldout-task", f"{STACK},{PUSH}", "--demos", ",".join(files),
                               "--cameras", CAM, "--image-size", str(SIZE), "--context", "4", "--epochs", "1",
                               "--idm-epochs", "0", "--skills", "0", "--skill-types", "2", "--model-out", "",
-                              "--plot", "", "--data-dir", str(tmp_path / "data")])
+                              "--plot", "", "--data-dir", str(tmp_path / "data"), "--extra-test-episodes", "2"])
     res = sbd.run(args)
     assert res["data"]["heldout_task"] == STACK and res["data"]["heldout_tasks"] == [STACK, PUSH]
     assert res["data"]["heldout_episodes_per_task"] == {STACK: 1, PUSH: 2}
@@ -63,6 +63,9 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     for name, v in res["variants"].items():  # every test score carries its bootstrap interval
         lo, hi = v["test"]["f1@5_ci95"]
         assert lo - 1e-9 <= v["test"]["f1@5"] <= hi + 1e-9, name
+    # --extra-test-episodes: fresh episodes of the training task, scored with the same parameters
+    assert res["data"]["extra_test_episodes"] == 2
+    assert all("extra_test" in v for k, v in res["variants"].items() if "IDM" not in k and "mp4" not in k)
     # three predictors by default, and member 0 alone scored in the same run for comparison
     assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
     assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
@@ -71,6 +74,7 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     assert "task held out from predictor training: PandaPush-v0" in out
     assert "held-out tasks, boundary F1@±5" in out
     assert "F1@5 95% CI" in out
+    assert "independent test episodes: 2 fresh episodes" in out
 
 
 def test_demo_cache_is_recorded_again_when_the_code_changed(tmp_path):
