@@ -45,7 +45,7 @@ def train_segmenter(
     """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`.
 
     `predictor_members` > 1 trains that many action predictors from consecutive seeds and
-    scores their mean loss; with `two_sided` that measured best (see `bench sbd`)."""
+    scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one)."""
     from skill_library.segmentation.segmenter import fit_segmenter
 
     if not demo_files:
