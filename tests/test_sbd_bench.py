@@ -50,17 +50,21 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     sbd.add_arguments(parser)
     args = parser.parse_args(["--train-tasks", PP, "--heldout-task", f"{STACK},{PUSH}", "--demos", ",".join(files),
                               "--cameras", CAM, "--image-size", str(SIZE), "--context", "4", "--epochs", "1",
-                              "--idm-epochs", "0", "--skills", "0", "--skill-types", "2", "--model-out", "",
+                              "--idm-epochs", "1", "--skills", "0", "--skill-types", "2", "--model-out", "",
                               "--plot", "", "--data-dir", str(tmp_path / "data"), "--extra-test-episodes", "2"])
     res = sbd.run(args)
     assert res["data"]["heldout_task"] == STACK and res["data"]["heldout_tasks"] == [STACK, PUSH]
     assert res["data"]["heldout_episodes_per_task"] == {STACK: 1, PUSH: 2}
     for name, v in res["variants"].items():
+        if "mp4" in name:
+            continue  # real mp4 files are made of the test split only
         assert set(v["heldout_tasks"]) == {STACK, PUSH}, name
         assert v["heldout_task"] == v["heldout_tasks"][STACK], name  # the single-task key: the first held-out task
         assert all(0.0 <= r["f1@5"] <= 1.0 and r["hold_boundaries"] >= 0 for r in v["heldout_tasks"].values())
     assert res["variants"]["baseline: gripper events only"]["heldout_tasks"][STACK]["hold_boundaries"] == 0
     for name, v in res["variants"].items():  # every test score carries its bootstrap interval
+        if "mp4" in name:
+            continue
         lo, hi = v["test"]["f1@5_ci95"]
         assert lo - 1e-9 <= v["test"]["f1@5"] <= hi + 1e-9, name
     # --extra-test-episodes: fresh episodes of the training task, scored with the same parameters
@@ -69,6 +73,14 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     # three predictors by default, and member 0 alone scored in the same run for comparison
     assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
     assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
+    # the saved segmenter's rule: the better of loss+info and two-sided on validation
+    rules = {k: res["variants"][k]["validation"]["f1@5"] for k in ("loss+info", "loss+info, two-sided (ours)")}
+    assert res["chosen_rule"] in rules and rules[res["chosen_rule"]] == max(rules.values())
+    # the video path: the recorded-action rule on labelled actions, and its own rule tuned on them
+    video = res["variants"]["IDM actions, own gap (video path)"]
+    assert "validation" in video and "extra_test" in video and 0.0 <= video["test"]["f1@5"] <= 1.0
+    assert res["variants"]["loss+info, IDM actions, recorded-action gap"]["params"] == res["variants"]["loss+info"]["params"]
+    assert "IDM actions, mp4 video" in res["variants"]  # one camera: real mp4 files too
     out = capsys.readouterr().out
     assert "task held out from predictor training: PandaStack-v0" in out
     assert "task held out from predictor training: PandaPush-v0" in out

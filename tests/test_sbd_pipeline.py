@@ -56,13 +56,49 @@ def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
     assert seg.params.gap in DEFAULT_GAPS and seg.params.min_len in DEFAULT_MIN_LENS and seg.params.use_events
     assert 0.0 <= seg.meta["validation"]["f1@5"] <= 1.0 and seg.skill_types.k == 3
     assert seg.meta["predictor_training"]["members"] == 2
+    assert seg.video_params is not None and 0.0 <= seg.meta["validation_video"]["f1@5"] <= 1.0
     loaded = Segmenter.load(out)
     assert type(loaded.predictor) is type(seg.predictor) and len(loaded.predictor.members) == 2
+    assert loaded.params == seg.params and loaded.video_params == seg.video_params
     a, b = seg.segment(eps[6]), loaded.segment(eps[6])
     assert a.boundaries == b.boundaries and np.allclose(a.losses, b.losses, atol=1e-5)
     assert [s[2] for s in a.segments] == [s[2] for s in b.segments]
     with pytest.raises(FileNotFoundError, match="--train"):
         Segmenter.load(out.parent / "nothing")
+
+
+def test_validation_chooses_the_rule_when_not_fixed(fitted):
+    from skill_library.segmentation import tune_detector
+
+    seg, _, eps = fitted
+    val = eps[6:]
+    fixed = {two: tune_detector(seg.predictor, val, use_events=True, two_sided=two) for two in (False, True)}
+    params, scores = tune_detector(seg.predictor, val, use_events=True, two_sided=None)
+    assert scores["f1@5"] == max(s["f1@5"] for _, s in fixed.values())
+    assert params == fixed[params.two_sided][0]
+
+
+def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
+    from skill_library.segmentation import DetectorParams, Segmenter, gripper_events, label_with_idm
+
+    seg, out, eps = fitted
+    ep = eps[7]
+    events_only = DetectorParams(gap=1e6, use_events=True)  # no loss boundary can fire: only the events remain
+    two = Segmenter(seg.predictor, seg.params, seg.idm, video_params=events_only)
+    labelled = label_with_idm(ep, seg.idm)
+    assert labelled.actions_inferred and ep.actions is not None and not ep.actions_inferred  # a copy
+    video = two.segment(replace(ep, actions=None))
+    assert video.actions_inferred and video.boundaries == gripper_events(labelled.actions)
+    assert two.segment(ep).boundaries == seg.segment(ep).boundaries  # recorded actions keep the main rule
+    # a folder saved before the video path had its own rule loads with none: the main rule runs on video
+    doc = json.loads((out / "segmenter.json").read_text())
+    old = tmp_path / "old"
+    old.mkdir()
+    for name in ("predictor", "idm"):
+        (old / name).symlink_to(out / name)
+    doc.pop("video_detector")
+    (old / "segmenter.json").write_text(json.dumps(doc))
+    assert Segmenter.load(old).video_params is None
 
 
 def test_segmentation_never_reads_phases_and_events_are_boundaries(fitted):
@@ -119,8 +155,9 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
     assert "predictor_members must be >= 1" in capsys.readouterr().err
     trained = tmp_path / "trained"
     assert main(["segment", "--train", str(demos), "--model", str(trained), "--cameras", CAM, "--image-size", str(SIZE),
-                 "--epochs", "1", "--no-idm", "--skill-types", "2"]) == 0
-    assert "segmenter saved" in capsys.readouterr().out and (trained / "segmenter.json").exists()
+                 "--epochs", "1", "--no-idm", "--skill-types", "2", "--rule", "paper"]) == 0
+    assert "segmenter saved" in (text := capsys.readouterr().out) and (trained / "segmenter.json").exists()
+    assert "paper rule" in text and "video path" not in text  # --no-idm: no video rule
     video = tmp_path / "v.mp4"
     from skill_library.demos.video import Mp4Writer
 

@@ -46,6 +46,7 @@ _EXPORTS = {
     "EpisodeSegments": "skill_library.segmentation.segmenter",
     "fit_segmenter": "skill_library.segmentation.segmenter",
     "tune_detector": "skill_library.segmentation.segmenter",
+    "label_with_idm": "skill_library.segmentation.segmenter",
     "SkillTypes": "skill_library.segmentation.clustering",
     "fit_skill_types": "skill_library.segmentation.clustering",
     "build_segment_skills": "skill_library.segmentation.skills",

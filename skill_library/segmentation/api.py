@@ -34,7 +34,7 @@ def train_segmenter(
     val_fraction: float = 0.2,
     epochs: int = 20,
     use_events: bool = True,
-    two_sided: bool = False,
+    two_sided: bool | None = None,
     idm: bool = True,
     proprio: bool = False,
     skill_types: int | None = None,
@@ -45,7 +45,8 @@ def train_segmenter(
     """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`.
 
     `predictor_members` > 1 trains that many action predictors from consecutive seeds and
-    scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one)."""
+    scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one).
+    `two_sided` None lets validation choose the rule (see `fit_segmenter`)."""
     from skill_library.segmentation.segmenter import fit_segmenter
 
     if not demo_files:
@@ -133,11 +134,15 @@ def segment_files(
                 [ep.phase_names[int(ep.phases[s])] for s in [0, *res.true_boundaries]]
                 if ep.phases is not None and ep.phase_names and res.true_boundaries is not None else None
             )
-    meta = {"sources": [str(p) for p in inputs], "detector": segmenter.params.to_dict(), "cameras": list(segmenter.cameras),
+    video = segmenter.video_params
+    meta = {"sources": [str(p) for p in inputs], "detector": segmenter.params.to_dict(),
+            "video_detector": None if video is None else video.to_dict(), "cameras": list(segmenter.cameras),
             "image_size": segmenter.image_size, "skill_types": None if segmenter.skill_types is None else segmenter.skill_types.k}
     out_path = write_segments(out, results, meta) if out else None
     plot_path = None
     if plot:
-        plot_path = plot_segments(results, plot, max_episodes=plot_episodes, gap=segmenter.params.gap,
+        # the title names a gap only when one applies to every episode drawn (video has its own)
+        gaps = {(video if r.actions_inferred and video is not None else segmenter.params).gap for r in results[:plot_episodes]}
+        plot_path = plot_segments(results, plot, max_episodes=plot_episodes, gap=gaps.pop() if len(gaps) == 1 else None,
                                   title=", ".join(Path(p).name for p in inputs), phase_names=phase_names)
     return SegmentRun(results, frames, seconds, Path(out_path) if out_path else None, plot_path)

@@ -2,8 +2,9 @@
 
 ```
 segmenter/
-  segmenter.json        detector parameters (gap chosen on a validation split), validation
-                        scores, skill-type centroids, training summary
+  segmenter.json        detector parameters (gap chosen on a validation split), the video
+                        path's own parameters (chosen on validation actions labelled by
+                        inverse dynamics), validation scores, skill-type centroids, training summary
   predictor/            config.json + weights.safetensors  (policies.action_predictor), or for
                         an ensemble config.json + member_0/, member_1/, ... of that form
   idm/                  config.json + weights.safetensors  (policies.inverse_dynamics), optional
@@ -37,6 +38,7 @@ __all__ = [
     "EpisodeSegments",
     "Segmenter",
     "fit_segmenter",
+    "label_with_idm",
     "tune_detector",
 ]
 
@@ -81,12 +83,18 @@ class Segmenter:
     """Boundary detection with a trained action predictor (see module docstring)."""
 
     def __init__(self, predictor: Any, params: DetectorParams, idm: Any = None, skill_types: Any = None,
-                 meta: dict[str, Any] | None = None) -> None:
+                 meta: dict[str, Any] | None = None, video_params: DetectorParams | None = None) -> None:
         self.predictor = predictor
         self.params = params
         self.idm = idm
         self.skill_types = skill_types
         self.meta: dict[str, Any] = dict(meta or {})
+        self.video_params = video_params
+
+    def params_for(self, ep: SegEpisode) -> DetectorParams:
+        """The rule for an episode: `video_params` when its actions were labelled by inverse dynamics
+        (and the segmenter has them), else `params`."""
+        return self.video_params if ep.actions_inferred and self.video_params is not None else self.params
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -125,7 +133,7 @@ class Segmenter:
     def detect(self, ep: SegEpisode, params: DetectorParams | None = None) -> tuple[Detection, Any, list[int]]:
         """Run the rule on one episode; returns (detection, tokens, events)."""
         tokens, actions, events = self.prepare(ep)
-        det = detect_with_model(self.predictor, tokens, actions, params or self.params, events)
+        det = detect_with_model(self.predictor, tokens, actions, params or self.params_for(ep), events)
         return det, tokens, events
 
     def segment_embeddings(self, tokens: Any, boundaries: Sequence[int]) -> np.ndarray:
@@ -172,6 +180,7 @@ class Segmenter:
             "format": "skillstack-segmenter",
             "version": 1,
             "detector": self.params.to_dict(),
+            "video_detector": None if self.video_params is None else self.video_params.to_dict(),
             "skill_types": None if self.skill_types is None else self.skill_types.to_dict(),
             "has_idm": self.idm is not None,
             "meta": self.meta,
@@ -205,7 +214,9 @@ class Segmenter:
 
             idm = load_inverse_dynamics(d / "idm")
         st = doc.get("skill_types")
-        return cls(predictor, DetectorParams(**doc["detector"]), idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"))
+        video = doc.get("video_detector")  # absent in folders written before the video path had its own gap
+        return cls(predictor, DetectorParams(**doc["detector"]), idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"),
+                   DetectorParams(**video) if video else None)
 
 
 def _json_default(o: Any) -> Any:
@@ -228,7 +239,8 @@ def tune_detector(
     gaps: Sequence[float] = DEFAULT_GAPS,
     min_lens: Sequence[int] = DEFAULT_MIN_LENS,
     idle_eps: Sequence[float] = DEFAULT_IDLE_EPS,
-    two_sided: bool = False,
+    two_sided: bool | None = False,
+    idm: Any = None,
     metric: str = "f1@5",
     tie_metric: str = "f1@2",
 ) -> tuple[DetectorParams, dict[str, float]]:
@@ -238,7 +250,13 @@ def tune_detector(
     larger gap) and their validation scores. Candidates are ranked without memory resets
     first (cheap, exact loss re-use); the best 10 are then re-scored with resets when
     `reset_memory` is True. `reset_memory=None` lets validation choose: the best with and
-    the best without resets compete.
+    the best without resets compete. `two_sided=None` likewise lets the paper's one-sided
+    rule and our two-sided rule compete.
+
+    `idm` tunes for the video path: the validation actions are replaced by the ones the
+    inverse-dynamics model labels from the frames, as a video without actions would be
+    segmented. Why: labelled actions are noisier than recorded ones, so their losses sit on
+    another scale; a gap chosen on recorded actions fired far too often on them.
     """
     import torch
 
@@ -246,6 +264,8 @@ def tune_detector(
         raise ValueError("tune_detector: no validation episodes")
     if any(ep.phases is None for ep in episodes):
         raise ValueError("tune_detector: validation episodes need phase labels (expert demonstrations)")
+    if idm is not None:
+        episodes = [label_with_idm(ep, idm) for ep in episodes]
     seg = Segmenter(predictor, DetectorParams(0.0))
     prepared = []
     for ep in episodes:
@@ -264,24 +284,35 @@ def tune_detector(
                 preds.append(detect_boundaries(base, p, events, actions).boundaries)
         return evaluate_episodes(preds, phases)
 
-    ranked = []
-    for eps in idle_eps:
-        for ml in min_lens:
-            for g in gaps:
-                p = DetectorParams(float(g), int(ml), use_events, False, float(eps), two_sided)
-                r = score(p, False)
-                ranked.append(((r[metric], r[tie_metric], g), p, r))
-    ranked.sort(key=lambda x: x[0], reverse=True)
-    if reset_memory is None or reset_memory:
-        rescored = []
-        for _, p, _ in ranked[:10]:
-            p2 = DetectorParams(p.gap, p.min_len, use_events, True, p.idle_eps, two_sided)
-            r = score(p2, True)
-            rescored.append(((r[metric], r[tie_metric], p.gap), p2, r))
-        ranked = rescored + (ranked[:10] if reset_memory is None else [])
+    best: tuple[Any, DetectorParams, dict[str, float]] | None = None
+    for two in ((False, True) if two_sided is None else (bool(two_sided),)):
+        ranked = []
+        for eps in idle_eps:
+            for ml in min_lens:
+                for g in gaps:
+                    p = DetectorParams(float(g), int(ml), use_events, False, float(eps), two)
+                    r = score(p, False)
+                    ranked.append(((r[metric], r[tie_metric], g), p, r))
         ranked.sort(key=lambda x: x[0], reverse=True)
-    _, best, scores = ranked[0]
-    return best, scores
+        if reset_memory is None or reset_memory:
+            rescored = []
+            for _, p, _ in ranked[:10]:
+                p2 = DetectorParams(p.gap, p.min_len, use_events, True, p.idle_eps, two)
+                r = score(p2, True)
+                rescored.append(((r[metric], r[tie_metric], p.gap), p2, r))
+            ranked = rescored + (ranked[:10] if reset_memory is None else [])
+            ranked.sort(key=lambda x: x[0], reverse=True)
+        if best is None or ranked[0][0] > best[0]:  # on a tie the paper's one-sided rule stays
+            best = ranked[0]
+    assert best is not None
+    return best[1], best[2]
+
+
+def label_with_idm(ep: SegEpisode, idm: Any) -> SegEpisode:
+    """A copy of `ep` whose actions are labelled from its frames by inverse dynamics (as for a video)."""
+    import dataclasses
+
+    return dataclasses.replace(ep, actions=np.asarray(idm.label_actions(ep.images), dtype=np.float32), actions_inferred=True)
 
 
 def fit_segmenter(
@@ -293,7 +324,7 @@ def fit_segmenter(
     proprio: bool = False,
     use_events: bool = True,
     reset_memory: bool | None = None,
-    two_sided: bool = False,
+    two_sided: bool | None = None,
     epochs: int = 20,
     context: int = 16,
     idm: bool = True,
@@ -309,7 +340,10 @@ def fit_segmenter(
 
     `predictor` skips training and reuses a trained one. `skill_types` is the number of skill
     types (None: chosen by silhouette). `reset_memory=None` lets validation decide whether the
-    memory is reset at boundaries. `two_sided` selects our two-sided rule (see `detector`).
+    memory is reset at boundaries; `two_sided=None` lets it choose between the paper's
+    one-sided rule and our two-sided one (see `detector`), True or False fixes the rule.
+    With inverse dynamics, the video path gets its own parameters, tuned the same way on
+    the validation episodes with their actions labelled from the frames.
     `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
     scores their mean loss (`policies.action_predictor_ensemble`): fewer spurious peaks.
     """
@@ -353,7 +387,15 @@ def fit_segmenter(
         icfg = InverseDynamicsConfig(cameras=tuple(predictor.config.cameras), image_size=predictor.config.image_size,
                                      action_dim=a_dim, action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim)
         model_idm = train_inverse_dynamics([(ep.images, ep.actions) for ep in train], icfg, epochs=idm_epochs, seed=seed, log=log)
-    seg = Segmenter(predictor, params, model_idm, None, meta)
+    video_params = None
+    if model_idm is not None and not proprio:  # a video has no proprioception: no video path then
+        video_params, vscores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory,
+                                              two_sided=two_sided, idm=model_idm)
+        meta["validation_video"] = vscores
+        if log:
+            log(f"video path (actions from inverse dynamics): gap {video_params.gap} min_len {video_params.min_len} "
+                f"f1@5 {vscores['f1@5']:.3f}")
+    seg = Segmenter(predictor, params, model_idm, None, meta, video_params)
     embs = []
     for ep in train:
         det, tokens, _ = seg.detect(ep)

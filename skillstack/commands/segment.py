@@ -51,13 +51,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--epochs", type=int, default=20, help="predictor training epochs (default: 20)")
     t.add_argument("--val-fraction", type=float, default=0.2, help="episodes held out to choose the gap (default: 0.2)")
     t.add_argument("--no-events", action="store_true", help="loss only: do not add gripper open/close events")
-    t.add_argument("--two-sided", action="store_true",
-                   help="our variant: a fall of the loss below the running mean also starts a skill (not in the paper)")
+    t.add_argument("--rule", choices=("auto", "paper", "two-sided"), default="auto",
+                   help="boundary rule: 'paper' (a rise of the loss above the running mean), 'two-sided' (ours: a fall "
+                        "below it also starts a skill), or 'auto' (default): the one scoring best on the validation split")
+    t.add_argument("--two-sided", dest="rule", action="store_const", const="two-sided", help="same as --rule two-sided")
     t.add_argument("--no-idm", action="store_true", help="skip the inverse-dynamics model (then videos cannot be segmented)")
     t.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: chosen by silhouette)")
     t.add_argument("--predictor-members", type=int, default=1,
-                   help="action predictors trained from consecutive seeds, scored by their mean loss (default: 1); "
-                        "3 with --two-sided measured best on recorded actions")
+                   help="action predictors trained from consecutive seeds, scored by their mean loss (default: 1; "
+                        "`bench sbd` measured no gain from 3 on fresh demos)")
     t.add_argument("--seed", type=int, default=0)
     s = p.add_argument_group("skills")
     s.add_argument("--to-library", default=None, metavar="LIB",
@@ -90,13 +92,18 @@ def run(args: argparse.Namespace) -> int:
     if args.train:
         seg = train_segmenter(args.train, model_dir, cameras=args.cameras, image_size=args.image_size,
                               val_fraction=args.val_fraction, epochs=args.epochs, use_events=not args.no_events,
-                              two_sided=args.two_sided,
+                              two_sided={"auto": None, "paper": False, "two-sided": True}[args.rule],
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
-        print(f"segmenter saved to {model_dir}: gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
+        rule = "two-sided" if seg.params.two_sided else "paper"
+        print(f"segmenter saved to {model_dir}: {rule} rule, gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
               f"events {seg.params.use_events}; validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
               f"{seg.skill_types.k} skill types")
+        if seg.video_params is not None:
+            vv, vp = seg.meta["validation_video"], seg.video_params
+            print(f"  video path (actions from inverse dynamics): {'two-sided' if vp.two_sided else 'paper'} rule, "
+                  f"gap {vp.gap} nats, min_len {vp.min_len}; validation F1@±5 {vv['f1@5']:.3f}")
         if not args.inputs:
             return 0
     else:
