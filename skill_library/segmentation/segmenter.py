@@ -256,7 +256,7 @@ def tune_detector(
     `idm` tunes for the video path: the validation actions are replaced by the ones the
     inverse-dynamics model labels from the frames, as a video without actions would be
     segmented. Why: labelled actions are noisier than recorded ones, so their losses sit on
-    another scale; a gap chosen on recorded actions fired far too often on them.
+    another scale; the gap chosen on recorded actions missed half the boundaries on them.
     """
     import torch
 
@@ -302,7 +302,7 @@ def tune_detector(
                 rescored.append(((r[metric], r[tie_metric], p.gap), p2, r))
             ranked = rescored + (ranked[:10] if reset_memory is None else [])
             ranked.sort(key=lambda x: x[0], reverse=True)
-        if best is None or ranked[0][0] > best[0]:  # on a tie the paper's one-sided rule stays
+        if best is None or ranked[0][0][:2] > best[0][:2]:  # gaps of the two rules are not comparable: a tie keeps the paper's
             best = ranked[0]
     assert best is not None
     return best[1], best[2]
