@@ -99,6 +99,10 @@ def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
     doc.pop("video_detector")
     (old / "segmenter.json").write_text(json.dumps(doc))
     assert Segmenter.load(old).video_params is None
+    doc["video_detector"] = {"gap": float("nan")}  # a corrupted rule names the file, not just the field
+    (old / "segmenter.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="segmenter.json: bad detector parameters: gap must be finite"):
+        Segmenter.load(old)
 
 
 def test_segmentation_never_reads_phases_and_events_are_boundaries(fitted):

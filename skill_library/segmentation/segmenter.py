@@ -215,8 +215,12 @@ class Segmenter:
             idm = load_inverse_dynamics(d / "idm")
         st = doc.get("skill_types")
         video = doc.get("video_detector")  # absent in folders written before the video path had its own gap
-        return cls(predictor, DetectorParams(**doc["detector"]), idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"),
-                   DetectorParams(**video) if video else None)
+        try:
+            params = DetectorParams(**doc["detector"])
+            video_params = DetectorParams(**video) if video else None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: bad detector parameters: {exc}") from None
+        return cls(predictor, params, idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"), video_params)
 
 
 def _json_default(o: Any) -> Any:
