@@ -386,7 +386,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="sbd-lib-") as tmp:
             lib_path = args.library or tmp
             built = build_segment_skills(seg, train, lib_path, seed=args.seed)
-            results["skills"] = [{"ref": b.ref, "skill_type": b.skill_type, "env_id": b.env_id, "segments": b.segments,
+            results["skills"] = [{"ref": b.ref, "skill_type": b.skill_type, "chain": list(b.chain), "env_id": b.env_id, "segments": b.segments,
                                   "majority_phase": b.majority_phase, "preconditions": list(b.preconditions),
                                   "effects": list(b.effects), "success_rate": b.success_rate} for b in built]
     if args.plot:

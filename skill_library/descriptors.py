@@ -219,7 +219,8 @@ def _run_episode(env: Any, skill: Any, obs: Any, max_steps: int, control_dt: flo
 
 
 def _evaluate_cell(
-    env: Any, skill: Any, expert: Any, grid: GridSpec, flat: int, episodes: int, seed: int, max_steps: int, setup: str
+    env: Any, skill: Any, expert: Any, grid: GridSpec, flat: int, episodes: int, seed: int, max_steps: int, setup: str,
+    setup_steps: int,
 ) -> dict[str, Any]:
     idx, centre = grid.cell(flat)
     hw = np.asarray(grid.half_widths)
@@ -233,7 +234,7 @@ def _evaluate_cell(
             obs = _place(env, grid, xy)
             if obs is None:
                 continue
-            obs, ok = _setup(env, skill, obs, expert, setup, budget=4 * max_steps)
+            obs, ok = _setup(env, skill, obs, expert, setup, budget=setup_steps)
             if ok:
                 break
         else:
@@ -291,10 +292,13 @@ def evaluate_skill(
     cells: Iterable[int] | None = None,
     env_kwargs: Mapping[str, Any] | None = None,
     setup: str = "auto",
+    setup_steps: int | None = None,
 ) -> dict[str, Any]:
     """Roll `skill` out over a grid of initial states; returns the descriptors dict.
 
     `env_id` defaults to the skill's task env; `max_steps` to that env's episode length.
+    `setup_steps` bounds the expert steps that set up the skill's preconditions (default
+    4 * max_steps; a short skill that starts late in a task needs more).
     `cells` restricts the run to some row-major flat cell indices (results for a cell are
     identical whichever slice it runs in; join slices with `merge_descriptors`). Store the
     result with `attach_descriptors` (or `SkillLibrary.update_manifest`).
@@ -330,7 +334,8 @@ def evaluate_skill(
             if not 0 <= c < spec.n_cells:
                 raise SkillLibraryError(f"cell {c} outside the grid's {spec.n_cells} cells")
         results = [
-            _evaluate_cell(env, skill, expert, spec, c, episodes_per_cell, int(seed), max_steps, setup) for c in chosen
+            _evaluate_cell(env, skill, expert, spec, c, episodes_per_cell, int(seed), max_steps, setup,
+                           4 * max_steps if setup_steps is None else int(setup_steps)) for c in chosen
         ]
         from skill_library.authoring import utc_now
 

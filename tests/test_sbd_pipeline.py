@@ -187,6 +187,7 @@ def test_segments_become_bc_skills_in_the_library(fitted, tmp_path):
     entries = {e.ref: e for e in lib.entries()}
     for b in built:
         assert b.ref in entries and entries[b.ref].kind == "bc" and "sbd" in entries[b.ref].tags
+        assert b.chain[0] == b.skill_type and b.ref.split("@")[0].endswith("type" + "-".join(map(str, b.chain)))
         assert (b.success_rate is None) == (not b.effects)  # success = effects hold; none without effects
         assert b.success_rate is None or 0.0 <= b.success_rate <= 1.0
     assert any(b.success_rate is not None for b in built), "at least one type should have an effect to evaluate"
@@ -203,11 +204,15 @@ def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner()
     from skill_library.planning.planner import Operator, plan
     from skill_library.planning.spec import normalise_literal
     from skill_library.planning.symbolic import Domain, atom
-    from skill_library.segmentation.skills import infer_predicates, merge_runs
+    from skill_library.segmentation.skills import chain_runs, infer_predicates, merge_runs
 
     assert merge_runs([(0, 4, 2), (4, 9, 2), (9, 17, 4), (17, 21, 6), (21, 25, 6), (25, 50, 2)]) == [
         (0, 9, 2), (9, 17, 4), (17, 25, 6), (25, 50, 2)]
     assert merge_runs([]) == []
+    # types without an effect (2, 6) run on into what follows until a type with one ends the chain
+    assert chain_runs([(0, 5, 2), (5, 8, 6), (8, 12, 4), (12, 20, 5), (20, 30, 2)], {2, 6}) == [
+        (0, 12, (2, 6, 4)), (12, 20, (5,)), (20, 30, (2,))]  # the last run has nothing to join: it stays
+    assert chain_runs([(0, 5, 2), (5, 8, 6)], set()) == [(0, 5, (2,)), (5, 8, (6,))]
 
     def row(open_, hold, grasp, table, at):
         return {"gripper_open": open_, "holding(red)": hold, "at_grasp(red)": grasp, "on_table(red)": table, "at(red)": at}

@@ -149,3 +149,14 @@ def test_cli_round_trip(net_pkg, tmp_path, capsys):
     assert main([*lib, "remove", "rand_push@1.0.0"]) == 0
     assert main([*lib, "list"]) == 0
     assert "no skills in" in capsys.readouterr().out
+
+
+def test_setup_budget_bounds_the_expert_that_reaches_preconditions(tmp_path):
+    """A skill that starts late in a task needs the expert's setup to run long enough; too short a budget is a clear error."""
+    lib = SkillLibrary(tmp_path / "lib")
+    build_starter_skills(lib, ["place_red"], evaluate=False)
+    place = lib.load("place_red")
+    assert "holding(red)" in place.manifest.preconditions  # reached only after reach and grasp
+    with pytest.raises(SkillLibraryError, match="no valid initial state"):
+        evaluate_skill(place, grid=1, episodes_per_cell=1, setup_steps=2)
+    assert evaluate_skill(place, grid=1, episodes_per_cell=1, setup_steps=400)["totals"]["episodes"] == 1

@@ -19,6 +19,14 @@ a skill unusable after a grasp. A skill with effects is evaluated with `evaluate
 (descriptors: success = effects hold, per grid cell; the task's expert sets up the
 preconditions); one without gets no success figure (the env's task success would not
 measure it). Then it is added to the library.
+
+Chaining (`chain=True`): a type whose runs end in no common state has no effect, so the
+planner cannot use it: PickPlace's "above the cube" reach, or a vertical move with the
+gripper open that is a descent onto the cube in one episode and the release back-off in
+another. Such a run is joined with the run that follows it (repeatedly, while the last type
+still has no effect), and the chain (e.g. types 1-6-4: reach, descend, grasp) becomes one
+skill whose effects are read off the chain's end, as for a type. Types with effects stay
+skills of their own.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import numpy as np
 
 from skill_library.segmentation.dataset import SegEpisode
 
-__all__ = ["SegmentSkill", "build_segment_skills", "infer_predicates", "merge_runs"]
+__all__ = ["SegmentSkill", "build_segment_skills", "chain_runs", "infer_predicates", "merge_runs"]
 
 OBS_KEYS = ("observation", "desired_goal")
 
@@ -47,6 +55,7 @@ class SegmentSkill:
     """One skill made from segments: its library ref, type, task, data size, predicates and own success.
 
     `segments` counts the examples it was fitted on: runs of one type when built with `merge`.
+    `chain` lists the skill types it runs through, `(skill_type,)` unless chained.
     """
 
     ref: str
@@ -59,6 +68,7 @@ class SegmentSkill:
     success_rate: float | None
     majority_phase: str | None
     bc_mse: float
+    chain: tuple[int, ...] = ()
 
 
 def _literals(scene: Any) -> dict[str, bool]:
@@ -120,6 +130,23 @@ def merge_runs(segments: Sequence[tuple[int, int, int]]) -> list[tuple[int, int,
     return out
 
 
+def chain_runs(runs: Sequence[tuple[int, int, int]], open_types: set[int]) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(start, end, types) runs: a run whose type is in `open_types` (types with no effect) is joined
+    with the runs after it until one of another type ends the chain (or the episode ends)."""
+    out: list[tuple[int, int, tuple[int, ...]]] = []
+    i = 0
+    while i < len(runs):
+        s, e, k = runs[i]
+        chain = (int(k),)
+        while chain[-1] in open_types and i + 1 < len(runs):
+            i += 1
+            e = runs[i][1]
+            chain += (int(runs[i][2]),)
+        out.append((s, e, chain))
+        i += 1
+    return out
+
+
 def build_segment_skills(
     segmenter: Any,
     episodes: Sequence[SegEpisode],
@@ -133,6 +160,7 @@ def build_segment_skills(
     bc_epochs: int = 150,
     agree: float = 0.9,
     merge: bool = True,
+    chain: bool = True,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
 ) -> list[SegmentSkill]:
@@ -141,14 +169,16 @@ def build_segment_skills(
     `library` is a `SkillLibrary` or its path. Episodes without simulator states are skipped
     (predicates need them). `agree` is the fraction of runs a predicate must agree on to become a
     precondition or effect. `merge` joins consecutive segments of one type into one run (`merge_runs`;
-    False: every segment is its own example). Returns what was built; phase names, when recorded, only
-    label the report.
+    False: every segment is its own example). `chain` joins a run of a type without effects to the
+    runs after it (`chain_runs`, see the module docstring). Returns what was built; phase names, when
+    recorded, only label the report.
     """
     import envs
     from policies.bc import train_bc
 
     from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
     from skill_library.descriptors import attach_descriptors, evaluate_skill
+    from skill_library.errors import SkillLibraryError
     from skill_library.package import rewrite_manifest
     from skill_library.registry import SkillLibrary
     from skill_library.skill import load_skill
@@ -156,61 +186,102 @@ def build_segment_skills(
     if segmenter.skill_types is None:
         raise ValueError("the segmenter has no skill types (fit_segmenter clusters them)")
     lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
-    groups: dict[tuple[int, str], list[tuple[SegEpisode, int, int]]] = {}
+    episode_runs: list[tuple[SegEpisode, list[tuple[int, int, int]]]] = []
     for ep in episodes:
         if ep.states is None or ep.env_id is None or any(k not in ep.low_dim for k in OBS_KEYS):
             continue
         found = segmenter.segment(ep).segments
-        for s, e, k in merge_runs(found) if merge else found:
-            if e - s >= 2:
-                groups.setdefault((k, ep.env_id), []).append((ep, s, e))
-    built: list[SegmentSkill] = []
+        episode_runs.append((ep, merge_runs(found) if merge else list(found)))
     env_cache: dict[str, Any] = {}
+    literal_cache: dict[tuple[int, int], dict[str, bool]] = {}
+
+    def env_for(env_id: str) -> Any:
+        if env_id not in env_cache:
+            env_cache[env_id] = envs.make(env_id)
+            env_cache[env_id].reset(seed=seed)
+        return env_cache[env_id]
+
+    def literals_at(ep: SegEpisode, t: int) -> dict[str, bool]:
+        """Predicate literals in recorded state t of `ep` (a run's end [s, e) is state e: after its last action)."""
+        t = min(t, ep.length - 1)
+        key = (id(ep), t)
+        if key not in literal_cache:
+            u = env_for(str(ep.env_id)).unwrapped
+            u.set_state(ep.states[t])
+            literal_cache[key] = _literals(u.scene_state())
+        return literal_cache[key]
+
+    def group(open_types: dict[str, set[int]]) -> dict[tuple[tuple[int, ...], str], list[tuple[SegEpisode, int, int]]]:
+        out: dict[tuple[tuple[int, ...], str], list[tuple[SegEpisode, int, int]]] = {}
+        for ep, runs in episode_runs:
+            for s, e, types in chain_runs(runs, open_types.get(ep.env_id, set())):
+                if e - s >= 2:
+                    out.setdefault((types, ep.env_id), []).append((ep, s, e))
+        return out
+
+    def predicates(segs: Sequence[tuple[SegEpisode, int, int]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return infer_predicates([literals_at(ep, s) for ep, s, _ in segs], [literals_at(ep, e) for ep, _, e in segs], agree)
+
+    groups = group({})
+    if chain:  # types (with enough runs) whose runs agree on no effect are joined to what follows
+        open_types: dict[str, set[int]] = {}
+        for (types, env_id), segs in groups.items():
+            if len(segs) >= min_segments and not predicates(segs)[1]:
+                open_types.setdefault(env_id, set()).add(types[0])
+        groups = group(open_types)
+    built: list[SegmentSkill] = []
     with tempfile.TemporaryDirectory(prefix="skillstack-sbd-skills-") as tmp:
-        for (k, env_id), segs in sorted(groups.items()):
+        for (types, env_id), segs in sorted(groups.items()):
             if len(segs) < min_segments:
                 continue
-            env = env_cache.get(env_id) or env_cache.setdefault(env_id, envs.make(env_id))
-            u = env.unwrapped
-            env.reset(seed=seed)
-            starts, ends, xs, ys, phase_votes = [], [], [], [], []
+            env = env_for(env_id)
+            k = types[0]
+            xs, ys, phase_votes = [], [], []
             for ep, s, e in segs:
-                for t, bucket in ((s, starts), (min(e, ep.length - 1), ends)):  # ends: after the last action
-                    u.set_state(ep.states[t])
-                    bucket.append(_literals(u.scene_state()))
                 xs.append(np.concatenate([ep.low_dim[key][s:e] for key in OBS_KEYS], 1))
                 ys.append(ep.actions[s:e])
                 if ep.phases is not None and ep.phase_names:
                     phase_votes += [ep.phase_names[int(p)] for p in ep.phases[s:e]]
-            pre, eff = infer_predicates(starts, ends, agree)
+            pre, eff = predicates(segs)
             x, y = np.concatenate(xs), np.concatenate(ys)
             policy = train_bc(x, y, epochs=bc_epochs, seed=seed, action_low=env.action_space.low, action_high=env.action_space.high)
             family = task_from_env(env).family
-            name = f"sbd_{family}_type{k}"
+            label = "-".join(str(t) for t in types)
+            name = f"sbd_{family}_type{label}"
             lens = [e - s for _, s, e in segs]
             majority = max(set(phase_votes), key=phase_votes.count) if phase_votes else None
             path = Path(tmp) / name
             save_network_skill(
                 path, name=name, version=version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
                 observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
-                description=(f"Skill type {k} discovered by skill boundary detection in {env_id} demonstrations "
-                             f"({len(segs)} segments, median {int(np.median(lens))} steps); behaviour cloning."),
+                description=(f"Skill type{'s' if len(types) > 1 else ''} {label} discovered by skill boundary detection in "
+                             f"{env_id} demonstrations ({len(segs)} {'chained runs' if len(types) > 1 else 'segments'}, "
+                             f"median {int(np.median(lens))} steps); behaviour cloning."),
                 tags=("sbd", "bc", family), preconditions=pre, effects=eff,
                 provenance=new_provenance(command="skill_library.segmentation.build_segment_skills",
-                                          config={"skill_type": k, "segments": len(segs), "bc_epochs": bc_epochs,
-                                                  "agree": agree, "merge_runs": merge}, seed=seed),
+                                          config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
+                                                  "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
                 overwrite=True,
             )  # fmt: skip
             success = None  # a skill with no consistent effect has no success test of its own
             if evaluate and eff:
                 skill = load_skill(path)
                 max_steps = int(max(10, 2 * np.percentile(lens, 90)))
-                desc = evaluate_skill(skill, grid=grid, episodes_per_cell=episodes_per_cell, seed=seed, max_steps=max_steps)
+                # the expert sets up the preconditions: as far into the task as the runs start, with room to spare
+                setup_steps = int(4 * max_steps + 2 * max(s for _, s, _ in segs))
+                try:
+                    desc = evaluate_skill(skill, grid=grid, episodes_per_cell=episodes_per_cell, seed=seed, max_steps=max_steps,
+                                          setup_steps=setup_steps)
+                except SkillLibraryError as exc:
+                    # not added: the planner would choose a skill with effects but no measured success blind
+                    if log:
+                        log(f"{name}: not added, its preconditions {list(pre)} could not be set up to evaluate it ({exc})")
+                    continue
                 rewrite_manifest(path, attach_descriptors(skill.manifest, desc))
                 success = float(desc["totals"]["success_rate"])
             ref = lib.add(path, force=True).ref
             built.append(SegmentSkill(ref, int(k), env_id, len(segs), int(sum(lens)), pre, eff, success, majority,
-                                      float(policy.train_loss[-1])))
+                                      float(policy.train_loss[-1]), types))
             if log:
                 log(f"{ref}: {len(segs)} segments, pre {list(pre)}, effects {list(eff)}, success {success}")
     for env in env_cache.values():

@@ -71,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--no-merge", action="store_true",
                    help="with --to-library: every segment is its own example (default: consecutive segments of "
                         "one type are one run)")
+    s.add_argument("--no-chain", action="store_true",
+                   help="with --to-library: keep a skill type whose runs agree on no effect as it is (default: join "
+                        "its runs to the runs after them until an effect, so the planner can use them)")
     p.set_defaults(func=run)
 
 
@@ -144,10 +147,10 @@ def run(args: argparse.Namespace) -> int:
             if Path(f).suffix.lower() != ".mp4":
                 eps += load_hdf5_episodes(f, seg.cameras, seg.image_size, args.episodes, proprio=seg.uses_proprio)
         built = build_segment_skills(seg, eps, args.to_library, evaluate=not args.no_evaluate, agree=args.agree,
-                                     merge=not args.no_merge, log=log)
+                                     merge=not args.no_merge, chain=not args.no_chain, log=log)
         print_table(["skill", "type", "runs" if not args.no_merge else "segments", "majority phase", "preconditions",
                      "effects", "success"],
-                    [[b.ref, b.skill_type, b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
+                    [[b.ref, "-".join(str(t) for t in b.chain), b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
                       " & ".join(b.effects) or "-", "-" if b.success_rate is None else round(b.success_rate, 3)]
                      for b in built])
     return 0
