@@ -26,7 +26,8 @@ One run:
 5. saves the segmenter (`--model-out`) with the rule that scored best on validation, loss+info or
    two-sided (`chosen_rule` in the JSON), and the video path's own rule; measures segmentation
    speed (frames/s, at the training resolution, `--threads` torch threads);
-6. clusters segments into skill types, fits one BC skill per (type, task), adds them to a
+6. clusters segments into skill types, fits one BC skill per (type, task), a type with no
+   common effect chained to the runs after it (`build_segment_skills`), adds them to a
    library and reports each skill's own success (`evaluate_skill` descriptors).
 
 Metrics: boundary precision/recall/F1 within ±2 and ±5 steps, segment F1@{0.10,0.25,0.50}
