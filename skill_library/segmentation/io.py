@@ -1,7 +1,8 @@
 """segments.json: per episode the boundary frame indices and the (start, end, skill type) segments.
 
 ```
-{"format": "skillstack-segments", "version": 1, "source": "demos.hdf5", "detector": {...},
+{"format": "skillstack-segments", "version": 1, "sources": ["demos.hdf5"], "detector": {...},
+ "video_detector": {...} or null,   # the rule run on episodes whose actions were labelled (video)
  "cameras": [...], "image_size": 64,
  "episodes": [{"name": "demo_0", "length": 50, "boundaries": [8, 12, ...],
                "segments": [{"start": 0, "end": 8, "skill_type": 2}, ...],   # end exclusive
