@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from skill_library.errors import SkillLibraryError
+from skill_library.errors import SkillLibraryError, SkillSetupError
 from skill_library.manifest import Manifest
 
 __all__ = [
@@ -238,7 +238,7 @@ def _evaluate_cell(
             if ok:
                 break
         else:
-            raise SkillLibraryError(
+            raise SkillSetupError(
                 f"cell {list(idx)} of {grid.variable}: no valid initial state in {_MAX_ATTEMPTS} attempts "
                 "(placement collisions or setup never reached the skill's preconditions)"
             )

@@ -13,6 +13,7 @@ __all__ = [
     "SkillNotBoundError",
     "SkillNotFoundError",
     "SkillPackageError",
+    "SkillSetupError",
 ]
 
 
@@ -38,3 +39,7 @@ class SkillExistsError(SkillLibraryError):
 
 class SkillNotBoundError(SkillLibraryError):
     """A scripted skill was called before `skill.bind(env)` gave it the simulator state it needs."""
+
+
+class SkillSetupError(SkillLibraryError):
+    """Evaluation could not reach a start state: placements collided or the expert never set up the skill's preconditions."""

@@ -11,7 +11,7 @@ import pytest
 
 import envs
 from skill_library.descriptors import attach_descriptors, evaluate_skill, lookup, make_grid, merge_descriptors
-from skill_library.errors import SkillLibraryError
+from skill_library.errors import SkillLibraryError, SkillSetupError
 from skill_library.package import read_package, rewrite_manifest
 from skill_library.registry import SkillLibrary
 from skill_library.skill import load_skill
@@ -157,6 +157,6 @@ def test_setup_budget_bounds_the_expert_that_reaches_preconditions(tmp_path):
     build_starter_skills(lib, ["place_red"], evaluate=False)
     place = lib.load("place_red")
     assert "holding(red)" in place.manifest.preconditions  # reached only after reach and grasp
-    with pytest.raises(SkillLibraryError, match="no valid initial state"):
+    with pytest.raises(SkillSetupError, match="no valid initial state"):
         evaluate_skill(place, grid=1, episodes_per_cell=1, setup_steps=2)
     assert evaluate_skill(place, grid=1, episodes_per_cell=1, setup_steps=400)["totals"]["episodes"] == 1

@@ -132,7 +132,7 @@ def merge_runs(segments: Sequence[tuple[int, int, int]]) -> list[tuple[int, int,
 
 def chain_runs(runs: Sequence[tuple[int, int, int]], open_types: set[int]) -> list[tuple[int, int, tuple[int, ...]]]:
     """(start, end, types) runs: a run whose type is in `open_types` (types with no effect) is joined
-    with the runs after it until one of another type ends the chain (or the episode ends)."""
+    with the runs after it until a run whose type is not open ends the chain (or the episode does)."""
     out: list[tuple[int, int, tuple[int, ...]]] = []
     i = 0
     while i < len(runs):
@@ -178,7 +178,7 @@ def build_segment_skills(
 
     from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
     from skill_library.descriptors import attach_descriptors, evaluate_skill
-    from skill_library.errors import SkillLibraryError
+    from skill_library.errors import SkillSetupError
     from skill_library.package import rewrite_manifest
     from skill_library.registry import SkillLibrary
     from skill_library.skill import load_skill
@@ -272,7 +272,7 @@ def build_segment_skills(
                 try:
                     desc = evaluate_skill(skill, grid=grid, episodes_per_cell=episodes_per_cell, seed=seed, max_steps=max_steps,
                                           setup_steps=setup_steps)
-                except SkillLibraryError as exc:
+                except SkillSetupError as exc:
                     # not added: the planner would choose a skill with effects but no measured success blind
                     if log:
                         log(f"{name}: not added, its preconditions {list(pre)} could not be set up to evaluate it ({exc})")
