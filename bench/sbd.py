@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
     from skill_library.segmentation.detector import DetectorParams
     from skill_library.segmentation.metrics import boundary_f1_interval, evaluate_episodes
-    from skill_library.segmentation.segmenter import DEFAULT_IDLE_EPS, Segmenter, tune_detector
+    from skill_library.segmentation.segmenter import DEFAULT_IDLE_EPS, Segmenter, label_with_idm, tune_detector
     from skillstack.table import print_table
 
     torch.set_num_threads(max(1, int(args.threads)))
@@ -248,13 +248,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # 4. variants
     hold_eps = max(DEFAULT_IDLE_EPS)  # "no action" for the final-hold diagnostic: the looser tuned threshold
 
-    def score(params: DetectorParams, eps: list, actions_from: str = "recorded", idm: Any = None, model: Any = None) -> dict[str, Any]:
-        seg = Segmenter(predictor if model is None else model, params, idm)
-        preds = []
-        for e in eps:
-            if actions_from == "idm":
-                e = _copy_without_actions(e)
-            preds.append(seg.detect(e)[0].boundaries)
+    video_copies: dict[int, Any] = {}  # episode id -> its copy with IDM-labelled actions, labelled once
+
+    def as_video(e: Any) -> Any:
+        if id(e) not in video_copies:
+            video_copies[id(e)] = label_with_idm(e, idm)
+        return video_copies[id(e)]
+
+    def score(params: DetectorParams, eps: list, model: Any = None, video: bool = False) -> dict[str, Any]:
+        """Scores of `params` on `eps`; `video`: on the actions inverse dynamics labels (phases, holds from `eps`)."""
+        seg = Segmenter(predictor if model is None else model, params)
+        preds = [seg.detect(as_video(e) if video else e)[0].boundaries for e in eps]
         out: dict[str, Any] = evaluate_episodes(preds, [e.phases for e in eps])
         out["f1@5_ci95"] = boundary_f1_interval(preds, [e.phases for e in eps])
         out["hold_boundaries"] = _hold_boundaries(preds, eps, hold_eps)
@@ -323,7 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                      action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim)
         log("training inverse dynamics")
         idm = train_inverse_dynamics([(e.images, e.actions) for e in train], icfg, epochs=args.idm_epochs, seed=args.seed)
-        labelled = [idm.label_actions(e.images) for e in test]
+        labelled = [as_video(e).actions for e in test]
         mae = float(np.mean([np.abs(lab[:-1] - e.actions[:-1]).mean() for lab, e in zip(labelled, test)]))
         grip = float(np.mean([np.mean(np.sign(lab[:-1, -1]) == np.sign(e.actions[:-1, -1])) for lab, e in zip(labelled, test)]))
         results["idm"] = {"action_mae": mae, "gripper_sign_accuracy": grip}
@@ -332,16 +336,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # the paper would run it, against the video path's own rule tuned on labelled validation actions
             recorded = tuned["loss+info"]
             results["variants"]["loss+info, IDM actions, recorded-action gap"] = {
-                "params": recorded.to_dict(), "test": score(recorded, test, "idm", idm),
-                **score_held(lambda eps: score(recorded, eps, "idm", idm)),
+                "params": recorded.to_dict(), "test": score(recorded, test, video=True),
+                **score_held(lambda eps: score(recorded, eps, video=True)),
             }
             video_params, vscores = tune_detector(predictor, val, use_events=True, reset_memory=None, two_sided=None, idm=idm)
             results["variants"]["IDM actions, own gap (video path)"] = {
-                "params": video_params.to_dict(), "validation": vscores, "test": score(video_params, test, "idm", idm),
-                **score_held(lambda eps: score(video_params, eps, "idm", idm)),
+                "params": video_params.to_dict(), "validation": vscores, "test": score(video_params, test, video=True),
+                **score_held(lambda eps: score(video_params, eps, video=True)),
             }
             if extra_test:
-                results["variants"]["IDM actions, own gap (video path)"]["extra_test"] = score(video_params, extra_test, "idm", idm)
+                results["variants"]["IDM actions, own gap (video path)"]["extra_test"] = score(video_params, extra_test, video=True)
             log(f"video path: gap {video_params.gap} min_len {video_params.min_len} two-sided {video_params.two_sided} -> "
                 f"test F1@5 {results['variants']['IDM actions, own gap (video path)']['test']['f1@5']:.3f}")
             if len(cameras) == 1:
@@ -458,12 +462,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                      for s in results["skills"]])
     print(f"total {results['seconds']:.0f}s (recording {record_s:.0f}s, predictor training {train_seconds:.0f}s)")
     return results
-
-
-def _copy_without_actions(e: Any) -> Any:
-    from dataclasses import replace
-
-    return replace(e, actions=None, actions_inferred=False)
 
 
 def _mp4_scores(predictor: Any, params: Any, idm: Any, eps: list, camera: str) -> dict[str, float]:

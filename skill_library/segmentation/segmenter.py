@@ -91,9 +91,9 @@ class Segmenter:
         self.meta: dict[str, Any] = dict(meta or {})
         self.video_params = video_params
 
-    def params_for(self, ep: SegEpisode) -> DetectorParams:
-        """The rule for an episode: `video_params` when its actions were labelled by inverse dynamics
-        (and the segmenter has them), else `params`."""
+    def params_for(self, ep: SegEpisode | EpisodeSegments) -> DetectorParams:
+        """The rule for an episode (or its segmentation): `video_params` when its actions were labelled
+        by inverse dynamics (and the segmenter has them), else `params`."""
         return self.video_params if ep.actions_inferred and self.video_params is not None else self.params
 
     # -- properties ------------------------------------------------------------------------
