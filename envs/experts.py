@@ -148,7 +148,11 @@ class PickPlaceExpert(ScriptedExpert):
             self.release_xy = tcp[:2].copy()
         if self.steps_in_phase < 4:
             return self.move(tcp, OPEN)
-        return self.move(np.array([self.release_xy[0], self.release_xy[1], goal[2] + 0.08]), OPEN)
+        hold = np.array([self.release_xy[0], self.release_xy[1], goal[2] + 0.08])
+        # Near the hold point a gain of 1 settles; the default gain overshoots there and the hand
+        # rings up and down for ten steps after the back-off (as the push reach did at its corner).
+        near = float(np.linalg.norm(hold - tcp)) <= 0.03
+        return self.move(hold, OPEN, gain=1.0 if near else None)
 
     def releases_in_air(self) -> bool:
         return False
