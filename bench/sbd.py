@@ -54,6 +54,8 @@ import numpy as np
 
 DEFAULT_TRAIN_TASKS = "skillstack/PandaPickPlace-v0,skillstack/PandaPush-v0"
 DEFAULT_HELDOUT = "skillstack/PandaStack-v0"
+# the variants whose scores the tables break down by task
+PER_TASK_VARIANTS = ("loss", "loss+info", "loss+info, two-sided (ours)", "loss+info, two-sided, one predictor")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +175,12 @@ def _hold_boundaries(preds: list[list[int]], eps: list, idle_eps: float) -> floa
 def _fmt_row(name: str, r: dict[str, float]) -> list[Any]:
     return [name, round(r["precision@5"], 3), round(r["recall@5"], 3), round(r["f1@2"], 3), round(r["f1@5"], 3),
             round(r["seg_f1@0.10"], 3), round(r["seg_f1@0.25"], 3), round(r["seg_f1@0.50"], 3), round(r["edit"], 1)]
+
+
+def _per_task_rows(variants: dict[str, Any], split: str) -> list[list[Any]]:
+    """Table rows of `split`'s per-task scores ("test" or "extra_test") for the variants in PER_TASK_VARIANTS."""
+    return [[f"{k} | {t.replace('Panda', '')}", *_fmt_row(k, r)[1:]] for k, v in variants.items() if k in PER_TASK_VARIANTS
+            for t, r in v.get(split, {}).get("per_task", {}).items()]
 
 
 def _fmt_interval(ci: Any) -> str:
@@ -423,11 +431,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
               f"{args.extra_test_episodes} each), same predictors and parameters")
         print_table([*heads, "F1@5 95% CI"], [[*_fmt_row(k, v["extra_test"]), _fmt_interval(v["extra_test"].get("f1@5_ci95"))]
                                               for k, v in results["variants"].items() if "extra_test" in v])
-    per_task = [[f"{k} | {t.replace('Panda', '')}", *_fmt_row(k, r)[1:]] for k, v in results["variants"].items()
-                for t, r in v["test"].get("per_task", {}).items() if k in ("loss", "loss+info", "loss+info, two-sided (ours)")]
-    if per_task:
-        print("per task:")
-        print_table(heads, per_task)
+    for split, label in (("test", f"the split's {len(test)} test episodes"), ("extra_test", f"the {len(extra_test)} fresh episodes")):
+        per_task = _per_task_rows(results["variants"], split)
+        if per_task:
+            print(f"per task, {label}:")
+            print_table(heads, per_task)
     for t, eps in helds.items():
         if not eps:
             continue

@@ -23,6 +23,19 @@ def test_heldout_list_parsing():
         _parse_heldout(f"{STACK},{PP}", [PP])
 
 
+def test_per_task_rows_come_from_the_split_asked_for():
+    from bench.sbd import _per_task_rows
+
+    def scores(f1):
+        keys = ("precision@5", "recall@5", "f1@2", "f1@5", "seg_f1@0.10", "seg_f1@0.25", "seg_f1@0.50", "edit")
+        return {k: f1 for k in keys}
+
+    variants = {"loss": {"test": {"per_task": {"PandaPush": scores(0.25)}}, "extra_test": {"per_task": {"PandaPush": scores(0.75)}}},
+                "baseline: fixed length": {"test": {"per_task": {"PandaPush": scores(0.5)}}}}
+    assert _per_task_rows(variants, "test") == [["loss | Push", *[0.25] * 7, 0.2]]  # only the variants broken down by task
+    assert _per_task_rows(variants, "extra_test") == [["loss | Push", *[0.75] * 7, 0.8]]  # edit: one decimal
+
+
 def test_final_hold_counts_only_boundaries_after_the_robot_stops():
     from bench.sbd import _hold_boundaries, _hold_start
     from skill_library.segmentation.dataset import SegEpisode
