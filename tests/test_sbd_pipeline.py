@@ -204,7 +204,7 @@ def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner()
     from skill_library.planning.planner import Operator, plan
     from skill_library.planning.spec import normalise_literal
     from skill_library.planning.symbolic import Domain, atom
-    from skill_library.segmentation.skills import chain_runs, infer_predicates, merge_runs
+    from skill_library.segmentation.skills import chain_label, chain_runs, infer_predicates, merge_runs
 
     assert merge_runs([(0, 4, 2), (4, 9, 2), (9, 17, 4), (17, 21, 6), (21, 25, 6), (25, 50, 2)]) == [
         (0, 9, 2), (9, 17, 4), (17, 25, 6), (25, 50, 2)]
@@ -213,6 +213,7 @@ def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner()
     assert chain_runs([(0, 5, 2), (5, 8, 6), (8, 12, 4), (12, 20, 5), (20, 30, 2)], {2, 6}) == [
         (0, 12, (2, 6, 4)), (12, 20, (5,)), (20, 30, (2,))]  # the last run has nothing to join: it stays
     assert chain_runs([(0, 5, 2), (5, 8, 6)], set()) == [(0, 5, (2,)), (5, 8, (6,))]
+    assert chain_label((2, 6, 4)) == "2-6-4" and chain_label((5,)) == "5"  # as in the skill's name
 
     def row(open_, hold, grasp, table, at):
         return {"gripper_open": open_, "holding(red)": hold, "at_grasp(red)": grasp, "on_table(red)": table, "at(red)": at}

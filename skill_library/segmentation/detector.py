@@ -48,6 +48,11 @@ class DetectorParams:
         if not (np.isfinite(self.idle_eps) and self.idle_eps >= 0):
             raise ValueError(f"idle_eps must be >= 0, got {self.idle_eps}")
 
+    @property
+    def rule(self) -> str:
+        """The rule's name as the CLI spells it: "two-sided" (ours) or "paper" (a rise only)."""
+        return "two-sided" if self.two_sided else "paper"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

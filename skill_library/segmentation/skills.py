@@ -41,7 +41,7 @@ import numpy as np
 
 from skill_library.segmentation.dataset import SegEpisode
 
-__all__ = ["SegmentSkill", "build_segment_skills", "chain_runs", "infer_predicates", "merge_runs"]
+__all__ = ["SegmentSkill", "build_segment_skills", "chain_label", "chain_runs", "infer_predicates", "merge_runs"]
 
 OBS_KEYS = ("observation", "desired_goal")
 
@@ -69,6 +69,16 @@ class SegmentSkill:
     majority_phase: str | None
     bc_mse: float
     chain: tuple[int, ...] = ()
+
+    @property
+    def type_label(self) -> str:
+        """The skill type, or the chained types joined by "-" (as in the skill's name)."""
+        return chain_label(self.chain or (self.skill_type,))
+
+
+def chain_label(types: Sequence[int]) -> str:
+    """Name of a chain of skill types: "1-6-4"; a single type is just its number."""
+    return "-".join(str(int(t)) for t in types)
 
 
 def _literals(scene: Any) -> dict[str, bool]:
@@ -246,7 +256,7 @@ def build_segment_skills(
             x, y = np.concatenate(xs), np.concatenate(ys)
             policy = train_bc(x, y, epochs=bc_epochs, seed=seed, action_low=env.action_space.low, action_high=env.action_space.high)
             family = task_from_env(env).family
-            label = "-".join(str(t) for t in types)
+            label = chain_label(types)
             name = f"sbd_{family}_type{label}"
             lens = [e - s for _, s, e in segs]
             majority = max(set(phase_votes), key=phase_votes.count) if phase_votes else None

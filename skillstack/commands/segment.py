@@ -99,13 +99,12 @@ def run(args: argparse.Namespace) -> int:
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
-        rule = "two-sided" if seg.params.two_sided else "paper"
-        print(f"segmenter saved to {model_dir}: {rule} rule, gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
+        print(f"segmenter saved to {model_dir}: {seg.params.rule} rule, gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
               f"events {seg.params.use_events}; validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
               f"{seg.skill_types.k} skill types")
         if seg.video_params is not None:
             vv, vp = seg.meta["validation_video"], seg.video_params
-            print(f"  video path (actions from inverse dynamics): {'two-sided' if vp.two_sided else 'paper'} rule, "
+            print(f"  video path (actions from inverse dynamics): {vp.rule} rule, "
                   f"gap {vp.gap} nats, min_len {vp.min_len}; validation F1@±5 {vv['f1@5']:.3f}")
         if not args.inputs:
             return 0
@@ -150,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                                      merge=not args.no_merge, chain=not args.no_chain, log=log)
         print_table(["skill", "type", "runs" if not args.no_merge else "segments", "majority phase", "preconditions",
                      "effects", "success"],
-                    [[b.ref, "-".join(str(t) for t in b.chain), b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
+                    [[b.ref, b.type_label, b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
                       " & ".join(b.effects) or "-", "-" if b.success_rate is None else round(b.success_rate, 3)]
                      for b in built])
     return 0
