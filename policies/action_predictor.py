@@ -267,11 +267,12 @@ class EpisodeScoring:
 
     @torch.no_grad()
     def episode_losses(self, images: Mapping[str, Any], actions: Any, proprio: Any | None = None,
-                       boundaries: Sequence[int] = ()) -> np.ndarray:
-        """Per-step loss (T,) of one episode, with memory resets at `boundaries`."""
+                       boundaries: Sequence[int] = (), tolerance: int = 0) -> np.ndarray:
+        """Per-step loss (T,) of one episode, with memory resets at `boundaries` (`tolerance`: see `nll`)."""
         self.check_inputs(images, proprio, len(actions))  # type: ignore[attr-defined]
         tokens = self.embed(images, proprio)  # type: ignore[attr-defined]
-        return self.nll(self.step_logits(tokens, boundaries), actions).numpy().astype(np.float64)  # type: ignore[attr-defined]
+        logits = self.step_logits(tokens, boundaries)  # type: ignore[attr-defined]
+        return self.nll(logits, actions, tolerance).numpy().astype(np.float64)  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def predict_actions(self, images: Mapping[str, Any], proprio: Any | None = None) -> np.ndarray:
@@ -430,11 +431,24 @@ class ActionPredictor(nn.Module, EpisodeScoring):
         c = self.config
         return discretize_actions(actions, c.action_low, c.action_high, c.n_bins)
 
-    def nll(self, logits: torch.Tensor, actions: Any) -> torch.Tensor:
-        """-log p(a_t | o_<=t) in nats per step (..., T), summed over action dimensions."""
+    def nll(self, logits: torch.Tensor, actions: Any, tolerance: int = 0) -> torch.Tensor:
+        """-log p(a_t | o_<=t) in nats per step (..., T), summed over action dimensions.
+
+        `tolerance` w > 0 scores the probability of the action's bin or one of its w
+        neighbours on either side, -log P(|bin - bin(a_t)| <= w), per dimension. Why: the
+        predictor is trained on targets smoothed over neighbouring bins, so the mass it puts
+        on the exact bin swings with where in its bin an action falls; that noise buries
+        small loss changes at skill switches (see `skill_library.segmentation.detector`).
+        """
         target = self.bins(actions)
         logp = torch.log_softmax(logits, dim=-1)
-        return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+        if tolerance < 0:
+            raise ValueError(f"tolerance must be >= 0 bins, got {tolerance}")
+        if tolerance == 0:
+            return -logp.gather(-1, target[..., None]).squeeze(-1).sum(-1)
+        grid = torch.arange(logp.shape[-1], device=logp.device)
+        near = (grid - target[..., None]).abs() <= int(tolerance)
+        return -torch.logsumexp(logp.masked_fill(~near, float("-inf")), dim=-1).sum(-1)
 
 
 # ----------------------------------------------------------------------------- training

@@ -90,11 +90,11 @@ class ActionPredictorEnsemble(nn.Module, EpisodeScoring):
         """Features (n, M * d_model): the members' features side by side (segment embeddings)."""
         return torch.cat([m.step_features(t, boundaries, steps) for m, t in zip(self.members, self._member_tokens(tokens))], dim=-1)
 
-    def nll(self, logits: torch.Tensor, actions: Any) -> torch.Tensor:
-        """Mean over members of -log p_i(a_t | o_<=t), nats per step (n,)."""
+    def nll(self, logits: torch.Tensor, actions: Any, tolerance: int = 0) -> torch.Tensor:
+        """Mean over members of -log p_i(a_t | o_<=t), nats per step (n,) (`tolerance`: see `ActionPredictor.nll`)."""
         if logits.ndim != 4 or logits.shape[0] != len(self.members):
             raise ValueError(f"ensemble logits must be ({len(self.members)}, n, A, bins), got {tuple(logits.shape)}")
-        return torch.stack([m.nll(lg, actions) for m, lg in zip(self.members, logits)]).mean(0)
+        return torch.stack([m.nll(lg, actions, tolerance) for m, lg in zip(self.members, logits)]).mean(0)
 
     def action_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """The members' mean per-bin probabilities (n, action_dim, n_bins) (`predict_actions` uses them)."""

@@ -86,6 +86,10 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     # three predictors by default, and member 0 alone scored in the same run for comparison
     assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
     assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
+    # the paper's rules keep its exact-bin loss; ours chooses a bin tolerance, and the exact-bin row measures it
+    assert all(res["variants"][k]["params"]["bin_tolerance"] == 0
+               for k in ("loss", "loss+info", "loss+info, one predictor", "loss+info, two-sided, exact-bin loss"))
+    assert res["variants"]["loss+info, two-sided (ours)"]["params"]["bin_tolerance"] in (0, 1, 2)
     # the saved segmenter's rule: the better of loss+info and two-sided on validation
     rules = {k: res["variants"][k]["validation"]["f1@5"] for k in ("loss+info", "loss+info, two-sided (ours)")}
     assert res["chosen_rule"] in rules and rules[res["chosen_rule"]] == max(rules.values())

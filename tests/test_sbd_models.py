@@ -84,6 +84,34 @@ def test_memory_reset_cuts_context_and_detector_recompute_matches():
     assert no_reset.boundaries == detect_boundaries(m.episode_losses(imgs, acts), DetectorParams(gap=0.3, min_len=2)).boundaries
 
 
+def test_bin_tolerant_loss_scores_the_mass_near_the_action_bin():
+    torch.manual_seed(3)
+    m = ActionPredictor(_cfg()).eval()
+    imgs, acts = _episode(9, 4)
+    with torch.no_grad():
+        tokens = m.embed(imgs)
+        logits = m.step_logits(tokens)
+    p = torch.softmax(logits, -1).numpy()  # (T, A, B)
+    b = m.bins(acts).numpy()
+    nb = p.shape[-1]
+    exact = -np.log(np.take_along_axis(p, b[..., None], -1)[..., 0]).sum(-1)
+    near = np.stack([[p[t, d, max(0, b[t, d] - 1):min(nb, b[t, d] + 2)].sum() for d in range(p.shape[1])]
+                     for t in range(p.shape[0])])
+    assert np.allclose(m.nll(logits, acts).numpy(), exact, atol=1e-4)
+    assert np.allclose(m.nll(logits, acts, tolerance=1).numpy(), -np.log(near).sum(-1), atol=1e-4)
+    assert np.all(m.nll(logits, acts, 1).numpy() < m.nll(logits, acts, 0).numpy())  # more bins, more mass
+    assert np.allclose(m.nll(logits, acts, tolerance=nb).numpy(), 0.0, atol=1e-5)  # every bin: certain
+    with pytest.raises(ValueError, match="tolerance must be >= 0"):
+        m.nll(logits, acts, -1)
+    # the detector reads the loss with its params' tolerance, also where a reset recomputes it
+    params = DetectorParams(gap=0.2, min_len=2, bin_tolerance=1)
+    det = detect_with_model(m, tokens, acts, params)
+    assert np.allclose(det.losses, m.episode_losses(imgs, acts, boundaries=det.boundaries, tolerance=1), rtol=1e-4, atol=1e-4)
+    for bad in (-1, 0.5, True, "1"):
+        with pytest.raises(ValueError, match="bin_tolerance"):
+            DetectorParams(gap=1.0, bin_tolerance=bad)
+
+
 def test_predictor_checks_inputs():
     m = ActionPredictor(_cfg(proprio_dim=3))
     imgs, acts = _episode(5, 2)

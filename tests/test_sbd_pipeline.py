@@ -78,6 +78,23 @@ def test_validation_chooses_the_rule_when_not_fixed(fitted):
     assert params == fixed[params.two_sided][0]
 
 
+def test_validation_chooses_the_bin_tolerance_when_not_fixed(fitted):
+    from skill_library.segmentation import tune_detector
+    from skill_library.segmentation.segmenter import DEFAULT_BIN_TOLERANCES
+
+    seg, _, eps = fitted
+    val = eps[6:]
+    kw = dict(use_events=True, two_sided=True, reset_memory=False)
+    fixed = {w: tune_detector(seg.predictor, val, bin_tolerances=(w,), **kw) for w in DEFAULT_BIN_TOLERANCES}
+    assert all(p.bin_tolerance == w for w, (p, _) in fixed.items())
+    params, scores = tune_detector(seg.predictor, val, **kw)
+    assert params.bin_tolerance in DEFAULT_BIN_TOLERANCES
+    assert scores["f1@5"] == max(s["f1@5"] for _, s in fixed.values())
+    assert params == fixed[params.bin_tolerance][0]
+    with pytest.raises(ValueError, match="no bin tolerances"):
+        tune_detector(seg.predictor, val, bin_tolerances=(), **kw)
+
+
 def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
     from skill_library.segmentation import DetectorParams, Segmenter, gripper_events, label_with_idm
 
@@ -97,8 +114,9 @@ def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
     for name in ("predictor", "idm"):
         (old / name).symlink_to(out / name)
     doc.pop("video_detector")
+    doc["detector"].pop("bin_tolerance")  # nor a bin tolerance: the exact-bin loss, as it was scored then
     (old / "segmenter.json").write_text(json.dumps(doc))
-    assert Segmenter.load(old).video_params is None
+    assert Segmenter.load(old).video_params is None and Segmenter.load(old).params.bin_tolerance == 0
     doc["video_detector"] = {"gap": float("nan")}  # a corrupted rule names the file, not just the field
     (old / "segmenter.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="segmenter.json: bad detector parameters: gap must be finite"):
@@ -162,6 +180,10 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
                  "--epochs", "1", "--no-idm", "--skill-types", "2", "--rule", "paper"]) == 0
     assert "segmenter saved" in (text := capsys.readouterr().out) and (trained / "segmenter.json").exists()
     assert "paper rule" in text and "video path" not in text  # --no-idm: no video rule
+    assert "bin tolerance 0" in text  # the paper's rule keeps the paper's exact-bin loss unless told
+    with pytest.raises(SystemExit):  # argparse rejects it before anything runs
+        main(["segment", "--train", str(demos), "--model", str(trained), "--bin-tolerance", "-1"])
+    assert "bin tolerance must be >= 0" in capsys.readouterr().err
     video = tmp_path / "v.mp4"
     from skill_library.demos.video import Mp4Writer
 

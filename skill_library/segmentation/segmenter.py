@@ -19,6 +19,7 @@ optionally trains inverse dynamics, and clusters the training segments into skil
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ from skill_library.segmentation.detector import Detection, DetectorParams, detec
 from skill_library.segmentation.metrics import evaluate_episodes, segments_from_boundaries
 
 __all__ = [
+    "DEFAULT_BIN_TOLERANCES",
     "DEFAULT_GAPS",
     "DEFAULT_MIN_LENS",
     "EpisodeSegments",
@@ -46,6 +48,7 @@ SEGMENTER_FILE = "segmenter.json"
 DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(-3.0, 15.01, 0.25), 2))
 DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
+DEFAULT_BIN_TOLERANCES: tuple[int, ...] = (0, 1, 2)
 
 
 @dataclass
@@ -244,18 +247,19 @@ def tune_detector(
     min_lens: Sequence[int] = DEFAULT_MIN_LENS,
     idle_eps: Sequence[float] = DEFAULT_IDLE_EPS,
     two_sided: bool | None = False,
+    bin_tolerances: Sequence[int] = DEFAULT_BIN_TOLERANCES,
     idm: Any = None,
     metric: str = "f1@5",
     tie_metric: str = "f1@2",
 ) -> tuple[DetectorParams, dict[str, float]]:
-    """Grid search of (gap, min_len, idle_eps) on validation episodes (which must carry phase labels).
+    """Grid search of (gap, min_len, idle_eps, bin_tolerance) on validation episodes (which must carry phase labels).
 
     Returns the parameters of the best `metric` (ties broken by `tie_metric`, then the
     larger gap) and their validation scores. Candidates are ranked without memory resets
     first (cheap, exact loss re-use); the best 10 are then re-scored with resets when
     `reset_memory` is True. `reset_memory=None` lets validation choose: the best with and
     the best without resets compete. `two_sided=None` likewise lets the paper's one-sided
-    rule and our two-sided rule compete.
+    rule and our two-sided rule compete. `bin_tolerances=(0,)` keeps the paper's exact-bin loss.
 
     `idm` tunes for the video path: the validation actions are replaced by the ones the
     inverse-dynamics model labels from the frames, as a video without actions would be
@@ -270,38 +274,44 @@ def tune_detector(
         raise ValueError("tune_detector: validation episodes need phase labels (expert demonstrations)")
     if idm is not None:
         episodes = [label_with_idm(ep, idm) for ep in episodes]
+    tolerances = sorted({int(w) for w in bin_tolerances})
+    if not tolerances:
+        raise ValueError("tune_detector: no bin tolerances to try")
     seg = Segmenter(predictor, DetectorParams(0.0))
     prepared = []
     for ep in episodes:
         tokens, actions, events = seg.prepare(ep)
         with torch.no_grad():
-            base = predictor.nll(predictor.step_logits(tokens), actions).numpy().astype(np.float64)
+            logits = predictor.step_logits(tokens)
+            base = {w: predictor.nll(logits, actions, w).numpy().astype(np.float64) for w in tolerances}
         prepared.append((tokens, actions, events, base))
     phases = [ep.phases for ep in episodes]
 
     def score(p: DetectorParams, with_model: bool) -> dict[str, float]:
         preds = []
         for tokens, actions, events, base in prepared:
+            losses = base[p.bin_tolerance]
             if with_model:
-                preds.append(detect_with_model(predictor, tokens, actions, p, events, base_losses=base).boundaries)
+                preds.append(detect_with_model(predictor, tokens, actions, p, events, base_losses=losses).boundaries)
             else:
-                preds.append(detect_boundaries(base, p, events, actions).boundaries)
+                preds.append(detect_boundaries(losses, p, events, actions).boundaries)
         return evaluate_episodes(preds, phases)
 
     best: tuple[Any, DetectorParams, dict[str, float]] | None = None
     for two in ((False, True) if two_sided is None else (bool(two_sided),)):
         ranked = []
-        for eps in idle_eps:
-            for ml in min_lens:
-                for g in gaps:
-                    p = DetectorParams(float(g), int(ml), use_events, False, float(eps), two)
-                    r = score(p, False)
-                    ranked.append(((r[metric], r[tie_metric], g), p, r))
+        for w in tolerances:
+            for eps in idle_eps:
+                for ml in min_lens:
+                    for g in gaps:
+                        p = DetectorParams(float(g), int(ml), use_events, False, float(eps), two, w)
+                        r = score(p, False)
+                        ranked.append(((r[metric], r[tie_metric], g), p, r))
         ranked.sort(key=lambda x: x[0], reverse=True)
         if reset_memory is None or reset_memory:
             rescored = []
             for _, p, _ in ranked[:10]:
-                p2 = DetectorParams(p.gap, p.min_len, use_events, True, p.idle_eps, two)
+                p2 = dataclasses.replace(p, reset_memory=True)
                 r = score(p2, True)
                 rescored.append(((r[metric], r[tie_metric], p.gap), p2, r))
             ranked = rescored + (ranked[:10] if reset_memory is None else [])
@@ -314,8 +324,6 @@ def tune_detector(
 
 def label_with_idm(ep: SegEpisode, idm: Any) -> SegEpisode:
     """A copy of `ep` whose actions are labelled from its frames by inverse dynamics (as for a video)."""
-    import dataclasses
-
     return dataclasses.replace(ep, actions=np.asarray(idm.label_actions(ep.images), dtype=np.float32), actions_inferred=True)
 
 
@@ -329,6 +337,7 @@ def fit_segmenter(
     use_events: bool = True,
     reset_memory: bool | None = None,
     two_sided: bool | None = None,
+    bin_tolerance: int | None = None,
     epochs: int = 20,
     context: int = 16,
     idm: bool = True,
@@ -346,6 +355,8 @@ def fit_segmenter(
     types (None: chosen by silhouette). `reset_memory=None` lets validation decide whether the
     memory is reset at boundaries; `two_sided=None` lets it choose between the paper's
     one-sided rule and our two-sided one (see `detector`), True or False fixes the rule.
+    `bin_tolerance=None` lets validation choose the loss's bin tolerance among
+    `DEFAULT_BIN_TOLERANCES`; 0 keeps the paper's exact-bin loss.
     With inverse dynamics, the video path gets its own parameters, tuned the same way on
     the validation episodes with their actions labelled from the frames.
     `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
@@ -379,10 +390,13 @@ def fit_segmenter(
         meta["predictor_training"] = {"members": len(stats), "epochs": [len(st.train_loss) for st in stats],
                                       "final_loss": [st.train_loss[-1] for st in stats],
                                       "seconds": sum(st.seconds for st in stats)}
-    params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided)
+    tolerances = DEFAULT_BIN_TOLERANCES if bin_tolerance is None else (int(bin_tolerance),)
+    params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided,
+                                   bin_tolerances=tolerances)
     meta["validation"] = scores
     if log:
-        log(f"tuned on {len(val)} validation episodes: gap {params.gap} min_len {params.min_len} f1@5 {scores['f1@5']:.3f}")
+        log(f"tuned on {len(val)} validation episodes: gap {params.gap} min_len {params.min_len} "
+            f"bin tolerance {params.bin_tolerance} f1@5 {scores['f1@5']:.3f}")
     model_idm = None
     if idm:
         from policies.inverse_dynamics import InverseDynamicsConfig, train_inverse_dynamics
@@ -394,7 +408,7 @@ def fit_segmenter(
     video_params = None
     if model_idm is not None and not proprio:  # a video has no proprioception: no video path then
         video_params, vscores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory,
-                                              two_sided=two_sided, idm=model_idm)
+                                              two_sided=two_sided, bin_tolerances=tolerances, idm=model_idm)
         meta["validation_video"] = vscores
         if log:
             log(f"video path (actions from inverse dynamics): gap {video_params.gap} min_len {video_params.min_len} "

@@ -22,6 +22,19 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _tolerance(text: str) -> int | None:
+    """'auto' (None: validation chooses) or a whole number of bins >= 0."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        w = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number of bins >= 0, got {text!r}") from None
+    if w < 0:
+        raise argparse.ArgumentTypeError(f"bin tolerance must be >= 0, got {w}")
+    return w
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `segment` subcommand."""
     p = subparsers.add_parser(
@@ -55,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="boundary rule: 'paper' (a rise of the loss above the running mean), 'two-sided' (ours: a fall "
                         "below it also starts a skill), or 'auto' (default): the one scoring best on the validation split")
     t.add_argument("--two-sided", dest="rule", action="store_const", const="two-sided", help="same as --rule two-sided")
+    t.add_argument("--bin-tolerance", type=_tolerance, default=None, metavar="auto|W",
+                   help="score the action's bin +- W bins in the loss (ours; 0: the exact bin, as in the paper). "
+                        "Default: auto, chosen on the validation split among 0, 1, 2; with --rule paper, 0")
     t.add_argument("--no-idm", action="store_true", help="skip the inverse-dynamics model (then videos cannot be segmented)")
     t.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: chosen by silhouette)")
     t.add_argument("--predictor-members", type=int, default=1,
@@ -96,16 +112,18 @@ def run(args: argparse.Namespace) -> int:
         seg = train_segmenter(args.train, model_dir, cameras=args.cameras, image_size=args.image_size,
                               val_fraction=args.val_fraction, epochs=args.epochs, use_events=not args.no_events,
                               two_sided={"auto": None, "paper": False, "two-sided": True}[args.rule],
+                              bin_tolerance=0 if args.bin_tolerance is None and args.rule == "paper" else args.bin_tolerance,
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
         print(f"segmenter saved to {model_dir}: {seg.params.rule} rule, gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
-              f"events {seg.params.use_events}; validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
+              f"bin tolerance {seg.params.bin_tolerance}, events {seg.params.use_events}; "
+              f"validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
               f"{seg.skill_types.k} skill types")
         if seg.video_params is not None:
             vv, vp = seg.meta["validation_video"], seg.video_params
             print(f"  video path (actions from inverse dynamics): {vp.rule} rule, "
-                  f"gap {vp.gap} nats, min_len {vp.min_len}; validation F1@±5 {vv['f1@5']:.3f}")
+                  f"gap {vp.gap} nats, min_len {vp.min_len}, bin tolerance {vp.bin_tolerance}; validation F1@±5 {vv['f1@5']:.3f}")
         if not args.inputs:
             return 0
     else:
