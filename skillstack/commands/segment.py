@@ -76,7 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--predictor-members", type=int, default=1,
                    help="action predictors trained from consecutive seeds, scored by their mean loss (default: 1; "
                         "`bench sbd` measured no gain from 3 on fresh demos)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the train/validation split and predictor training, and of the skills' BC fits with "
+                        "--to-library (default: 0)")
     s = p.add_argument_group("skills")
     s.add_argument("--to-library", default=None, metavar="LIB",
                    help="fit a bc skill per (skill type, task) on the HDF5 inputs' segments and add it to this library")
@@ -164,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
             if Path(f).suffix.lower() != ".mp4":
                 eps += load_hdf5_episodes(f, seg.cameras, seg.image_size, args.episodes, proprio=seg.uses_proprio)
         built = build_segment_skills(seg, eps, args.to_library, evaluate=not args.no_evaluate, agree=args.agree,
-                                     merge=not args.no_merge, chain=not args.no_chain, log=log)
+                                     merge=not args.no_merge, chain=not args.no_chain, seed=args.seed, log=log)
         print_table(["skill", "type", "runs" if not args.no_merge else "segments", "majority phase", "preconditions",
                      "effects", "success"],
                     [[b.ref, b.type_label, b.segments, b.majority_phase or "-", " & ".join(b.preconditions) or "-",
