@@ -137,7 +137,8 @@ def detect_boundaries(losses: Sequence[float] | np.ndarray, params: DetectorPara
     """Apply the rule to a fixed loss sequence (memory resets are not modelled: use `detect_with_model`).
 
     After a boundary at b the loss list restarts with loss_b. `actions` (T, A) are needed
-    only to drop no-action steps when `params.idle_eps > 0`.
+    only to drop no-action steps when `params.idle_eps > 0`. The losses must be read with
+    `params.bin_tolerance` (`model.episode_losses(..., tolerance=params.bin_tolerance)`).
     """
     x = np.asarray(losses, dtype=np.float64)
     if x.ndim != 1:
