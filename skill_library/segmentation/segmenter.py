@@ -356,7 +356,8 @@ def fit_segmenter(
     memory is reset at boundaries; `two_sided=None` lets it choose between the paper's
     one-sided rule and our two-sided one (see `detector`), True or False fixes the rule.
     `bin_tolerance=None` lets validation choose the loss's bin tolerance among
-    `DEFAULT_BIN_TOLERANCES`; 0 keeps the paper's exact-bin loss.
+    `DEFAULT_BIN_TOLERANCES`, except with the paper's rule fixed (`two_sided=False`), which keeps
+    the paper's exact-bin loss (0) unless a tolerance is given.
     With inverse dynamics, the video path gets its own parameters, tuned the same way on
     the validation episodes with their actions labelled from the frames.
     `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
@@ -390,7 +391,10 @@ def fit_segmenter(
         meta["predictor_training"] = {"members": len(stats), "epochs": [len(st.train_loss) for st in stats],
                                       "final_loss": [st.train_loss[-1] for st in stats],
                                       "seconds": sum(st.seconds for st in stats)}
-    tolerances = DEFAULT_BIN_TOLERANCES if bin_tolerance is None else (int(bin_tolerance),)
+    if bin_tolerance is None:
+        tolerances = (0,) if two_sided is False else DEFAULT_BIN_TOLERANCES
+    else:
+        tolerances = (int(bin_tolerance),)
     params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided,
                                    bin_tolerances=tolerances)
     meta["validation"] = scores

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         seg = train_segmenter(args.train, model_dir, cameras=args.cameras, image_size=args.image_size,
                               val_fraction=args.val_fraction, epochs=args.epochs, use_events=not args.no_events,
                               two_sided={"auto": None, "paper": False, "two-sided": True}[args.rule],
-                              bin_tolerance=0 if args.bin_tolerance is None and args.rule == "paper" else args.bin_tolerance,
+                              bin_tolerance=args.bin_tolerance,
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
