@@ -74,7 +74,7 @@ def test_validation_chooses_the_rule_when_not_fixed(fitted):
     val = eps[6:]
     fixed = {two: tune_detector(seg.predictor, val, use_events=True, two_sided=two) for two in (False, True)}
     params, scores = tune_detector(seg.predictor, val, use_events=True, two_sided=None)
-    assert scores["f1@5"] == max(s["f1@5"] for _, s in fixed.values())
+    assert scores["f1@5_plateau"] == max(s["f1@5_plateau"] for _, s in fixed.values())
     assert params == fixed[params.two_sided][0]
 
 
@@ -89,10 +89,36 @@ def test_validation_chooses_the_bin_tolerance_when_not_fixed(fitted):
     assert all(p.bin_tolerance == w for w, (p, _) in fixed.items())
     params, scores = tune_detector(seg.predictor, val, **kw)
     assert params.bin_tolerance in DEFAULT_BIN_TOLERANCES
-    assert scores["f1@5"] == max(s["f1@5"] for _, s in fixed.values())
+    assert scores["f1@5_plateau"] == max(s["f1@5_plateau"] for _, s in fixed.values())
     assert params == fixed[params.bin_tolerance][0]
     with pytest.raises(ValueError, match="no bin tolerances"):
         tune_detector(seg.predictor, val, bin_tolerances=(), **kw)
+
+
+def test_validation_ranks_a_gap_with_its_neighbours(fitted):
+    from skill_library.segmentation import tune_detector
+    from skill_library.segmentation.segmenter import DEFAULT_GAPS
+
+    seg, _, eps = fitted
+    val = eps[6:]
+    kw = dict(use_events=True, two_sided=True, reset_memory=False)
+
+    def own_f1(p, gap):  # the validation F1@5 of p with another gap, nothing else searched
+        return tune_detector(seg.predictor, val, gaps=(gap,), min_lens=(p.min_len,), idle_eps=(p.idle_eps,),
+                             bin_tolerances=(p.bin_tolerance,), plateau=0, **kw)[1]["f1@5"]
+
+    def window_f1(p):
+        i = DEFAULT_GAPS.index(p.gap)
+        return sum(own_f1(p, g) for g in DEFAULT_GAPS[max(0, i - 1): i + 2]) / len(DEFAULT_GAPS[max(0, i - 1): i + 2])
+
+    centre, s1 = tune_detector(seg.predictor, val, plateau=1, **kw)
+    peak, s0 = tune_detector(seg.predictor, val, plateau=0, **kw)
+    assert s1["f1@5_plateau"] == pytest.approx(window_f1(centre))  # what it is ranked by: the mean over gap - 0.25 .. gap + 0.25
+    assert s1["f1@5"] == pytest.approx(own_f1(centre, centre.gap))  # the scores returned are its own
+    assert s0["f1@5_plateau"] == s0["f1@5"] >= s1["f1@5"]  # plateau 0: the best single gap
+    assert s1["f1@5_plateau"] >= window_f1(peak) - 1e-12  # the single best gap's neighbourhood scores no higher
+    with pytest.raises(ValueError, match="plateau"):
+        tune_detector(seg.predictor, val, plateau=-1, **kw)
 
 
 def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
