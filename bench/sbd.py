@@ -21,6 +21,9 @@ One run:
      (deviations from the paper, reported separately); `two-sided, exact-bin loss` fixes the
      tolerance at 0, so what the tolerance adds is measured in the same run. The paper's
      rules (`loss`, `loss+info` and their ablations) keep its exact-bin loss;
+   - our rule's gap is searched in nats and in units of the episode's loss spread (see
+     `detector`); `two-sided, gap in nats` searches nats only, so what the unit adds is measured
+     in the same run;
    - every rule's gap is ranked by its validation F1 averaged with the neighbouring gaps' (the
      centre of a plateau, `tune_detector(plateau=1)`); `two-sided, best single gap` ranks by the
      gap's own score (`plateau=0`), so what that adds is measured in the same run;
@@ -62,7 +65,7 @@ DEFAULT_TRAIN_TASKS = "skillstack/PandaPickPlace-v0,skillstack/PandaPush-v0"
 DEFAULT_HELDOUT = "skillstack/PandaStack-v0"
 # the variants whose scores the tables break down by task
 PER_TASK_VARIANTS = ("loss", "loss+info", "loss+info, two-sided (ours)", "loss+info, two-sided, exact-bin loss",
-                     "loss+info, two-sided, best single gap",
+                     "loss+info, two-sided, gap in nats", "loss+info, two-sided, best single gap",
                      "loss+info, two-sided, one predictor")
 
 
@@ -209,7 +212,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from skill_library.segmentation.segmenter import (
         DEFAULT_BIN_TOLERANCES,
         DEFAULT_IDLE_EPS,
-        DEFAULT_PLATEAU,
         Segmenter,
         label_with_idm,
         tune_detector,
@@ -304,26 +306,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"variants": {}}
     tuned: dict[str, DetectorParams] = {}
     exact, tolerant = (0,), DEFAULT_BIN_TOLERANCES  # the paper's exact-bin loss; ours: validation chooses
-    plateau = DEFAULT_PLATEAU  # a gap is ranked by its validation F1 averaged with its neighbours'
-    variants = [("loss", False, None, False, None, exact, plateau), ("loss+info", True, None, False, None, exact, plateau),
-                ("loss+info, always reset", True, True, False, None, exact, plateau),
-                ("loss+info, never reset", True, False, False, None, exact, plateau),
-                ("loss+info, two-sided (ours)", True, None, True, None, tolerant, plateau),
-                ("loss+info, two-sided, exact-bin loss", True, None, True, None, exact, plateau),
-                ("loss+info, two-sided, best single gap", True, None, True, None, tolerant, 0)]
+    # (name, tune_detector options, the predictor when not the ensemble); reset_memory None: validation chooses
+    paper = dict(use_events=True, reset_memory=None, two_sided=False, bin_tolerances=exact)
+    ours = dict(use_events=True, reset_memory=None, two_sided=True, bin_tolerances=tolerant)  # both gap units
+    variants: list[tuple[str, dict[str, Any], Any]] = [
+        ("loss", {**paper, "use_events": False}, None), ("loss+info", paper, None),
+        ("loss+info, always reset", {**paper, "reset_memory": True}, None),
+        ("loss+info, never reset", {**paper, "reset_memory": False}, None),
+        ("loss+info, two-sided (ours)", ours, None),
+        ("loss+info, two-sided, exact-bin loss", {**ours, "bin_tolerances": exact}, None),
+        ("loss+info, two-sided, gap in nats", {**ours, "gap_units": ("nats",)}, None),
+        ("loss+info, two-sided, best single gap", {**ours, "plateau": 0}, None)]
     if members > 1:  # the same rules on member 0 alone: what the ensemble adds, measured in this run
         single = predictor.members[0]
-        variants += [("loss+info, one predictor", True, None, False, single, exact, plateau),
-                     ("loss+info, two-sided, one predictor", True, None, True, single, tolerant, plateau)]
-    for name, events, reset, two, model, tolerances, plat in variants:  # reset None: validation chooses whether to reset
-        params, vscores = tune_detector(predictor if model is None else model, val, use_events=events, reset_memory=reset,
-                                        two_sided=two, bin_tolerances=tolerances, plateau=plat)
+        variants += [("loss+info, one predictor", paper, single), ("loss+info, two-sided, one predictor", ours, single)]
+    for name, options, model in variants:
+        params, vscores = tune_detector(predictor if model is None else model, val, **options)
         tuned[name] = params
         results["variants"][name] = {"params": params.to_dict(), "validation": vscores, "test": score(params, test, model=model),
                                      **score_held(lambda eps, params=params, model=model: score(params, eps, model=model))}
         if extra_test:
             results["variants"][name]["extra_test"] = score(params, extra_test, model=model)
-        log(f"{name}: gap {params.gap} min_len {params.min_len} bin tolerance {params.bin_tolerance} "
+        log(f"{name}: gap {params.gap_text} min_len {params.min_len} bin tolerance {params.bin_tolerance} "
             f"-> test F1@5 {results['variants'][name]['test']['f1@5']:.3f}")
     every, fv = tune_fixed_length([e.length for e in val], [e.phases for e in val])
     results["variants"]["baseline: fixed length"] = {
@@ -376,7 +380,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             if extra_test:
                 results["variants"]["IDM actions, own gap (video path)"]["extra_test"] = score(video_params, extra_test, video=True)
-            log(f"video path: gap {video_params.gap} min_len {video_params.min_len} two-sided {video_params.two_sided} -> "
+            log(f"video path: gap {video_params.gap_text} min_len {video_params.min_len} two-sided {video_params.two_sided} -> "
                 f"test F1@5 {results['variants']['IDM actions, own gap (video path)']['test']['f1@5']:.3f}")
             if len(cameras) == 1:
                 results["variants"]["IDM actions, mp4 video"] = {"params": video_params.to_dict(),
@@ -431,7 +435,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         shown = test[:4 - max(1, len(firsts))] + firsts
         res = [seg.segment(e) for e in shown]
         names = [[e.phase_names[int(e.phases[s])] for s in [0, *r.true_boundaries]] for e, r in zip(shown, res)]
-        results["plot"] = str(plot_segments(res, args.plot, max_episodes=4, gap=best.gap, phase_names=names,
+        results["plot"] = str(plot_segments(res, args.plot, max_episodes=4, gap=best.gap_text, phase_names=names,
                                             title=f"SBD {best_name} on held-out episodes"))
 
     results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "heldout_tasks": heldouts, "train_episodes": len(train),
@@ -472,7 +476,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print_table(["variant", *names], [[k, *(round(v["heldout_tasks"][t]["f1@5"], 3) for t in helds)]
                                           for k, v in results["variants"].items() if v.get("heldout_tasks")])
     print("\nchosen on validation: " + "; ".join(
-        f"{k}: gap {v['params']['gap']} min_len {v['params']['min_len']} idle_eps {v['params']['idle_eps']} "
+        f"{k}: gap {DetectorParams(**v['params']).gap_text} min_len {v['params']['min_len']} idle_eps {v['params']['idle_eps']} "
         f"reset {'yes' if v['params']['reset_memory'] else 'no'}" + (" two-sided" if v["params"]["two_sided"] else "")
         + (f" bin tolerance {v['params']['bin_tolerance']}" if v["params"].get("bin_tolerance") else "")
         for k, v in results["variants"].items() if "validation" in v and "gap" in v["params"])

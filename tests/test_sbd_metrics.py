@@ -179,3 +179,28 @@ def test_two_sided_rule_also_fires_on_a_fall_to_a_lower_loss_level():
     one = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2))
     two = detect_boundaries(losses, DetectorParams(gap=3.0, min_len=2, two_sided=True))
     assert one.boundaries == [] and two.boundaries == [6]
+
+
+def test_gap_in_episode_std_is_the_gap_times_the_spread_of_the_losses_so_far():
+    # t=5 after five losses of 1: spread sqrt((0 + 5 * 2**2) / (5 + 5)) = sqrt(2); gap 2 -> threshold 2.83;
+    # the excess of x over the mean of the six is 5 (x - 1) / 6
+    p = DetectorParams(gap=2.0, min_len=1, gap_unit="episode_std", std_prior=2.0)
+    assert detect_boundaries([1.0] * 5 + [4.3], p).boundaries == []  # excess 2.75
+    assert detect_boundaries([1.0] * 5 + [4.5], p).boundaries == [5]  # excess 2.92
+    assert p.gap_text == "2 sd (prior 2 nats)" and DetectorParams(gap=1.5).gap_text == "1.5 nats"
+    for bad in ({"gap_unit": "sd"}, {"gap_unit": "episode_std", "std_prior": 0.0}, {"std_prior": float("nan")}):
+        with pytest.raises(ValueError, match="gap_unit|std_prior"):
+            DetectorParams(gap=1.0, **bad)
+
+
+def test_gap_in_episode_std_follows_the_loss_scale_where_a_gap_in_nats_does_not():
+    rng = np.random.default_rng(0)
+    losses = rng.normal(5.0, 0.4, 80)
+    losses[40:] += 3.0  # the next skill is less predictable
+    in_sd = DetectorParams(gap=3.0, min_len=3, two_sided=True, gap_unit="episode_std", std_prior=0.5)
+    in_nats = DetectorParams(gap=1.5, min_len=3, two_sided=True)
+    for scale in (1.0, 3.0):  # the same episode, its losses three times as spread (a noisier task)
+        sd = detect_boundaries(losses * scale, DetectorParams(**{**in_sd.to_dict(), "std_prior": 0.5 * scale}))
+        assert sd.boundaries == [40], scale
+    assert detect_boundaries(losses, in_nats).boundaries == [40]
+    assert len(detect_boundaries(losses * 3.0, in_nats).boundaries) > 1  # the noise alone crosses 1.5 nats

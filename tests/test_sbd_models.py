@@ -104,9 +104,10 @@ def test_bin_tolerant_loss_scores_the_mass_near_the_action_bin():
     with pytest.raises(ValueError, match="tolerance must be >= 0"):
         m.nll(logits, acts, -1)
     # the detector reads the loss with its params' tolerance, also where a reset recomputes it
-    params = DetectorParams(gap=0.2, min_len=2, bin_tolerance=1)
-    det = detect_with_model(m, tokens, acts, params)
-    assert np.allclose(det.losses, m.episode_losses(imgs, acts, boundaries=det.boundaries, tolerance=1), rtol=1e-4, atol=1e-4)
+    for params in (DetectorParams(gap=0.2, min_len=2, bin_tolerance=1),
+                   DetectorParams(gap=0.5, min_len=2, bin_tolerance=1, gap_unit="episode_std", std_prior=0.1)):
+        det = detect_with_model(m, tokens, acts, params)
+        assert np.allclose(det.losses, m.episode_losses(imgs, acts, boundaries=det.boundaries, tolerance=1), rtol=1e-4, atol=1e-4)
     for bad in (-1, 0.5, True, "1"):
         with pytest.raises(ValueError, match="bin_tolerance"):
             DetectorParams(gap=1.0, bin_tolerance=bad)

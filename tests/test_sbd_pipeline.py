@@ -95,13 +95,30 @@ def test_validation_chooses_the_bin_tolerance_when_not_fixed(fitted):
         tune_detector(seg.predictor, val, bin_tolerances=(), **kw)
 
 
+def test_validation_chooses_the_gap_unit_of_the_two_sided_rule(fitted):
+    from skill_library.segmentation import tune_detector
+    from skill_library.segmentation.detector import GAP_UNITS
+
+    seg, _, eps = fitted
+    val = eps[6:]
+    kw = dict(use_events=True, reset_memory=False, bin_tolerances=(1,))
+    fixed = {u: tune_detector(seg.predictor, val, two_sided=True, gap_units=(u,), **kw) for u in GAP_UNITS}
+    assert all(p.gap_unit == u for u, (p, _) in fixed.items())
+    params, scores = tune_detector(seg.predictor, val, two_sided=True, **kw)  # gap_units None: both
+    assert scores["f1@5_plateau"] == max(s["f1@5_plateau"] for _, s in fixed.values())
+    assert params == fixed[params.gap_unit][0]
+    assert tune_detector(seg.predictor, val, two_sided=False, **kw)[0].gap_unit == "nats"  # the paper's rule: nats
+    with pytest.raises(ValueError, match="unknown gap unit"):
+        tune_detector(seg.predictor, val, two_sided=True, gap_units=("furlongs",), **kw)
+
+
 def test_validation_ranks_a_gap_with_its_neighbours(fitted):
     from skill_library.segmentation import tune_detector
     from skill_library.segmentation.segmenter import DEFAULT_GAPS
 
     seg, _, eps = fitted
     val = eps[6:]
-    kw = dict(use_events=True, two_sided=True, reset_memory=False)
+    kw = dict(use_events=True, two_sided=True, reset_memory=False, gap_units=("nats",))
 
     def own_f1(p, gap):  # the validation F1@5 of p with another gap, nothing else searched
         return tune_detector(seg.predictor, val, gaps=(gap,), min_lens=(p.min_len,), idle_eps=(p.idle_eps,),
@@ -141,8 +158,10 @@ def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
         (old / name).symlink_to(out / name)
     doc.pop("video_detector")
     doc["detector"].pop("bin_tolerance")  # nor a bin tolerance: the exact-bin loss, as it was scored then
+    doc["detector"].pop("gap_unit"), doc["detector"].pop("std_prior")
     (old / "segmenter.json").write_text(json.dumps(doc))
     assert Segmenter.load(old).video_params is None and Segmenter.load(old).params.bin_tolerance == 0
+    assert Segmenter.load(old).params.gap_unit == "nats"  # nor a gap unit: nats, as the gap was then
     doc["video_detector"] = {"gap": float("nan")}  # a corrupted rule names the file, not just the field
     (old / "segmenter.json").write_text(json.dumps(doc))
     with pytest.raises(ValueError, match="segmenter.json: bad detector parameters: gap must be finite"):

@@ -144,7 +144,7 @@ def segment_files(
     plot_path = None
     if plot:
         # the title names a gap only when one applies to every episode drawn (video has its own)
-        gaps = {segmenter.params_for(r).gap for r in results[:plot_episodes]}
+        gaps = {segmenter.params_for(r).gap_text for r in results[:plot_episodes]}
         plot_path = plot_segments(results, plot, max_episodes=plot_episodes, gap=gaps.pop() if len(gaps) == 1 else None,
                                   title=", ".join(Path(p).name for p in inputs), phase_names=phase_names)
     return SegmentRun(results, frames, seconds, Path(out_path) if out_path else None, plot_path)

@@ -17,6 +17,14 @@ trained on targets smoothed over neighbouring bins, so the mass on the exact bin
 where in its bin an action falls; within +-1 bin that noise is gone, and the smaller changes
 at predictable switches stand out (measured in the README's SBD section). Validation chooses w.
 
+The gap may be measured in units of the loss's spread (`DetectorParams.gap_unit="episode_std"`,
+ours): the threshold at step t is gap * sd_t, where sd_t is the standard deviation of the
+losses the rule has scored so far in the episode, shrunk towards `std_prior` (nats) as if
+that prior had been seen for `STD_PRIOR_STEPS` steps (so the first steps have a scale).
+Why: one gap in nats is a compromise between tasks and episodes whose losses are noisier or
+quieter (on Push the paper's rule fires too often where on PickPlace it misses); a gap in
+units of the episode's own spread adapts, causally. Validation chooses the unit.
+
 `detect_boundaries` applies the rule to a fixed loss sequence (no memory reset);
 `detect_with_model` runs it with the model and resets, recomputing only the K - 1 steps
 a reset affects.
@@ -28,17 +36,24 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import math
+
 import numpy as np
 
-__all__ = ["DetectorParams", "Detection", "detect_boundaries", "detect_with_model", "idle_steps"]
+__all__ = ["GAP_UNITS", "STD_PRIOR_STEPS", "DetectorParams", "Detection", "detect_boundaries", "detect_with_model", "idle_steps"]
+
+GAP_UNITS = ("nats", "episode_std")
+STD_PRIOR_STEPS = 5  # the weight of `std_prior`, in steps, in the running spread of an "episode_std" gap
 
 
 @dataclass(frozen=True)
 class DetectorParams:
-    """Boundary rule parameters: gap (nats), minimum segment length (steps), events on/off,
+    """Boundary rule parameters: gap, minimum segment length (steps), events on/off,
     memory reset on/off, the no-action threshold `idle_eps` (0: every step is scored),
-    `two_sided` (also falls of the loss below the mean; not in the paper) and `bin_tolerance`
-    (the loss scores the action's bin +- this many bins; 0: the exact bin, as in the paper)."""
+    `two_sided` (also falls of the loss below the mean; not in the paper), `bin_tolerance`
+    (the loss scores the action's bin +- this many bins; 0: the exact bin, as in the paper),
+    `gap_unit` ("nats", as in the paper, or "episode_std": the gap times the spread of the
+    episode's losses so far; not in the paper) and `std_prior` (nats; that spread's prior)."""
 
     gap: float
     min_len: int = 2
@@ -47,6 +62,8 @@ class DetectorParams:
     idle_eps: float = 0.0
     two_sided: bool = False
     bin_tolerance: int = 0
+    gap_unit: str = "nats"
+    std_prior: float = 1.0
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.gap):
@@ -57,11 +74,22 @@ class DetectorParams:
             raise ValueError(f"idle_eps must be >= 0, got {self.idle_eps}")
         if isinstance(self.bin_tolerance, bool) or not isinstance(self.bin_tolerance, (int, np.integer)) or self.bin_tolerance < 0:
             raise ValueError(f"bin_tolerance must be a whole number of bins >= 0, got {self.bin_tolerance!r}")
+        if self.gap_unit not in GAP_UNITS:
+            raise ValueError(f"gap_unit must be one of {', '.join(GAP_UNITS)}, got {self.gap_unit!r}")
+        if not (np.isfinite(self.std_prior) and self.std_prior > 0):
+            raise ValueError(f"std_prior must be > 0 nats, got {self.std_prior}")
 
     @property
     def rule(self) -> str:
         """The rule's name as the CLI spells it: "two-sided" (ours) or "paper" (a rise only)."""
         return "two-sided" if self.two_sided else "paper"
+
+    @property
+    def gap_text(self) -> str:
+        """The gap with its unit, for logs and tables: "2.0 nats" or "1.125 sd (prior 2.0 nats)"."""
+        if self.gap_unit == "episode_std":
+            return f"{self.gap:g} sd (prior {self.std_prior:g} nats)"
+        return f"{self.gap:g} nats"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +118,7 @@ def idle_steps(actions: Any, eps: float, gripper_dim: int = -1) -> np.ndarray:
 
 
 class _Rule:
-    """Incremental state of the rule: running sum since the last boundary."""
+    """Incremental state of the rule: running sum since the last boundary (and the episode's spread)."""
 
     def __init__(self, params: DetectorParams, events: Sequence[int], idle: np.ndarray | None = None):
         self.p = params
@@ -101,6 +129,7 @@ class _Rule:
         self.start = 0
         self.total = 0.0
         self.count = 0
+        self.seen, self.seen_mean, self.seen_m2 = 0, 0.0, 0.0  # Welford: the losses scored so far in the episode
 
     def restart(self, t: int) -> None:
         self.start, self.total, self.count = t, 0.0, 0
@@ -124,12 +153,21 @@ class _Rule:
         excess = loss - self.total / self.count
         if p.two_sided:
             excess = abs(excess)
-        if t > 0 and t - self.start >= p.min_len and excess > p.gap:
+        threshold = p.gap * self.spread() if p.gap_unit == "episode_std" else p.gap
+        self.seen += 1  # after the threshold: the spread is of the losses before t
+        delta = loss - self.seen_mean
+        self.seen_mean += delta / self.seen
+        self.seen_m2 += delta * (loss - self.seen_mean)
+        if t > 0 and t - self.start >= p.min_len and excess > threshold:
             self.boundaries.append(t)
             self.kinds.append(False)
             self.restart(t)
             return True
         return False
+
+    def spread(self) -> float:
+        """Standard deviation of the losses scored so far, shrunk towards `std_prior` (weight STD_PRIOR_STEPS)."""
+        return math.sqrt((self.seen_m2 + STD_PRIOR_STEPS * self.p.std_prior ** 2) / (self.seen + STD_PRIOR_STEPS))
 
 
 def detect_boundaries(losses: Sequence[float] | np.ndarray, params: DetectorParams, events: Sequence[int] = (),

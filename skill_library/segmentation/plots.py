@@ -12,7 +12,7 @@ __all__ = ["plot_segments"]
 
 
 def plot_segments(episodes: Sequence[Any], out: str | Path, *, max_episodes: int = 4, title: str | None = None,
-                  gap: float | None = None, phase_names: Sequence[Sequence[str] | None] | None = None) -> Path:
+                  gap: float | str | None = None, phase_names: Sequence[Sequence[str] | None] | None = None) -> Path:
     """One panel per episode (up to `max_episodes`): loss_t (nats), detected boundaries (solid red,
     ▲ marks gripper-event boundaries), true phase changes (dashed green) and coloured skill-type bands.
 
@@ -68,7 +68,8 @@ def plot_segments(episodes: Sequence[Any], out: str | Path, *, max_episodes: int
     axes[-1, 0].set_xlabel("step (25 Hz)")
     head = 0.0
     if title or gap is not None:
-        fig.suptitle((title or "") + (f"   gap = {gap:.2f} nats" if gap is not None else ""), fontsize=10, y=0.995)
+        shown = "" if gap is None else f"   gap = {gap}" if isinstance(gap, str) else f"   gap = {gap:.2f} nats"
+        fig.suptitle((title or "") + shown, fontsize=10, y=0.995)
         head = 0.35
     fig.legend(list(handles.values()), list(handles.keys()), loc="upper center", ncol=len(handles), fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, 1.0 - head / fig.get_figheight()))

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from skill_library.segmentation.dataset import SegEpisode, gripper_events
-from skill_library.segmentation.detector import Detection, DetectorParams, detect_boundaries, detect_with_model
+from skill_library.segmentation.detector import GAP_UNITS, Detection, DetectorParams, detect_boundaries, detect_with_model
 from skill_library.segmentation.metrics import evaluate_episodes, segments_from_boundaries
 
 __all__ = [
@@ -38,6 +38,8 @@ __all__ = [
     "DEFAULT_GAPS",
     "DEFAULT_MIN_LENS",
     "DEFAULT_PLATEAU",
+    "DEFAULT_STD_GAPS",
+    "DEFAULT_STD_PRIORS",
     "EpisodeSegments",
     "Segmenter",
     "fit_segmenter",
@@ -51,6 +53,9 @@ DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
 DEFAULT_BIN_TOLERANCES: tuple[int, ...] = (0, 1, 2)
 DEFAULT_PLATEAU = 1  # neighbouring gaps on each side averaged into a candidate's validation score (tune_detector)
+# gaps in units of the episode's loss spread ("episode_std"), and that spread's priors (nats)
+DEFAULT_STD_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(0.25, 3.001, 0.125), 3))
+DEFAULT_STD_PRIORS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
 @dataclass
@@ -251,11 +256,18 @@ def tune_detector(
     two_sided: bool | None = False,
     bin_tolerances: Sequence[int] = DEFAULT_BIN_TOLERANCES,
     plateau: int = DEFAULT_PLATEAU,
+    gap_units: Sequence[str] | None = None,
+    std_gaps: Sequence[float] = DEFAULT_STD_GAPS,
+    std_priors: Sequence[float] = DEFAULT_STD_PRIORS,
     idm: Any = None,
     metric: str = "f1@5",
     tie_metric: str = "f1@2",
 ) -> tuple[DetectorParams, dict[str, float]]:
-    """Grid search of (gap, min_len, idle_eps, bin_tolerance) on validation episodes (which must carry phase labels).
+    """Grid search of (gap, min_len, idle_eps, bin_tolerance, gap unit) on validation episodes (which must carry phase labels).
+
+    `gap_units` are the units the gap is searched in (see `detector`): "nats" over `gaps` and
+    "episode_std" over `std_gaps` x `std_priors`. None: the paper's one-sided rule keeps
+    nats, our two-sided rule searches both.
 
     A candidate is ranked by its `metric` averaged with that of the `plateau` neighbouring
     gaps on each side (same other parameters; fewer at the grid's ends), ties broken by its
@@ -289,9 +301,15 @@ def tune_detector(
     tolerances = sorted({int(w) for w in bin_tolerances})
     if not tolerances:
         raise ValueError("tune_detector: no bin tolerances to try")
-    gap_grid = sorted({float(g) for g in gaps})
-    if not gap_grid:
-        raise ValueError("tune_detector: no gaps to try")
+    gap_grids = {"nats": sorted({float(g) for g in gaps}), "episode_std": sorted({float(g) for g in std_gaps})}
+    units = None if gap_units is None else list(dict.fromkeys(gap_units))
+    for unit in units or []:
+        if unit not in GAP_UNITS:
+            raise ValueError(f"tune_detector: unknown gap unit {unit!r}; known: {', '.join(GAP_UNITS)}")
+        if not gap_grids[unit]:
+            raise ValueError(f"tune_detector: no gaps to try in {unit}")
+    if units == []:
+        raise ValueError("tune_detector: no gap units to try")
     seg = Segmenter(predictor, DetectorParams(0.0))
     prepared = []
     for ep in episodes:
@@ -316,16 +334,25 @@ def tune_detector(
         return scored[p]
 
     def rank_key(p: DetectorParams) -> tuple[float, float, float]:
-        i = gap_grid.index(p.gap)
-        window = gap_grid[max(0, i - int(plateau)): i + int(plateau) + 1]
+        grid = gap_grids[p.gap_unit]
+        i = grid.index(p.gap)
+        window = grid[max(0, i - int(plateau)): i + int(plateau) + 1]
         smoothed = float(np.mean([score(dataclasses.replace(p, gap=g))[metric] for g in window]))
         return (smoothed, score(p)[tie_metric], p.gap)
 
+    def candidates(two: bool) -> list[DetectorParams]:
+        out = []
+        for unit in units or (GAP_UNITS if two else ("nats",)):
+            for prior in (std_priors if unit == "episode_std" else (1.0,)):
+                out += [DetectorParams(g, int(ml), use_events, False, float(eps), two, w, unit, float(prior))
+                        for w in tolerances for eps in idle_eps for ml in min_lens for g in gap_grids[unit]]
+        if not out:
+            raise ValueError("tune_detector: nothing to search (empty min_lens, idle_eps or std_priors)")
+        return out
+
     best: tuple[Any, DetectorParams] | None = None
     for two in ((False, True) if two_sided is None else (bool(two_sided),)):
-        ranked = sorted(((rank_key(p), p) for w in tolerances for eps in idle_eps for ml in min_lens for g in gap_grid
-                         for p in [DetectorParams(g, int(ml), use_events, False, float(eps), two, w)]),
-                        key=lambda x: x[0], reverse=True)
+        ranked = sorted(((rank_key(p), p) for p in candidates(two)), key=lambda x: x[0], reverse=True)
         if reset_memory is None or reset_memory:
             rescored = [(rank_key(p2), p2) for _, p in ranked[:10] for p2 in [dataclasses.replace(p, reset_memory=True)]]
             ranked = rescored + (ranked[:10] if reset_memory is None else [])
@@ -414,7 +441,7 @@ def fit_segmenter(
                                    bin_tolerances=tolerances)
     meta["validation"] = scores
     if log:
-        log(f"tuned on {len(val)} validation episodes: gap {params.gap} min_len {params.min_len} "
+        log(f"tuned on {len(val)} validation episodes: gap {params.gap_text} min_len {params.min_len} "
             f"bin tolerance {params.bin_tolerance} f1@5 {scores['f1@5']:.3f} (with its neighbouring gaps {scores['f1@5_plateau']:.3f})")
     model_idm = None
     if idm:
@@ -430,7 +457,7 @@ def fit_segmenter(
                                               two_sided=two_sided, bin_tolerances=tolerances, idm=model_idm)
         meta["validation_video"] = vscores
         if log:
-            log(f"video path (actions from inverse dynamics): gap {video_params.gap} min_len {video_params.min_len} "
+            log(f"video path (actions from inverse dynamics): gap {video_params.gap_text} min_len {video_params.min_len} "
                 f"f1@5 {vscores['f1@5']:.3f}")
     seg = Segmenter(predictor, params, model_idm, None, meta, video_params)
     embs = []

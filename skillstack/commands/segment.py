@@ -118,14 +118,14 @@ def run(args: argparse.Namespace) -> int:
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
-        print(f"segmenter saved to {model_dir}: {seg.params.rule} rule, gap {seg.params.gap} nats, min_len {seg.params.min_len}, "
+        print(f"segmenter saved to {model_dir}: {seg.params.rule} rule, gap {seg.params.gap_text}, min_len {seg.params.min_len}, "
               f"bin tolerance {seg.params.bin_tolerance}, events {seg.params.use_events}; "
               f"validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
               f"{seg.skill_types.k} skill types")
         if seg.video_params is not None:
             vv, vp = seg.meta["validation_video"], seg.video_params
             print(f"  video path (actions from inverse dynamics): {vp.rule} rule, "
-                  f"gap {vp.gap} nats, min_len {vp.min_len}, bin tolerance {vp.bin_tolerance}; validation F1@±5 {vv['f1@5']:.3f}")
+                  f"gap {vp.gap_text}, min_len {vp.min_len}, bin tolerance {vp.bin_tolerance}; validation F1@±5 {vv['f1@5']:.3f}")
         if not args.inputs:
             return 0
     else:
