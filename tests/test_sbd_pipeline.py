@@ -222,10 +222,11 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
     assert "predictor_members must be >= 1" in capsys.readouterr().err
     trained = tmp_path / "trained"
     assert main(["segment", "--train", str(demos), "--model", str(trained), "--cameras", CAM, "--image-size", str(SIZE),
-                 "--epochs", "1", "--no-idm", "--skill-types", "2", "--rule", "paper"]) == 0
+                 "--epochs", "1", "--no-idm", "--skill-types", "2", "--rule", "paper", "--gap-unit", "episode_std"]) == 0
     assert "segmenter saved" in (text := capsys.readouterr().out) and (trained / "segmenter.json").exists()
     assert "paper rule" in text and "video path" not in text  # --no-idm: no video rule
     assert "bin tolerance 0" in text  # the paper's rule keeps the paper's exact-bin loss unless told
+    assert " sd (prior " in text  # --gap-unit episode_std: the gap in units of the episode's loss spread
     with pytest.raises(SystemExit):  # argparse rejects it before anything runs
         main(["segment", "--train", str(demos), "--model", str(trained), "--bin-tolerance", "-1"])
     assert "bin tolerance must be >= 0" in capsys.readouterr().err

@@ -36,6 +36,7 @@ def train_segmenter(
     use_events: bool = True,
     two_sided: bool | None = None,
     bin_tolerance: int | None = None,
+    gap_unit: str | None = None,
     idm: bool = True,
     proprio: bool = False,
     skill_types: int | None = None,
@@ -47,8 +48,8 @@ def train_segmenter(
 
     `predictor_members` > 1 trains that many action predictors from consecutive seeds and
     scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one).
-    `two_sided` None lets validation choose the rule, `bin_tolerance` None the loss's bin tolerance
-    (see `fit_segmenter`)."""
+    `two_sided` None lets validation choose the rule, `bin_tolerance` None the loss's bin tolerance,
+    `gap_unit` None the gap's unit (see `fit_segmenter`)."""
     from skill_library.segmentation.segmenter import fit_segmenter
 
     if not demo_files:
@@ -66,7 +67,7 @@ def train_segmenter(
     if not val or not train:
         raise ValueError(f"{len(episodes)} episode(s) are too few to split into training and validation")
     seg = fit_segmenter(train, val, cameras=cameras, image_size=image_size, proprio=proprio, use_events=use_events,
-                        two_sided=two_sided, bin_tolerance=bin_tolerance, epochs=epochs, idm=idm,
+                        two_sided=two_sided, bin_tolerance=bin_tolerance, gap_unit=gap_unit, epochs=epochs, idm=idm,
                         skill_types=skill_types, seed=seed, predictor_members=predictor_members, log=log)
     seg.meta["train_files"] = [str(f) for f in demo_files]
     seg.save(model_dir)

@@ -380,6 +380,7 @@ def fit_segmenter(
     reset_memory: bool | None = None,
     two_sided: bool | None = None,
     bin_tolerance: int | None = None,
+    gap_unit: str | None = None,
     epochs: int = 20,
     context: int = 16,
     idm: bool = True,
@@ -399,7 +400,9 @@ def fit_segmenter(
     one-sided rule and our two-sided one (see `detector`), True or False fixes the rule.
     `bin_tolerance=None` lets validation choose the loss's bin tolerance among
     `DEFAULT_BIN_TOLERANCES`, except with the paper's rule fixed (`two_sided=False`), which keeps
-    the paper's exact-bin loss (0) unless a tolerance is given.
+    the paper's exact-bin loss (0) unless a tolerance is given. `gap_unit=None` lets validation
+    measure the two-sided rule's gap in nats or in the episode's loss spread ("nats" or
+    "episode_std" fixes it; the paper's rule is searched in nats unless told).
     With inverse dynamics, the video path gets its own parameters, tuned the same way on
     the validation episodes with their actions labelled from the frames.
     `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
@@ -437,8 +440,9 @@ def fit_segmenter(
         tolerances = (0,) if two_sided is False else DEFAULT_BIN_TOLERANCES
     else:
         tolerances = (int(bin_tolerance),)
+    units = None if gap_unit is None else (gap_unit,)
     params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided,
-                                   bin_tolerances=tolerances)
+                                   bin_tolerances=tolerances, gap_units=units)
     meta["validation"] = scores
     if log:
         log(f"tuned on {len(val)} validation episodes: gap {params.gap_text} min_len {params.min_len} "
@@ -454,7 +458,7 @@ def fit_segmenter(
     video_params = None
     if model_idm is not None and not proprio:  # a video has no proprioception: no video path then
         video_params, vscores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory,
-                                              two_sided=two_sided, bin_tolerances=tolerances, idm=model_idm)
+                                              two_sided=two_sided, bin_tolerances=tolerances, gap_units=units, idm=model_idm)
         meta["validation_video"] = vscores
         if log:
             log(f"video path (actions from inverse dynamics): gap {video_params.gap_text} min_len {video_params.min_len} "

@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--bin-tolerance", type=_tolerance, default=None, metavar="auto|W",
                    help="score the action's bin +- W bins in the loss (ours; 0: the exact bin, as in the paper). "
                         "Default: auto, chosen on the validation split among 0, 1, 2; with --rule paper, 0")
+    t.add_argument("--gap-unit", choices=("auto", "nats", "episode_std"), default="auto",
+                   help="the gap's unit: 'nats' (as in the paper) or 'episode_std' (ours: the gap times the spread of the "
+                        "episode's losses so far). Default: auto, chosen on the validation split for the two-sided rule; "
+                        "the paper's rule stays in nats")
     t.add_argument("--no-idm", action="store_true", help="skip the inverse-dynamics model (then videos cannot be segmented)")
     t.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: chosen by silhouette)")
     t.add_argument("--predictor-members", type=int, default=1,
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         seg = train_segmenter(args.train, model_dir, cameras=args.cameras, image_size=args.image_size,
                               val_fraction=args.val_fraction, epochs=args.epochs, use_events=not args.no_events,
                               two_sided={"auto": None, "paper": False, "two-sided": True}[args.rule],
-                              bin_tolerance=args.bin_tolerance,
+                              bin_tolerance=args.bin_tolerance, gap_unit=None if args.gap_unit == "auto" else args.gap_unit,
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
                               predictor_members=args.predictor_members, log=log)
         v = seg.meta["validation"]
