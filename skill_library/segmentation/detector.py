@@ -32,11 +32,10 @@ a reset affects.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
-
-import math
 
 import numpy as np
 
@@ -86,7 +85,7 @@ class DetectorParams:
 
     @property
     def gap_text(self) -> str:
-        """The gap with its unit, for logs and tables: "2.0 nats" or "1.125 sd (prior 2.0 nats)"."""
+        """The gap with its unit, for logs and tables: "2 nats" or "1.125 sd (prior 2 nats)"."""
         if self.gap_unit == "episode_std":
             return f"{self.gap:g} sd (prior {self.std_prior:g} nats)"
         return f"{self.gap:g} nats"
@@ -153,11 +152,13 @@ class _Rule:
         excess = loss - self.total / self.count
         if p.two_sided:
             excess = abs(excess)
-        threshold = p.gap * self.spread() if p.gap_unit == "episode_std" else p.gap
-        self.seen += 1  # after the threshold: the spread is of the losses before t
-        delta = loss - self.seen_mean
-        self.seen_mean += delta / self.seen
-        self.seen_m2 += delta * (loss - self.seen_mean)
+        threshold = p.gap
+        if p.gap_unit == "episode_std":
+            threshold = p.gap * self.spread()
+            self.seen += 1  # after the threshold: the spread is of the losses before t
+            delta = loss - self.seen_mean
+            self.seen_mean += delta / self.seen
+            self.seen_m2 += delta * (loss - self.seen_mean)
         if t > 0 and t - self.start >= p.min_len and excess > threshold:
             self.boundaries.append(t)
             self.kinds.append(False)
