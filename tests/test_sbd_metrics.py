@@ -204,3 +204,13 @@ def test_gap_in_episode_std_follows_the_loss_scale_where_a_gap_in_nats_does_not(
         assert sd.boundaries == [40], scale
     assert detect_boundaries(losses, in_nats).boundaries == [40]
     assert len(detect_boundaries(losses * 3.0, in_nats).boundaries) > 1  # the noise alone crosses 1.5 nats
+
+
+def test_segment_cli_offers_exactly_the_detectors_gap_units():
+    from skill_library.segmentation.detector import GAP_UNITS
+    from skillstack.cli import build_parser
+
+    parser = build_parser()
+    segment = next(a for a in parser._actions if a.dest == "command").choices["segment"]
+    gap_unit = next(a for a in segment._actions if a.dest == "gap_unit")
+    assert tuple(gap_unit.choices) == ("auto", *GAP_UNITS)

@@ -71,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--bin-tolerance", type=_tolerance, default=None, metavar="auto|W",
                    help="score the action's bin +- W bins in the loss (ours; 0: the exact bin, as in the paper). "
                         "Default: auto, chosen on the validation split among 0, 1, 2; with --rule paper, 0")
+    # the units of detector.GAP_UNITS, spelled out so that the CLI starts without numpy (a test keeps them equal)
     t.add_argument("--gap-unit", choices=("auto", "nats", "episode_std"), default="auto",
                    help="the gap's unit: 'nats' (as in the paper) or 'episode_std' (ours: the gap times the spread of the "
                         "episode's losses so far). Default: auto, chosen on the validation split for the two-sided rule; "
