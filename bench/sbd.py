@@ -5,7 +5,9 @@ One run:
 1. records expert demonstrations with camera frames (cached in `--data-dir`) for the
    training tasks and for one or more tasks held out from predictor training
    (`--heldout-task A,B,...`: each is scored on its own);
-2. splits the training tasks' episodes into train / validation / test (episode level);
+2. splits the training tasks' episodes into train / validation / test (episode level), and adds
+   `--extra-val-episodes` freshly recorded episodes per training task to validation (a choice among
+   ~6,000 rule candidates on 15 episodes per task was noisy: see the README);
 3. trains the causal action predictor by behaviour cloning on the train split only
    (`--predictor-members` of them from consecutive seeds, scored by their mean loss; the
    `one predictor` rows are member 0 alone, tuned and scored the same way);
@@ -79,6 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--extra-test-episodes", type=int, default=0,
                         help="also record N fresh episodes per training task (seeds seed+50000, +51000, ...) and score every "
                              "variant on them: a larger test set than the split's, for a tighter interval (default: 0)")
+    parser.add_argument("--extra-val-episodes", type=int, default=15,
+                        help="also record N fresh episodes per training task (seeds seed+60000, +61000, ...) into the validation "
+                             "split: the rule is chosen among ~6,000 candidates, and the split's 15 per task left that choice "
+                             "noisy (default: 15, so 30 per task; 0: the split's alone)")
     parser.add_argument("--split", default="0.7,0.15,0.15", help="train,val,test fractions of training-task episodes")
     parser.add_argument("--cameras", default="front,wrist", help="cameras the predictor sees (default: front,wrist)")
     parser.add_argument("--image-size", type=int, default=64, help="training resolution (default: 64)")
@@ -227,6 +233,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fractions = [float(x) for x in args.split.split(",")]
     if len(fractions) != 3:
         raise ValueError(f"--split needs three fractions train,val,test, got {args.split!r}")
+    if args.extra_val_episodes < 0 or args.extra_test_episodes < 0:
+        raise ValueError(f"--extra-val-episodes and --extra-test-episodes must be >= 0, got {args.extra_val_episodes} and "
+                         f"{args.extra_test_episodes}")
     data_dir = Path(args.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(f"[sbd {time.perf_counter() - t_start:6.0f}s] {msg}", flush=True)  # noqa: E731
@@ -253,6 +262,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for i, t in enumerate(train_tasks if args.extra_test_episodes > 0 else []):
         path = _record(t, args.extra_test_episodes, args.seed + 50000 + 1000 * i, cameras, args.image_size, data_dir, log)
         extra_test += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
+    extra_val: list = []
+    for i, t in enumerate(train_tasks if args.extra_val_episodes > 0 else []):
+        path = _record(t, args.extra_val_episodes, args.seed + 60000 + 1000 * i, cameras, args.image_size, data_dir, log)
+        extra_val += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
+    val += extra_val
     held = helds[heldout] if heldout else []
     if not train or not val or not test:
         raise ValueError(f"too few episodes for the split: train {len(train)}, val {len(val)}, test {len(test)}")
@@ -439,7 +453,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             title=f"SBD {best_name} on held-out episodes"))
 
     results["data"] = {"train_tasks": train_tasks, "heldout_task": heldout, "heldout_tasks": heldouts, "train_episodes": len(train),
-                       "val_episodes": len(val), "test_episodes": len(test), "extra_test_episodes": len(extra_test), "heldout_episodes": len(held),
+                       "val_episodes": len(val), "extra_val_episodes": len(extra_val), "test_episodes": len(test),
+                       "extra_test_episodes": len(extra_test), "heldout_episodes": len(held),
                        "heldout_episodes_per_task": {t: len(eps) for t, eps in helds.items()},
                        "cameras": cameras, "image_size": args.image_size, "record_seconds": record_s}
     results["predictor"] = {"config": cfg.to_dict(), "members": members, "epochs": len(stats[0].train_loss),

@@ -36,6 +36,18 @@ def test_per_task_rows_come_from_the_split_asked_for():
     assert _per_task_rows(variants, "extra_test") == [["loss | Push", *[0.75] * 7, 0.8]]  # edit: one decimal
 
 
+def test_negative_extra_episode_counts_are_refused_before_any_work(tmp_path):
+    from bench import sbd
+
+    parser = argparse.ArgumentParser()
+    sbd.add_arguments(parser)
+    for flag in ("--extra-val-episodes", "--extra-test-episodes"):
+        args = parser.parse_args([flag, "-1", "--data-dir", str(tmp_path / "data")])
+        with pytest.raises(ValueError, match="must be >= 0"):
+            sbd.run(args)
+    assert not (tmp_path / "data").exists()  # nothing recorded
+
+
 def test_final_hold_counts_only_boundaries_after_the_robot_stops():
     from bench.sbd import _hold_boundaries, _hold_start
     from skill_library.segmentation.dataset import SegEpisode
@@ -64,7 +76,8 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     args = parser.parse_args(["--train-tasks", PP, "--heldout-task", f"{STACK},{PUSH}", "--demos", ",".join(files),
                               "--cameras", CAM, "--image-size", str(SIZE), "--context", "4", "--epochs", "1",
                               "--idm-epochs", "1", "--skills", "0", "--skill-types", "2", "--model-out", "",
-                              "--plot", "", "--data-dir", str(tmp_path / "data"), "--extra-test-episodes", "2"])
+                              "--plot", "", "--data-dir", str(tmp_path / "data"), "--extra-test-episodes", "2",
+                              "--extra-val-episodes", "1"])
     res = sbd.run(args)
     assert res["data"]["heldout_task"] == STACK and res["data"]["heldout_tasks"] == [STACK, PUSH]
     assert res["data"]["heldout_episodes_per_task"] == {STACK: 1, PUSH: 2}
@@ -83,6 +96,9 @@ def test_bench_scores_each_heldout_task(tmp_path, capsys):
     # --extra-test-episodes: fresh episodes of the training task, scored with the same parameters
     assert res["data"]["extra_test_episodes"] == 2
     assert all("extra_test" in v for k, v in res["variants"].items() if "IDM" not in k and "mp4" not in k)
+    # --extra-val-episodes: fresh episodes added to the split's validation episodes (7 episodes: 5 / 1 / 1)
+    assert res["data"]["extra_val_episodes"] == 1
+    assert (res["data"]["train_episodes"], res["data"]["val_episodes"], res["data"]["test_episodes"]) == (5, 2, 1)
     # three predictors by default, and member 0 alone scored in the same run for comparison
     assert res["predictor"]["members"] == 3 and len(res["predictor"]["train_loss"]) == 3
     assert {"loss+info, one predictor", "loss+info, two-sided, one predictor"} <= set(res["variants"])
