@@ -11,6 +11,7 @@ import torch
 
 torch.set_num_threads(1)
 CAM, SIZE = "wrist", 32
+FIT_LOG: list[str] = []  # what `fitted`'s fit_segmenter logged
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,8 @@ def fitted(demos, tmp_path_factory):
 
     eps = load_hdf5_episodes(demos, [CAM], SIZE)
     seg = fit_segmenter(eps[:6], eps[6:], cameras=(CAM,), image_size=SIZE, epochs=2, context=8, idm=True,
-                        idm_epochs=1, skill_types=3, seed=0, predictor_members=2)  # the ensemble path throughout
+                        idm_epochs=1, skill_types=3, seed=0, predictor_members=2,  # the ensemble path throughout
+                        log=FIT_LOG.append)
     out = tmp_path_factory.mktemp("model") / "segmenter"
     seg.save(out)
     return seg, out, eps
@@ -46,6 +48,15 @@ def test_dataset_reads_frames_actions_phases(demos):
     assert ep.env_id == "skillstack/PandaPickPlace-v0" and ep.task == "PandaPickPlace"
     with pytest.raises(ValueError, match="no camera 'front'"):
         load_hdf5_episodes(demos, ["front"], SIZE)
+
+
+def test_small_validation_is_named_per_task(fitted):
+    from skill_library.segmentation.segmenter import ADVISED_VAL_EPISODES_PER_TASK, small_validation_tasks
+
+    _, _, eps = fitted
+    assert small_validation_tasks(eps[6:]) == {"PandaPickPlace": 2}
+    assert small_validation_tasks(eps[:1] * ADVISED_VAL_EPISODES_PER_TASK) == {}
+    assert any("only 2 validation episodes of PandaPickPlace" in m for m in FIT_LOG)  # fit_segmenter says so
 
 
 def test_fit_chooses_gap_on_validation_and_round_trips(fitted):

@@ -34,6 +34,7 @@ from skill_library.segmentation.detector import GAP_UNITS, Detection, DetectorPa
 from skill_library.segmentation.metrics import evaluate_episodes, segments_from_boundaries
 
 __all__ = [
+    "ADVISED_VAL_EPISODES_PER_TASK",
     "DEFAULT_BIN_TOLERANCES",
     "DEFAULT_GAPS",
     "DEFAULT_MIN_LENS",
@@ -44,6 +45,7 @@ __all__ = [
     "Segmenter",
     "fit_segmenter",
     "label_with_idm",
+    "small_validation_tasks",
     "tune_detector",
 ]
 
@@ -52,6 +54,8 @@ DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(-3.
 DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
 DEFAULT_BIN_TOLERANCES: tuple[int, ...] = (0, 1, 2)
+# fewer validation episodes of a task than this and the rule's choice is noisy (bench sbd, README: "Validation size")
+ADVISED_VAL_EPISODES_PER_TASK = 30
 DEFAULT_PLATEAU = 1  # neighbouring gaps on each side averaged into a candidate's validation score (tune_detector)
 # gaps in units of the episode's loss spread ("episode_std"), and that spread's priors (nats)
 DEFAULT_STD_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(0.25, 3.001, 0.125), 3))
@@ -370,6 +374,14 @@ def label_with_idm(ep: SegEpisode, idm: Any) -> SegEpisode:
     return dataclasses.replace(ep, actions=np.asarray(idm.label_actions(ep.images), dtype=np.float32), actions_inferred=True)
 
 
+def small_validation_tasks(val: Sequence[SegEpisode]) -> dict[str, int]:
+    """{task: validation episodes} for the tasks with fewer than ADVISED_VAL_EPISODES_PER_TASK of them."""
+    counts: dict[str, int] = {}
+    for ep in val:
+        counts[ep.task] = counts.get(ep.task, 0) + 1
+    return {t: n for t, n in sorted(counts.items()) if n < ADVISED_VAL_EPISODES_PER_TASK}
+
+
 def fit_segmenter(
     train: Sequence[SegEpisode],
     val: Sequence[SegEpisode],
@@ -448,6 +460,11 @@ def fit_segmenter(
     if log:
         log(f"tuned on {len(val)} validation episodes: gap {params.gap_text} min_len {params.min_len} "
             f"bin tolerance {params.bin_tolerance} f1@5 {scores['f1@5']:.3f} (with its neighbouring gaps {scores['f1@5_plateau']:.3f})")
+        few = small_validation_tasks(val)
+        if few:
+            log(f"note: only {', '.join(f'{n} validation episodes of {t}' for t, n in few.items())}; the rule is chosen among "
+                f"thousands of candidates and with 15 per task that choice was noisy (README, 'Validation size'): "
+                f"{ADVISED_VAL_EPISODES_PER_TASK} or more per task, from more demos or a larger validation fraction, steady it")
     model_idm = None
     if idm:
         from policies.inverse_dynamics import InverseDynamicsConfig, train_inverse_dynamics
