@@ -64,7 +64,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_TRAIN_TASKS = "skillstack/PandaPickPlace-v0,skillstack/PandaPush-v0"
-DEFAULT_HELDOUT = "skillstack/PandaStack-v0"
+DEFAULT_HELDOUT = "skillstack/PandaStack-v0,skillstack/PandaPushThenPick-v0,skillstack/PandaStackThree-v0"
 # the variants whose scores the tables break down by task
 PER_TASK_VARIANTS = ("loss", "loss+info", "loss+info, two-sided (ours)", "loss+info, two-sided, exact-bin loss",
                      "loss+info, two-sided, gap in nats", "loss+info, two-sided, best single gap",
@@ -78,9 +78,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         f"training, each scored separately (default: {DEFAULT_HELDOUT}; '' for none)")
     parser.add_argument("--episodes", type=int, default=100, help="expert episodes per training task (default: 100)")
     parser.add_argument("--heldout-episodes", type=int, default=30, help="episodes of each held-out task (default: 30)")
-    parser.add_argument("--extra-test-episodes", type=int, default=0,
+    parser.add_argument("--extra-test-episodes", type=int, default=150,
                         help="also record N fresh episodes per training task (seeds seed+50000, +51000, ...) and score every "
-                             "variant on them: a larger test set than the split's, for a tighter interval (default: 0)")
+                             "variant on them: a larger test set than the split's 15 per task, for a tighter interval "
+                             "(default: 150; 0: the split's alone)")
     parser.add_argument("--extra-val-episodes", type=int, default=15,
                         help="also record N fresh episodes per training task (seeds seed+60000, +61000, ...) into the validation "
                              "split: the rule is chosen among ~6,000 candidates, and the split's 15 per task left that choice "
