@@ -16,7 +16,7 @@ PP, PUSH, STACK = "skillstack/PandaPickPlace-v0", "skillstack/PandaPush-v0", "sk
 def test_heldout_list_parsing():
     from bench.sbd import DEFAULT_HELDOUT, _parse_heldout
 
-    assert _parse_heldout(DEFAULT_HELDOUT, [PP, PUSH]) == [STACK]
+    assert _parse_heldout(DEFAULT_HELDOUT, [PP, PUSH]) == [STACK, "skillstack/PandaPushThenPick-v0", "skillstack/PandaStackThree-v0"]
     assert _parse_heldout("", [PP]) == []
     assert _parse_heldout(f" {STACK}, {PUSH},{STACK}", [PP]) == [STACK, PUSH]  # order kept, repeats dropped
     with pytest.raises(ValueError, match="also in --train-tasks"):
