@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,9 +377,7 @@ def label_with_idm(ep: SegEpisode, idm: Any) -> SegEpisode:
 
 def small_validation_tasks(val: Sequence[SegEpisode]) -> dict[str, int]:
     """{task: validation episodes} for the tasks with fewer than ADVISED_VAL_EPISODES_PER_TASK of them."""
-    counts: dict[str, int] = {}
-    for ep in val:
-        counts[ep.task] = counts.get(ep.task, 0) + 1
+    counts = Counter(ep.task for ep in val)
     return {t: n for t, n in sorted(counts.items()) if n < ADVISED_VAL_EPISODES_PER_TASK}
 
 
