@@ -259,14 +259,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         val += b
         test += c
     helds = {t: load_hdf5_episodes(files[t], cameras, args.image_size, proprio=args.proprio) for t in heldouts}
-    extra_test: list = []
-    for i, t in enumerate(train_tasks if args.extra_test_episodes > 0 else []):
-        path = _record(t, args.extra_test_episodes, args.seed + 50000 + 1000 * i, cameras, args.image_size, data_dir, log)
-        extra_test += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
-    extra_val: list = []
-    for i, t in enumerate(train_tasks if args.extra_val_episodes > 0 else []):
-        path = _record(t, args.extra_val_episodes, args.seed + 60000 + 1000 * i, cameras, args.image_size, data_dir, log)
-        extra_val += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
+
+    def fresh_episodes(per_task: int, seed_offset: int) -> list:
+        """`per_task` newly recorded episodes of each training task (seeds seed + seed_offset + 1000 i)."""
+        out: list = []
+        for i, t in enumerate(train_tasks if per_task > 0 else []):
+            path = _record(t, per_task, args.seed + seed_offset + 1000 * i, cameras, args.image_size, data_dir, log)
+            out += load_hdf5_episodes(path, cameras, args.image_size, proprio=args.proprio)
+        return out
+
+    extra_test = fresh_episodes(args.extra_test_episodes, 50000)
+    extra_val = fresh_episodes(args.extra_val_episodes, 60000)
     val += extra_val
     held = helds[heldout] if heldout else []
     if not train or not val or not test:
