@@ -70,10 +70,7 @@ def _apply(d: dict, kind: str, path: tuple, value: Any) -> None:
     if kind == "replace":
         parent[last] = value
     elif kind == "delete":
-        if isinstance(parent, dict):
-            del parent[last]
-        else:
-            parent.pop(last)
+        del parent[last]  # dict or list; TypeError where an earlier mutation left no container here
     else:
         target = parent[last]
         if isinstance(target, dict):
