@@ -59,8 +59,8 @@ def _write_rates(path: Path, tmp: Path) -> tuple[float, float, float]:
     """ms per episode: crash-safe DemoWriter (with / without fsync) vs a plain in-place append."""
     import h5py
 
-    from skill_library.demos import DemoFile, DemoWriter
-    from skill_library.demos.format import LIBVER
+    from demos import DemoFile, DemoWriter
+    from demos.format import LIBVER
 
     with DemoFile(path) as f:
         episodes = list(f)
@@ -96,7 +96,7 @@ def _write_rates(path: Path, tmp: Path) -> tuple[float, float, float]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the measurements, print a table and return the JSON-able result."""
-    from skill_library.demos import record_demos, replay
+    from demos import record_demos, replay
 
     cameras = [c for c in args.cameras.split(",") if c]
     best: dict[str, float] = {}

@@ -77,7 +77,7 @@ def measure_env(env_id: str, steps: int, rounds: int, seed: int = 0) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     import envs
-    from skillstack.table import print_table
+    from common.table import print_table
 
     ids = [i for i in args.envs.split(",") if i] or [i for i in envs.ENV_IDS if "Dense" not in i]
     rows = [measure_env(i, args.steps, args.rounds, args.seed) for i in ids]

@@ -42,7 +42,7 @@ One run:
    library and reports each skill's own success (`evaluate_skill` descriptors).
 
 Metrics: boundary precision/recall/F1 within ±2 and ±5 steps, segment F1@{0.10,0.25,0.50}
-IoU (class-agnostic) and edit score (see `skill_library.segmentation.metrics`). True
+IoU (class-agnostic) and edit score (see `segmentation.metrics`). True
 boundaries are the recorded expert phase changes. Held-out tasks also report `hold_boundaries`:
 detected boundaries per episode inside the final hold (after the last phase change, once the
 robot has stopped for good: long-horizon experts finish early and hold still to the time limit),
@@ -112,7 +112,7 @@ def _record(env_id: str, episodes: int, seed: int, cameras: list[str], size: int
             log: Callable[[str], None] = print) -> Path:
     """The demo file for (task, episodes, seed, cameras, size): from the cache when it is whole and
     current, else recorded (again)."""
-    from skill_library.demos import DemoFile, record_demos
+    from demos import DemoFile, record_demos
 
     name = env_id.split("/")[-1].replace("-v0", "")
     path = data_dir / f"{name}_{episodes}ep_s{seed}_{size}px_{'-'.join(cameras)}.hdf5"
@@ -137,7 +137,7 @@ def _cache_is_current(path: Path, env_id: str, seed: int, cameras: list[str], si
     env or MuJoCo since the file was written would otherwise mix old behaviour into the training
     and test data without notice. Recording one episode costs about a second.
     """
-    from skill_library.demos import DemoFile, record_demos
+    from demos import DemoFile, record_demos
 
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         fresh_path = Path(tmp) / "episode0.hdf5"
@@ -152,7 +152,7 @@ def _cache_is_current(path: Path, env_id: str, seed: int, cameras: list[str], si
 
 def _given_demos(spec: str, tasks: list[str]) -> dict[str, Path]:
     """Map each needed env id to one of the given demo files (env read from the file)."""
-    from skill_library.demos import DemoFile
+    from demos import DemoFile
 
     found: dict[str, Path] = {}
     for p in (Path(x.strip()) for x in spec.split(",") if x.strip()):
@@ -176,7 +176,7 @@ def _parse_heldout(spec: str, train_tasks: list[str]) -> list[str]:
 def _hold_start(e: Any, eps: float) -> int:
     """First step of an episode's final hold: after its last phase change, from where the robot
     issues no action (`idle_steps` at `eps`) to the end. The length when it never holds still."""
-    from skill_library.segmentation.detector import idle_steps
+    from segmentation.detector import idle_steps
 
     moving = np.nonzero(~idle_steps(e.actions, eps))[0]
     last_change = e.true_boundaries[-1] if e.true_boundaries else 0
@@ -211,19 +211,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from policies.action_predictor import ActionPredictorConfig, SequenceData
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
-    from skill_library.segmentation.baselines import fixed_length_boundaries, tune_fixed_length
-    from skill_library.segmentation.clustering import fit_skill_types
-    from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
-    from skill_library.segmentation.detector import DetectorParams
-    from skill_library.segmentation.metrics import boundary_f1_interval, evaluate_episodes
-    from skill_library.segmentation.segmenter import (
+    from segmentation.baselines import fixed_length_boundaries, tune_fixed_length
+    from segmentation.clustering import fit_skill_types
+    from segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
+    from segmentation.detector import DetectorParams
+    from segmentation.metrics import boundary_f1_interval, evaluate_episodes
+    from segmentation.segmenter import (
         DEFAULT_BIN_TOLERANCES,
         DEFAULT_IDLE_EPS,
         Segmenter,
         label_with_idm,
         tune_detector,
     )
-    from skillstack.table import print_table
+    from common.table import print_table
 
     torch.set_num_threads(max(1, int(args.threads)))
     t_start = time.perf_counter()
@@ -438,7 +438,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seg.save(args.model_out)
         results["model"] = str(args.model_out)
     if args.skills:
-        from skill_library.segmentation.skills import build_segment_skills
+        from segmentation.skills import build_segment_skills
 
         with tempfile.TemporaryDirectory(prefix="sbd-lib-") as tmp:
             lib_path = args.library or tmp
@@ -447,7 +447,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                   "majority_phase": b.majority_phase, "preconditions": list(b.preconditions),
                                   "effects": list(b.effects), "success_rate": b.success_rate} for b in built]
     if args.plot:
-        from skill_library.segmentation.plots import plot_segments
+        from segmentation.plots import plot_segments
 
         firsts = [eps[0] for eps in helds.values() if eps][:3]  # one episode per held-out task
         shown = test[:4 - max(1, len(firsts))] + firsts
@@ -520,10 +520,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _mp4_scores(predictor: Any, params: Any, idm: Any, eps: list, camera: str) -> dict[str, float]:
     """Encode each episode's frames as mp4, read them back and segment (IDM actions)."""
-    from skill_library.demos.video import Mp4Writer
-    from skill_library.segmentation.dataset import load_mp4_episode
-    from skill_library.segmentation.metrics import evaluate_episodes
-    from skill_library.segmentation.segmenter import Segmenter
+    from demos.video import Mp4Writer
+    from segmentation.dataset import load_mp4_episode
+    from segmentation.metrics import evaluate_episodes
+    from segmentation.segmenter import Segmenter
 
     seg = Segmenter(predictor, params, idm)
     preds = []

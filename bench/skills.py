@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import envs
     from policies.networks import build_network
     from skill_library.skill import load_skill
-    from skillstack.table import print_table
+    from common.table import print_table
 
     hidden = [int(h) for h in str(args.hidden).split(",") if h]
     if args.threads > 0:

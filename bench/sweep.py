@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> dict:
     from policies.ray_cluster import available_cpus, connect
     from policies.sweep import make_trials, run_trial
     from policies.training import load_config
-    from skillstack.table import print_table
+    from common.table import print_table
 
     overrides = [f"total_timesteps={args.timesteps}", "eval.freq=0", "eval.episodes=5",
                  f"checkpoint.freq={args.timesteps}", "algo_kwargs.learning_starts=100"]

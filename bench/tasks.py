@@ -62,8 +62,8 @@ def _learned_budget(skills: list[Any]) -> int | None:
 
 
 def _controller_eval(task: str, skills: list[Any], episodes: int, seed: int, prefs: str) -> dict[str, Any]:
-    from skill_library.planning.executor import ControllerConfig
-    from skill_library.planning.run import run_task
+    from planning.executor import ControllerConfig
+    from planning.run import run_task
 
     t0 = time.perf_counter()
     rep = run_task(task, skills=skills, episodes=episodes, seed=1000 + seed, preferences=prefs,
@@ -117,7 +117,7 @@ def flat_sac(env_id: str, steps: int, episodes: int, seed: int, threads: int = 1
 
 def _distill_config(skills: list[Any]) -> Any:
     """The DistillConfig the (distilled) learned skills were made with, from their provenance; else None."""
-    from skill_library.planning.distill import DistillConfig
+    from planning.distill import DistillConfig
 
     for s in skills:
         cfg = s.manifest.provenance.config
@@ -136,7 +136,7 @@ def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: in
 
     import envs
     from policies.bc import train_bc
-    from skill_library.planning.distill import collect_skill_demos, flat_observation
+    from planning.distill import collect_skill_demos, flat_observation
 
     cfg = replace(config, tasks=(task,))
     _skills, stats, flat = collect_skill_demos(teachers, cfg)
@@ -157,12 +157,12 @@ def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: in
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from envs.long_horizon import LONG_HORIZON_TASKS
-    from skill_library.planning.blend import BlendConfig, evaluate_blender, train_blender
-    from skill_library.planning.executor import load_library_skills
-    from skill_library.planning.spec import resolve_task
+    from planning.blend import BlendConfig, evaluate_blender, train_blender
+    from planning.executor import load_library_skills
+    from planning.spec import resolve_task
     from skill_library.registry import SkillLibrary
     from skill_library.starter import build_starter_skills
-    from skillstack.table import print_table
+    from common.table import print_table
 
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in LONG_HORIZON_TASKS]

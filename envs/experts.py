@@ -337,7 +337,7 @@ class StagingPushExpert(PushExpert):
     """Push the cube in along the ray from the base axis to STAGING_RADIUS, then lift the hand off it.
 
     The staging point is fixed from the cube's position at the start of the episode (the same
-    point as `skill_library.planning.grounding.staging_points` makes for a single cube: radius
+    point as `planning.grounding.staging_points` makes for a single cube: radius
     0.62 m on the ray through the cube, table height), which is inside the `in_reach` region.
     """
 

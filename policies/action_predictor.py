@@ -8,7 +8,7 @@ per dimension into `n_bins` bins, so that
     loss_t = -log p(a_t | o_<=t) = sum_d -log p_d(bin_d(a_t) | o_<=t)      (nats)
 
 is defined. Skill boundary detection watches this loss (see
-`skill_library.segmentation.detector`).
+`segmentation.detector`).
 
 Architecture (all sizes are fields of `ActionPredictorConfig`):
 
@@ -58,8 +58,9 @@ __all__ = [
     "augment_shift",
     "discretize_actions",
     "images_to_tensor",
-    "load_action_predictor",
-    "save_action_predictor",
+    "load_single_predictor",
+    "read_predictor_meta",
+    "save_single_predictor",
     "segment_ids_from_boundaries",
     "train_action_predictor",
 ]
@@ -438,7 +439,7 @@ class ActionPredictor(nn.Module, EpisodeScoring):
         neighbours on either side, -log P(|bin - bin(a_t)| <= w), per dimension. Why: the
         predictor is trained on targets smoothed over neighbouring bins, so the mass it puts
         on the exact bin swings with where in its bin an action falls; that noise buries
-        small loss changes at skill switches (see `skill_library.segmentation.detector`).
+        small loss changes at skill switches (see `segmentation.detector`).
         """
         target = self.bins(actions)
         logp = torch.log_softmax(logits, dim=-1)
@@ -607,19 +608,14 @@ def _pad_to(x: np.ndarray, n: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- save / load
 
 
-def save_action_predictor(model: ActionPredictor, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
-    """Write `config.json` (config + `extra`) and `weights.safetensors` into `directory` (atomic per file).
+def save_single_predictor(model: ActionPredictor, directory: str | os.PathLike[str], extra: Mapping[str, Any] | None = None) -> Path:
+    """Write one `ActionPredictor` as `config.json` (config + `extra`) and `weights.safetensors` (atomic per file).
 
-    An `ActionPredictorEnsemble` is written as one such directory per member (see
-    `policies.action_predictor_ensemble`)."""
+    Use `policies.action_predictor_store.save_action_predictor` for a model that may be an ensemble."""
     from safetensors.torch import save
 
     if not isinstance(model, ActionPredictor):
-        from policies.action_predictor_ensemble import ActionPredictorEnsemble, save_ensemble
-
-        if isinstance(model, ActionPredictorEnsemble):
-            return save_ensemble(model, directory, extra)
-        raise TypeError(f"save_action_predictor: expected an ActionPredictor or ensemble, got {type(model).__name__}")
+        raise TypeError(f"save_single_predictor: expected an ActionPredictor, got {type(model).__name__}")
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -642,28 +638,30 @@ def remove_member_dirs(directory: Path, keep: int) -> None:
             shutil.rmtree(sub)
 
 
-def load_action_predictor(directory: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """Load a model written by `save_action_predictor`; returns (model in eval mode, the config.json dict).
-
-    The model is an `ActionPredictor`, or an `ActionPredictorEnsemble` when the directory
-    holds one."""
-    from safetensors.torch import load
-
-    d = Path(directory)
-    cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+def read_predictor_meta(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `config.json` of a saved action predictor (single or ensemble), with clear errors."""
+    cfg_path = Path(directory) / CONFIG_FILE
     if not cfg_path.is_file():
         raise FileNotFoundError(f"{cfg_path}: missing (not an action-predictor directory?)")
     try:
         meta = json.loads(cfg_path.read_text())
     except ValueError as exc:
         raise ValueError(f"{cfg_path}: not valid JSON: {exc}") from None
-    if isinstance(meta, dict) and meta.get("type") == "action_predictor_ensemble":
-        from policies.action_predictor_ensemble import load_ensemble
+    if not isinstance(meta, dict):
+        raise ValueError(f"{cfg_path}: not an action-predictor config (not a JSON object)")
+    return meta
 
-        return load_ensemble(d, meta)
+
+def load_single_predictor(directory: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> tuple[ActionPredictor, dict[str, Any]]:
+    """Load one `ActionPredictor` written by `save_single_predictor`; returns (model in eval mode, config dict)."""
+    from safetensors.torch import load
+
+    d = Path(directory)
+    cfg_path, w_path = d / CONFIG_FILE, d / WEIGHTS_FILE
+    meta = read_predictor_meta(d) if meta is None else meta
     if not w_path.is_file():
         raise FileNotFoundError(f"{w_path}: missing (not an action-predictor directory?)")
-    if not isinstance(meta, dict) or meta.get("type") != "action_predictor":
+    if meta.get("type") != "action_predictor":
         raise ValueError(f"{cfg_path}: not an action-predictor config (type != 'action_predictor')")
     model = ActionPredictor(ActionPredictorConfig.from_dict(meta["config"]))
     try:

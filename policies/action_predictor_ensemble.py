@@ -12,7 +12,7 @@ boundary rule sees fewer spurious peaks (deep-ensemble style; measured in `bench
 tokens), logits ``(M, n, action_dim, n_bins)``, and `nll` is the members' mean.
 
 On disk (``save_ensemble`` / ``load_ensemble``, also reached through
-`policies.action_predictor.save_action_predictor` / `load_action_predictor`): a directory
+`policies.action_predictor_store.save_action_predictor` / `load_action_predictor`): a directory
 with ``config.json`` (``type: action_predictor_ensemble``, the member count) and one
 action-predictor directory per member, ``member_0``, ``member_1``, ...
 """
@@ -37,9 +37,9 @@ from policies.action_predictor import (
     WEIGHTS_FILE,
     TrainStats,
     atomic_write_bytes,
-    load_action_predictor,
+    load_single_predictor,
     remove_member_dirs,
-    save_action_predictor,
+    save_single_predictor,
     train_action_predictor,
 )
 
@@ -134,7 +134,7 @@ def save_ensemble(model: ActionPredictorEnsemble, directory: str | os.PathLike[s
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     for i, m in enumerate(model.members):
-        save_action_predictor(m, d / f"member_{i}")
+        save_single_predictor(m, d / f"member_{i}")
     meta = {"type": ENSEMBLE_TYPE, "members": len(model.members), **(dict(extra) if extra else {})}
     atomic_write_bytes(d / CONFIG_FILE, json.dumps(meta, indent=2, sort_keys=True).encode())
     # Leftovers of an earlier model saved here: a single predictor's weights, surplus members.
@@ -151,9 +151,7 @@ def load_ensemble(directory: str | os.PathLike[str], meta: Mapping[str, Any]) ->
         raise ValueError(f"{d / CONFIG_FILE}: 'members' must be a positive integer, got {n!r}")
     members = []
     for i in range(n):
-        m, _ = load_action_predictor(d / f"member_{i}")
-        if not isinstance(m, ActionPredictor):
-            raise ValueError(f"{d / f'member_{i}'}: an ensemble member must be a single action predictor")
+        m, _ = load_single_predictor(d / f"member_{i}")  # refuses a nested ensemble
         members.append(m)
     model = ActionPredictorEnsemble(members)
     model.eval()

@@ -47,9 +47,8 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
 
 def worker_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for Ray workers: headless rendering, and this project importable."""
-    import skillstack
-
-    project_root = os.path.dirname(os.path.dirname(os.path.abspath(skillstack.__file__)))
+    # The folder holding the project's top-level packages (this file is <root>/policies/ray_cluster.py).
+    project_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = {"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": project_root}
     env.update(extra or {})
     return env

@@ -1,6 +1,6 @@
 """Run the library's hierarchical controller (a long-horizon task) on the robot.
 
-`skill_library.planning.HierarchicalController.run_episode(env, goal)` *pulls*: it calls
+`planning.HierarchicalController.run_episode(env, goal)` *pulls*: it calls
 `env.reset()` and then `env.step(action)` once per control period, planning and
 monitoring skills in between. On the robot the clock is the joint-state stream instead,
 so the controller runs in a worker thread against `RobotTaskEnv`, whose `step` hands the
@@ -118,8 +118,8 @@ class RobotTaskEnv:
 
 def resolve_plan_task(plan_task: str, plan_goal: str = "") -> tuple[str, Any]:
     """(env id, goal literals) of a long-horizon task name, env id or YAML spec
-    (`skill_library.planning.resolve_task`), with `plan_goal` overriding the goal."""
-    from skill_library.planning import resolve_task
+    (`planning.resolve_task`), with `plan_goal` overriding the goal."""
+    from planning import resolve_task
 
     spec = resolve_task(plan_task, plan_goal or None)
     if not spec.env_id:
@@ -149,7 +149,7 @@ class HierarchicalPolicy:
         seed: int = 0,
     ):
         from skill_library import SkillLibrary
-        from skill_library.planning import HierarchicalController, load_library_skills
+        from planning import HierarchicalController, load_library_skills
 
         self.task = task
         self.goal = tuple(goal)
@@ -213,8 +213,8 @@ class HierarchicalPolicy:
         The domain (goal sites, staging points) is fixed from the first scene of the episode,
         as `run_episode` does.
         """
-        from skill_library.planning.grounding import staging_points
-        from skill_library.planning.symbolic import Domain, holds, scene_atoms
+        from planning.grounding import staging_points
+        from planning.symbolic import Domain, holds, scene_atoms
 
         scene = self.task.env.scene_state()
         if self._domain is None:

@@ -1,7 +1,7 @@
 """Stream a recorded demonstration to the robot through the safety layer.
 
 `stream_demo` is what `skillstack replay FILE --to-ros` runs. For each chosen demo it
-reads the Panda's joint positions at the control rate (`skill_library.demos.joint_trajectory`:
+reads the Panda's joint positions at the control rate (`demos.joint_trajectory`:
 the same for simulated and real-robot recordings), waits for fresh /joint_states, moves
 the arm to the demo's first configuration, then sends each recorded configuration as
 the joint target of its control period, in ros2_control's conventions (Float64MultiArray
@@ -84,7 +84,7 @@ def stream_demo(
     long to wait at the first configuration before streaming. state_timeout: how long to
     wait for /joint_states (and how long states may stay stale mid-stream) before aborting.
     """
-    from skill_library.demos import DemoFile, joint_trajectory
+    from demos import DemoFile, joint_trajectory
 
     if interface not in ("position", "trajectory"):
         raise ValueError(f"interface must be 'position' or 'trajectory', got {interface!r}")

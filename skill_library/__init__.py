@@ -1,6 +1,6 @@
 """Skill library (layer 4): safe skill packages, a registry, descriptors, starter skills.
 
-Public API (imported lazily, so `import skill_library.demos` stays light)::
+Public API (imported lazily, so `import skill_library` stays light)::
 
     from skill_library import SkillLibrary, load_skill, evaluate_skill
     lib = SkillLibrary()                      # --library / $SKILLSTACK_LIBRARY / ~/.skillstack/skills
@@ -16,7 +16,10 @@ an env + network / SB3 model / controller), `starter` (scripted starter skills),
 
 from __future__ import annotations
 
-from skill_library._lazy import lazy_exports
+from common.lazy import lazy_exports
+from skill_library import _moved
+
+_moved.install()  # old `skill_library.demos|segmentation|planning` paths, deprecated
 
 _EXPORTS = {
     "SkillLibraryError": "skill_library.errors",

@@ -12,8 +12,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from envs.robot import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, MAX_GRIPPER_WIDTH, QD_MAX
-from skill_library.demos import BagImportError, DemoFile, DemoFileError, OutputExistsError, import_bag, replay
-from skill_library.demos.bag import match_joints
+from demos import BagImportError, DemoFile, DemoFileError, OutputExistsError, import_bag, replay
+from demos.bag import match_joints
 
 TS = get_typestore(Stores.ROS2_HUMBLE)
 JointState = TS.types["sensor_msgs/msg/JointState"]
@@ -199,7 +199,7 @@ def test_cli_import_bag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_joint_trajectory_of_a_bag_demo(tmp_path: Path) -> None:
-    from skill_library.demos import joint_trajectory
+    from demos import joint_trajectory
 
     bag = tmp_path / "b"
     write_bag(bag, "sqlite3", with_images=False, duration=0.5)

@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from skill_library.demos import (
+from demos import (
     DemoFile,
     DemoFileCorruptError,
     DemoLayoutError,
@@ -221,7 +221,7 @@ WRITER_SCRIPT = textwrap.dedent(
     import sys, numpy as np
     sys.path.insert(0, {tests!r})
     from test_demos_format import make_episode
-    from skill_library.demos import DemoWriter, make_env_args
+    from demos import DemoWriter, make_env_args
     rng = np.random.default_rng(0)
     with DemoWriter({out!r}, make_env_args("skillstack/PandaPush-v0"), overwrite=True, durable={durable}) as w:
         for i in range(100000):

@@ -16,7 +16,7 @@ import pytest
 
 import envs
 from envs.video import read_mp4
-from skill_library.demos import DemoFile, OutputExistsError, UnknownPolicyError, record_demos
+from demos import DemoFile, OutputExistsError, UnknownPolicyError, record_demos
 
 
 def cli(argv: list[str]) -> int:
@@ -139,7 +139,7 @@ def test_bad_arguments_write_nothing(tmp_path: Path) -> None:
 
 RECORD_SCRIPT = textwrap.dedent(
     """
-    from skill_library.demos import record_demos
+    from demos import record_demos
     record_demos("skillstack/PandaPush-v0", "expert", 10000, {out!r}, max_steps=20, progress=False)
     """
 )

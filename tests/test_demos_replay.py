@@ -11,7 +11,7 @@ import pytest
 
 import envs
 from envs.video import read_mp4
-from skill_library.demos import (
+from demos import (
     DemoFileError,
     EnvMismatchError,
     ReplayDivergenceWarning,
@@ -96,7 +96,7 @@ def test_replay_bad_requests(reach_file: Path, tmp_path: Path) -> None:
 
 
 def test_joint_trajectory_of_a_sim_demo_matches_the_simulator(reach_file: Path) -> None:
-    from skill_library.demos import DemoFile, joint_trajectory
+    from demos import DemoFile, joint_trajectory
 
     with DemoFile(reach_file) as f:
         ep = f[0]

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from skill_library.planning.bandit import GradientBandit, PreferenceStore, softmax
+from planning.bandit import GradientBandit, PreferenceStore, softmax
 
 
 def test_update_arithmetic_matches_the_gradient_bandit_rule():

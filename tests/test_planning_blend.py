@@ -5,8 +5,8 @@ import pytest
 
 import envs
 from skill_library import SkillLibrary, build_starter_skills
-from skill_library.planning import BlendConfig, BlendEnv, evaluate_blender, load_library_skills, resolve_task, train_blender
-from skill_library.planning.blend import load_blender, save_blender, select_blend_skills
+from planning import BlendConfig, BlendEnv, evaluate_blender, load_library_skills, resolve_task, train_blender
+from planning.blend import load_blender, save_blender, select_blend_skills
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from skill_library import SkillLibrary, build_starter_skills
-from skill_library.planning import ControllerConfig, load_library_skills, run_task
-from skill_library.planning.distill import DistillConfig, collect_skill_demos, distill_skills
+from planning import ControllerConfig, load_library_skills, run_task
+from planning.distill import DistillConfig, collect_skill_demos, distill_skills
 from skillstack.cli import main
 
 

@@ -10,15 +10,15 @@ import envs
 from envs.predicates import holding, on
 from envs.video import read_mp4
 from skill_library import SkillLibrary, attach_descriptors, build_starter_skills, evaluate_skill
-from skill_library.planning import (
+from planning import (
     ControllerConfig,
     HierarchicalController,
     load_library_skills,
     resolve_task,
     run_task,
 )
-from skill_library.planning.grounding import ground_skill, staging_points
-from skill_library.planning.symbolic import Domain
+from planning.grounding import ground_skill, staging_points
+from planning.symbolic import Domain
 from skill_library.testing import make_random_skill
 from skillstack.cli import main
 

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from envs.predicates import Literal
-from skill_library.planning.planner import NoPlanError, Operator, PlannerConfig, is_minimal, plan
-from skill_library.planning.spec import parse_goal, resolve_task
-from skill_library.planning.symbolic import Domain, apply_effects, atom, consistent, holds
+from planning.planner import NoPlanError, Operator, PlannerConfig, is_minimal, plan
+from planning.spec import parse_goal, resolve_task
+from planning.symbolic import Domain, apply_effects, atom, consistent, holds
 
 CUBES = ("red", "green", "blue")
 DOMAIN = Domain(

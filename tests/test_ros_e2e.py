@@ -455,7 +455,7 @@ def test_skillstack_deploy_rejects_bad_params(tmp_path: Path) -> None:
 
 
 def test_replay_to_ros_streams_a_demo_through_the_safety_layer(bridge: Bridge, tmp_path: Path) -> None:
-    from skill_library.demos import DemoFile, joint_trajectory, record_demos
+    from demos import DemoFile, joint_trajectory, record_demos
 
     demo = tmp_path / "reach.hdf5"
     record_demos("skillstack/PandaReach-v0", "expert", episodes=1, out=demo, progress=False, durable=False)
@@ -478,7 +478,7 @@ def test_replay_to_ros_streams_a_demo_through_the_safety_layer(bridge: Bridge, t
 
 
 def test_replay_aborts_without_a_robot(domain: int, tmp_path: Path) -> None:
-    from skill_library.demos import record_demos
+    from demos import record_demos
 
     from ros_bridge.replay import stream_demo
 

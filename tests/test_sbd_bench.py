@@ -50,7 +50,7 @@ def test_negative_extra_episode_counts_are_refused_before_any_work(tmp_path):
 
 def test_final_hold_counts_only_boundaries_after_the_robot_stops():
     from bench.sbd import _hold_boundaries, _hold_start
-    from skill_library.segmentation.dataset import SegEpisode
+    from segmentation.dataset import SegEpisode
 
     acts = np.zeros((20, 4), dtype=np.float32)
     acts[:8, 0] = 0.5  # moves until step 7, then holds still to the end
@@ -64,7 +64,7 @@ def test_final_hold_counts_only_boundaries_after_the_robot_stops():
 
 def test_bench_scores_each_heldout_task(tmp_path, capsys):
     from bench import sbd
-    from skill_library.demos import record_demos
+    from demos import record_demos
 
     files = []
     for env, n in ((PP, 7), (STACK, 1), (PUSH, 2)):
@@ -130,7 +130,7 @@ def test_demo_cache_is_recorded_again_when_the_code_changed(tmp_path):
     import h5py
 
     from bench.sbd import _record
-    from skill_library.demos import DemoFile
+    from demos import DemoFile
 
     path = _record(PUSH, 2, 3, [CAM], 16, tmp_path, log=lambda m: None)
     stamp = path.stat().st_mtime_ns

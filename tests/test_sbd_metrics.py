@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skill_library.segmentation.baselines import fixed_length_boundaries, tune_fixed_length
-from skill_library.segmentation.clustering import SkillTypes, fit_skill_types, kmeans, silhouette
-from skill_library.segmentation.dataset import PROPRIO_DIM, gripper_events, split_episodes, true_boundaries
-from skill_library.segmentation.detector import DetectorParams, detect_boundaries
-from skill_library.segmentation.metrics import (
+from segmentation.baselines import fixed_length_boundaries, tune_fixed_length
+from segmentation.clustering import SkillTypes, fit_skill_types, kmeans, silhouette
+from segmentation.dataset import PROPRIO_DIM, gripper_events, split_episodes, true_boundaries
+from segmentation.detector import DetectorParams, detect_boundaries
+from segmentation.metrics import (
     boundary_counts,
     boundary_f1_interval,
     edit_score,
@@ -157,7 +157,7 @@ def test_kmeans_finds_separated_clusters_and_skill_types_assign():
 
 
 def test_no_action_steps_are_dropped_before_scoring():
-    from skill_library.segmentation.detector import idle_steps
+    from segmentation.detector import idle_steps
 
     acts = np.zeros((10, 4))
     acts[:6, 0] = 0.8  # moving, then holding still from t=6
@@ -207,7 +207,7 @@ def test_gap_in_episode_std_follows_the_loss_scale_where_a_gap_in_nats_does_not(
 
 
 def test_segment_cli_offers_exactly_the_detectors_gap_units():
-    from skill_library.segmentation.detector import GAP_UNITS
+    from segmentation.detector import GAP_UNITS
     from skillstack.cli import build_parser
 
     parser = build_parser()

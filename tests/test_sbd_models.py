@@ -11,11 +11,10 @@ from policies.action_predictor import (
     ActionPredictorConfig,
     SequenceData,
     discretize_actions,
-    load_action_predictor,
-    save_action_predictor,
     segment_ids_from_boundaries,
     train_action_predictor,
 )
+from policies.action_predictor_store import load_action_predictor, save_action_predictor
 from policies.bc import train_bc
 from policies.inverse_dynamics import (
     InverseDynamicsConfig,
@@ -26,7 +25,7 @@ from policies.inverse_dynamics import (
     save_inverse_dynamics,
     train_inverse_dynamics,
 )
-from skill_library.segmentation.detector import DetectorParams, detect_boundaries, detect_with_model
+from segmentation.detector import DetectorParams, detect_boundaries, detect_with_model
 
 torch.set_num_threads(1)
 S = 24  # small images keep these tests fast

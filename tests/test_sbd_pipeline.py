@@ -16,7 +16,7 @@ FIT_LOG: list[str] = []  # what `fitted`'s fit_segmenter logged
 
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
-    from skill_library.demos import record_demos
+    from demos import record_demos
 
     path = tmp_path_factory.mktemp("sbd") / "pp.hdf5"
     record_demos("skillstack/PandaPickPlace-v0", "expert", episodes=8, out=path, seed=0, cameras=[CAM],
@@ -26,7 +26,7 @@ def demos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fitted(demos, tmp_path_factory):
-    from skill_library.segmentation import fit_segmenter, load_hdf5_episodes
+    from segmentation import fit_segmenter, load_hdf5_episodes
 
     eps = load_hdf5_episodes(demos, [CAM], SIZE)
     seg = fit_segmenter(eps[:6], eps[6:], cameras=(CAM,), image_size=SIZE, epochs=2, context=8, idm=True,
@@ -38,7 +38,7 @@ def fitted(demos, tmp_path_factory):
 
 
 def test_dataset_reads_frames_actions_phases(demos):
-    from skill_library.segmentation import load_hdf5_episodes
+    from segmentation import load_hdf5_episodes
 
     eps = load_hdf5_episodes(demos, [CAM], SIZE, episodes=[0, 1])
     ep = eps[0]
@@ -51,7 +51,7 @@ def test_dataset_reads_frames_actions_phases(demos):
 
 
 def test_small_validation_is_named_per_task(fitted):
-    from skill_library.segmentation.segmenter import ADVISED_VAL_EPISODES_PER_TASK, small_validation_tasks
+    from segmentation.segmenter import ADVISED_VAL_EPISODES_PER_TASK, small_validation_tasks
 
     _, _, eps = fitted
     assert small_validation_tasks(eps[6:]) == {"PandaPickPlace": 2}
@@ -60,8 +60,8 @@ def test_small_validation_is_named_per_task(fitted):
 
 
 def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
-    from skill_library.segmentation import Segmenter
-    from skill_library.segmentation.segmenter import DEFAULT_GAPS, DEFAULT_MIN_LENS
+    from segmentation import Segmenter
+    from segmentation.segmenter import DEFAULT_GAPS, DEFAULT_MIN_LENS
 
     seg, out, eps = fitted
     assert seg.params.gap in DEFAULT_GAPS and seg.params.min_len in DEFAULT_MIN_LENS and seg.params.use_events
@@ -79,7 +79,7 @@ def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
 
 
 def test_validation_chooses_the_rule_when_not_fixed(fitted):
-    from skill_library.segmentation import tune_detector
+    from segmentation import tune_detector
 
     seg, _, eps = fitted
     val = eps[6:]
@@ -90,8 +90,8 @@ def test_validation_chooses_the_rule_when_not_fixed(fitted):
 
 
 def test_validation_chooses_the_bin_tolerance_when_not_fixed(fitted):
-    from skill_library.segmentation import tune_detector
-    from skill_library.segmentation.segmenter import DEFAULT_BIN_TOLERANCES
+    from segmentation import tune_detector
+    from segmentation.segmenter import DEFAULT_BIN_TOLERANCES
 
     seg, _, eps = fitted
     val = eps[6:]
@@ -107,8 +107,8 @@ def test_validation_chooses_the_bin_tolerance_when_not_fixed(fitted):
 
 
 def test_validation_chooses_the_gap_unit_of_the_two_sided_rule(fitted):
-    from skill_library.segmentation import tune_detector
-    from skill_library.segmentation.detector import GAP_UNITS
+    from segmentation import tune_detector
+    from segmentation.detector import GAP_UNITS
 
     seg, _, eps = fitted
     val = eps[6:]
@@ -124,8 +124,8 @@ def test_validation_chooses_the_gap_unit_of_the_two_sided_rule(fitted):
 
 
 def test_validation_ranks_a_gap_with_its_neighbours(fitted):
-    from skill_library.segmentation import tune_detector
-    from skill_library.segmentation.segmenter import DEFAULT_GAPS
+    from segmentation import tune_detector
+    from segmentation.segmenter import DEFAULT_GAPS
 
     seg, _, eps = fitted
     val = eps[6:]
@@ -150,7 +150,7 @@ def test_validation_ranks_a_gap_with_its_neighbours(fitted):
 
 
 def test_video_path_runs_its_own_rule_on_labelled_actions(fitted, tmp_path):
-    from skill_library.segmentation import DetectorParams, Segmenter, gripper_events, label_with_idm
+    from segmentation import DetectorParams, Segmenter, gripper_events, label_with_idm
 
     seg, out, eps = fitted
     ep = eps[7]
@@ -191,9 +191,9 @@ def test_segmentation_never_reads_phases_and_events_are_boundaries(fitted):
 
 
 def test_segment_files_hdf5_and_mp4_write_json_and_png(fitted, demos, tmp_path):
-    from skill_library.demos.video import Mp4Writer
-    from skill_library.segmentation.api import segment_files
-    from skill_library.segmentation.io import read_segments
+    from demos.video import Mp4Writer
+    from segmentation.api import segment_files
+    from segmentation.io import read_segments
 
     seg, _, eps = fitted
     video = tmp_path / "demo.mp4"
@@ -242,7 +242,7 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
         main(["segment", "--train", str(demos), "--model", str(trained), "--bin-tolerance", "-1"])
     assert "bin tolerance must be >= 0" in capsys.readouterr().err
     video = tmp_path / "v.mp4"
-    from skill_library.demos.video import Mp4Writer
+    from demos.video import Mp4Writer
 
     with Mp4Writer(video, 25.0) as w:
         for _ in range(5):
@@ -254,7 +254,7 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
 def test_segments_become_bc_skills_in_the_library(fitted, tmp_path):
     import envs
     from skill_library import SkillLibrary
-    from skill_library.segmentation.skills import build_segment_skills, infer_predicates
+    from segmentation.skills import build_segment_skills, infer_predicates
 
     pre, eff = infer_predicates([{"holding(red)": False, "gripper_open": True}] * 3,
                                 [{"holding(red)": True, "gripper_open": False}] * 3)
@@ -280,10 +280,10 @@ def test_segments_become_bc_skills_in_the_library(fitted, tmp_path):
 def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner():
     """Merged runs, and no at_grasp next to holding in preconditions: reach -> grasp -> place plans."""
     from envs.predicates import parse
-    from skill_library.planning.planner import Operator, plan
-    from skill_library.planning.spec import normalise_literal
-    from skill_library.planning.symbolic import Domain, atom
-    from skill_library.segmentation.skills import chain_label, chain_runs, infer_predicates, merge_runs
+    from planning.planner import Operator, plan
+    from planning.spec import normalise_literal
+    from planning.symbolic import Domain, atom
+    from segmentation.skills import chain_label, chain_runs, infer_predicates, merge_runs
 
     assert merge_runs([(0, 4, 2), (4, 9, 2), (9, 17, 4), (17, 21, 6), (21, 25, 6), (25, 50, 2)]) == [
         (0, 9, 2), (9, 17, 4), (17, 25, 6), (25, 50, 2)]

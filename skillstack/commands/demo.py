@@ -5,7 +5,7 @@ Four stages, each a call into the public API, each leaving something to look at 
   2. train    - a Reach skill with multi-critic SAC (policies.training.train), exported as a
                 skill package into OUT/library with its eval video and descriptors;
   3. compose  - the hierarchical controller stacks three cubes with the library's scripted
-                starter skills (skill_library.planning.run_task), with a video;
+                starter skills (planning.run_task), with a video;
   4. deploy   - the trained Reach skill drives the MuJoCo sim_robot through ROS 2 topics
                 and the safety layer (ros_bridge.deploy).
 """
@@ -70,7 +70,7 @@ def _experts(out, args) -> bool:
     import envs
     from envs.experts import run_expert_episode
     from envs.video import write_mp4
-    from skillstack.table import print_table
+    from common.table import print_table
 
     _banner("1/4 scripted experts on every task")
     rows = []
@@ -120,7 +120,7 @@ def _train(out, args):
 
 
 def _compose(out, args) -> bool:
-    from skill_library.planning.run import run_task
+    from planning.run import run_task
     from skill_library.registry import SkillLibrary
     from skill_library.starter import build_starter_skills
 

@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     import envs
-    from skillstack.table import print_table
+    from common.table import print_table
 
     rows = []
     for env_id in envs.ENV_IDS:

@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Import and print what was written."""
-    from skill_library.demos import import_bag
+    from demos import import_bag
 
     result = import_bag(
         args.bags,

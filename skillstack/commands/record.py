@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Record and print a one-line summary."""
-    from skill_library.demos import record_demos
+    from demos import record_demos
 
     result = record_demos(
         args.env,

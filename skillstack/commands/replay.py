@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--to-ros needs ros_bridge.replay.stream_demo, which cannot be imported: {exc}") from None
         return int(stream_demo(args.file, episodes=args.episodes) or 0)
 
-    from skill_library.demos import ReplayDivergenceWarning, replay
+    from demos import ReplayDivergenceWarning, replay
 
     def show(message, category, filename, lineno, file=None, line=None):
         print(f"warning: {message}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """`skillstack run-task TASK`: compose library skills to solve a long-horizon task (thin layer over
-`skill_library.planning.run_task`)."""
+`planning.run_task`)."""
 
 from __future__ import annotations
 
@@ -46,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from skill_library.planning.blend import BlendConfig
-    from skill_library.planning.executor import ControllerConfig
-    from skill_library.planning.run import run_task
-    from skillstack.table import print_table
+    from planning.blend import BlendConfig
+    from planning.executor import ControllerConfig
+    from planning.run import run_task
+    from common.table import print_table
 
     kinds = "learned" if args.learned_only else "scripted" if args.scripted_only else "all"
     cfg = ControllerConfig(replan_budget=args.replan_budget, adapt=not args.no_adapt, explore=not args.greedy)

@@ -104,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
     """Train and/or segment; prints a table per episode and the segmentation speed."""
     from pathlib import Path
 
-    from skill_library.segmentation.api import default_model_dir, segment_files, train_segmenter
-    from skill_library.segmentation.metrics import evaluate_episodes
-    from skillstack.table import print_table
+    from segmentation.api import default_model_dir, segment_files, train_segmenter
+    from segmentation.metrics import evaluate_episodes
+    from common.table import print_table
 
     if not args.inputs and not args.train:
         raise ValueError("give INPUT file(s) to segment, or --train DEMOS.hdf5 to train a segmenter")
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.inputs:
             return 0
     else:
-        from skill_library.segmentation.segmenter import Segmenter
+        from segmentation.segmenter import Segmenter
 
         seg = Segmenter.load(model_dir)
     out = args.out or "segments.json"
@@ -163,8 +163,8 @@ def run(args: argparse.Namespace) -> int:
           f"at {seg.image_size}x{seg.image_size}, cameras {','.join(seg.cameras)}")
     print(f"segments written to {result.out}" + (f"; plot {result.plot}" if result.plot else ""))
     if args.to_library:
-        from skill_library.segmentation.dataset import load_hdf5_episodes
-        from skill_library.segmentation.skills import build_segment_skills
+        from segmentation.dataset import load_hdf5_episodes
+        from segmentation.skills import build_segment_skills
 
         eps = []
         for f in args.inputs:

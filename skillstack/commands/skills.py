@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ip.add_argument("--episodes-per-cell", type=int, default=2, help="episodes per cell for --evaluate (default 2)")
     ip.set_defaults(func=_install_starter)
 
-    from skill_library.planning.distill import DEFAULT_TASKS
+    from planning.distill import DEFAULT_TASKS
 
     dp = ssub.add_parser(
         "distill", help="learn bc skills from the controller's demonstrations with scripted skills",
@@ -116,7 +116,7 @@ def _pct(x: Any) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from skillstack.table import print_table
+    from common.table import print_table
 
     lib = _lib(args)
     entries = lib.search(
@@ -139,7 +139,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from skillstack.table import print_table
+    from common.table import print_table
 
     lib = _lib(args)
     entry = lib.resolve(args.ref)
@@ -290,11 +290,11 @@ def _distill(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from skill_library.planning.distill import DistillConfig, distill_skills
-    from skill_library.planning.executor import load_library_skills
+    from planning.distill import DistillConfig, distill_skills
+    from planning.executor import load_library_skills
     from skill_library.registry import SkillLibrary
     from skill_library.starter import build_starter_skills
-    from skillstack.table import print_table
+    from common.table import print_table
 
     lib = _lib(args)
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from policies.sweep import parse_grid, plot_sweep, sweep
     from policies.training import load_config
-    from skillstack.table import print_table
+    from common.table import print_table
 
     cfg = load_config(args.config, args.set)
     out = Path(args.out or f"runs/sweep-{cfg['experiment']}")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from skill_library.demos.errors import (
+from demos.errors import (
     BagImportError,
     DemoError,
     DemoFileCorruptError,
@@ -27,8 +27,8 @@ from skill_library.demos.errors import (
     OutputExistsError,
     UnknownPolicyError,
 )
-from skill_library.demos.format import DemoFile, Episode, make_env_args
-from skill_library.demos.writer import DemoWriter
+from demos.format import DemoFile, Episode, make_env_args
+from demos.writer import DemoWriter
 
 __all__ = [
     "BagImportError",
@@ -55,22 +55,22 @@ __all__ = [
 ]
 
 _LAZY = {
-    "record_demos": "skill_library.demos.record",
-    "RecordResult": "skill_library.demos.record",
-    "replay": "skill_library.demos.playback",
-    "ReplayResult": "skill_library.demos.playback",
-    "EpisodeReplay": "skill_library.demos.playback",
-    "ReplayDivergenceWarning": "skill_library.demos.playback",
-    "import_bag": "skill_library.demos.bag",
-    "JointTrajectory": "skill_library.demos.trajectory",
-    "joint_trajectory": "skill_library.demos.trajectory",
+    "record_demos": "demos.record",
+    "RecordResult": "demos.record",
+    "replay": "demos.playback",
+    "ReplayResult": "demos.playback",
+    "EpisodeReplay": "demos.playback",
+    "ReplayDivergenceWarning": "demos.playback",
+    "import_bag": "demos.bag",
+    "JointTrajectory": "demos.trajectory",
+    "joint_trajectory": "demos.trajectory",
 }
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'skill_library.demos' has no attribute {name!r}")
+        raise AttributeError(f"module 'demos' has no attribute {name!r}")
     import importlib
 
     return getattr(importlib.import_module(module), name)

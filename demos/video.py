@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skill_library.demos.writer import atomic_replace
+from demos.writer import atomic_replace
 
 __all__ = ["Mp4Writer"]
 

@@ -149,8 +149,8 @@ def collect_skill_demos(
     `progress(task, episode, result_dict)` is called after every episode.
     """
     import envs
-    from skill_library.planning.executor import ControllerConfig, HierarchicalController
-    from skill_library.planning.spec import resolve_task
+    from planning.executor import ControllerConfig, HierarchicalController
+    from planning.spec import resolve_task
 
     if config.episodes_per_task < 1:
         raise ValueError(f"episodes_per_task must be >= 1, got {config.episodes_per_task}")

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from skill_library.segmentation.dataset import gripper_events
-from skill_library.segmentation.metrics import evaluate_episodes
+from segmentation.dataset import gripper_events
+from segmentation.metrics import evaluate_episodes
 
 __all__ = ["fixed_length_boundaries", "gripper_event_boundaries", "tune_fixed_length"]
 

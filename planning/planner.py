@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from envs.predicates import Literal
-from skill_library.planning.symbolic import CompiledEffects, Domain, State, apply_effects, compile_effects, holds
+from planning.symbolic import CompiledEffects, Domain, State, apply_effects, compile_effects, holds
 
 __all__ = ["NoPlanError", "Operator", "Plan", "PlannerConfig", "is_minimal", "plan", "relevant"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skill_library.demos.errors import DemoFileError
-from skill_library.demos.format import DemoFile
+from demos.errors import DemoFileError
+from demos.format import DemoFile
 
 __all__ = ["MODES", "EpisodeReplay", "ReplayDivergenceWarning", "ReplayResult", "replay"]
 
@@ -124,7 +124,7 @@ def replay(
             raise ValueError(f"unknown camera {camera!r}; valid cameras: {list(u.camera_names)}")
         writer = None
         if video is not None:
-            from skill_library.demos.video import Mp4Writer
+            from demos.video import Mp4Writer
 
             writer = Mp4Writer(video, 1.0 / float(u.control_dt))
         vid_h, vid_w = video_size

@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from skill_library.demos.errors import BagImportError
-from skill_library.demos.format import IMAGE_SUFFIX, Episode, make_env_args
-from skill_library.demos.writer import DemoWriter
+from demos.errors import BagImportError
+from demos.format import IMAGE_SUFFIX, Episode, make_env_args
+from demos.writer import DemoWriter
 
 __all__ = ["REAL_ROBOT_ENV", "BagImportResult", "import_bag", "match_joints"]
 
@@ -368,7 +368,7 @@ def import_bag(
         raise BagImportError("no bag given")
     out = Path(out)
     if out.exists() and not overwrite:
-        from skill_library.demos.errors import OutputExistsError
+        from demos.errors import OutputExistsError
 
         raise OutputExistsError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
     rate = float(rate) if rate is not None else 1.0 / PandaEnv.control_dt

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 from envs.predicates import Literal, SceneState, parse
-from skill_library.planning.planner import Operator
-from skill_library.planning.spec import normalise_literal
-from skill_library.planning.symbolic import Domain, consistent
+from planning.planner import Operator
+from planning.spec import normalise_literal
+from planning.symbolic import Domain, consistent
 
 __all__ = [
     "DERIVED_GOALS",

@@ -39,7 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from skill_library.demos.errors import (
+from demos.errors import (
     DemoFileCorruptError,
     DemoFileError,
     DemoLayoutError,

@@ -5,7 +5,7 @@
 observation before and after it, the action as applied, reward and done flag, the
 scripted expert's phase when the policy is an expert, and camera frames when asked.
 Episodes are buffered in memory and committed only when they end (see
-`skill_library.demos.writer`), so an interrupted recording keeps every finished episode.
+`demos.writer`), so an interrupted recording keeps every finished episode.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from skill_library.demos.errors import UnknownPolicyError
-from skill_library.demos.format import IMAGE_SUFFIX, Episode, make_env_args
-from skill_library.demos.writer import DemoWriter
+from demos.errors import UnknownPolicyError
+from demos.format import IMAGE_SUFFIX, Episode, make_env_args
+from demos.writer import DemoWriter
 
 __all__ = ["POLICY_NAMES", "RecordResult", "record_demos", "resolve_policy", "video_dir_for"]
 
@@ -276,7 +276,7 @@ def record_demos(
             frames = render_all()
             video_writer = None
             if video:
-                from skill_library.demos.video import Mp4Writer
+                from demos.video import Mp4Writer
 
                 video_writer = Mp4Writer(vdir / f"demo_{writer.num_episodes}.mp4", fps)
             success = 0.0

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from skill_library.planning.bandit import PreferenceStore
-from skill_library.planning.blend import BlendConfig, evaluate_blender, load_blender, save_blender, train_blender
-from skill_library.planning.executor import ControllerConfig, HierarchicalController, load_library_skills, summarize
-from skill_library.planning.spec import TaskSpec, resolve_task
+from planning.bandit import PreferenceStore
+from planning.blend import BlendConfig, evaluate_blender, load_blender, save_blender, train_blender
+from planning.executor import ControllerConfig, HierarchicalController, load_library_skills, summarize
+from planning.spec import TaskSpec, resolve_task
 
 __all__ = ["figure_label", "run_task"]
 

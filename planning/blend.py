@@ -30,9 +30,9 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.predicates import Literal
-from skill_library.planning.grounding import GroundedSkill, ground_skill, staging_points
-from skill_library.planning.planner import PlannerConfig, plan
-from skill_library.planning.symbolic import Domain, scene_atoms
+from planning.grounding import GroundedSkill, ground_skill, staging_points
+from planning.planner import PlannerConfig, plan
+from planning.symbolic import Domain, scene_atoms
 
 __all__ = [
     "BlendConfig",

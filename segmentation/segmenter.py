@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from skill_library.segmentation.dataset import SegEpisode, gripper_events
-from skill_library.segmentation.detector import GAP_UNITS, Detection, DetectorParams, detect_boundaries, detect_with_model
-from skill_library.segmentation.metrics import evaluate_episodes, segments_from_boundaries
+from segmentation.dataset import SegEpisode, gripper_events
+from segmentation.detector import GAP_UNITS, Detection, DetectorParams, detect_boundaries, detect_with_model
+from segmentation.metrics import evaluate_episodes, segments_from_boundaries
 
 __all__ = [
     "ADVISED_VAL_EPISODES_PER_TASK",
@@ -183,7 +183,8 @@ class Segmenter:
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write the segmenter folder (atomic per file)."""
-        from policies.action_predictor import atomic_write_bytes, save_action_predictor
+        from policies.action_predictor import atomic_write_bytes
+        from policies.action_predictor_store import save_action_predictor
 
         d = Path(directory)
         save_action_predictor(self.predictor, d / "predictor")
@@ -206,9 +207,9 @@ class Segmenter:
     @classmethod
     def load(cls, directory: str | Path) -> "Segmenter":
         """Load a folder written by `save`; FileNotFoundError / ValueError name the missing or bad file."""
-        from policies.action_predictor import load_action_predictor
+        from policies.action_predictor_store import load_action_predictor
 
-        from skill_library.segmentation.clustering import SkillTypes
+        from segmentation.clustering import SkillTypes
 
         d = Path(directory)
         path = d / SEGMENTER_FILE
@@ -423,8 +424,8 @@ def fit_segmenter(
     from policies.action_predictor import ActionPredictorConfig, SequenceData
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
 
-    from skill_library.segmentation.clustering import fit_skill_types
-    from skill_library.segmentation.dataset import PROPRIO_DIM
+    from segmentation.clustering import fit_skill_types
+    from segmentation.dataset import PROPRIO_DIM
 
     if not train:
         raise ValueError("fit_segmenter: no training episodes")

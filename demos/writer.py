@@ -42,8 +42,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from skill_library.demos.errors import OutputExistsError
-from skill_library.demos.format import FORMAT_NAME, FORMAT_VERSION, IMAGE_SUFFIX, LIBVER, Episode
+from demos.errors import OutputExistsError
+from demos.format import FORMAT_NAME, FORMAT_VERSION, IMAGE_SUFFIX, LIBVER, Episode
 
 from skill_library.package import fsync_dir  # noqa: E402  (one durable-rename helper for the library)
 

@@ -1,6 +1,6 @@
 """File-level entry points used by `skillstack segment`: train a segmenter from demo files, segment files.
 
-    from skill_library.segmentation.api import train_segmenter, segment_files
+    from segmentation.api import train_segmenter, segment_files
     seg = train_segmenter(["pp.hdf5", "stack.hdf5"], "runs/segmenter")
     result = segment_files(seg, ["held_out.hdf5", "demo_0.mp4"], out="segments.json", plot="segments.png")
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skill_library.segmentation.dataset import SegEpisode, load_hdf5_episodes, load_mp4_episode, split_episodes
+from segmentation.dataset import SegEpisode, load_hdf5_episodes, load_mp4_episode, split_episodes
 
 __all__ = ["SegmentRun", "default_model_dir", "segment_files", "train_segmenter"]
 
@@ -50,7 +50,7 @@ def train_segmenter(
     scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one).
     `two_sided` None lets validation choose the rule, `bin_tolerance` None the loss's bin tolerance,
     `gap_unit` None the gap's unit (see `fit_segmenter`)."""
-    from skill_library.segmentation.segmenter import fit_segmenter
+    from segmentation.segmenter import fit_segmenter
 
     if not demo_files:
         raise ValueError("no demonstration files to train on")
@@ -105,8 +105,8 @@ def segment_files(
     a multi-camera segmenter needs it named) and their actions are labelled by the
     segmenter's inverse-dynamics model first.
     """
-    from skill_library.segmentation.io import write_segments
-    from skill_library.segmentation.plots import plot_segments
+    from segmentation.io import write_segments
+    from segmentation.plots import plot_segments
 
     if not inputs:
         raise ValueError("nothing to segment: give an HDF5 demo file or an mp4 video")

@@ -102,7 +102,7 @@ def load_hdf5_episodes(
 
     Raises `DemoFileError` (bad file) or ValueError naming a camera the file lacks.
     """
-    from skill_library.demos import DemoFile
+    from demos import DemoFile
 
     out = []
     with DemoFile(path) as f:

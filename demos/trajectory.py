@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skill_library.demos.format import Episode
+from demos.format import Episode
 
 __all__ = ["JointTrajectory", "joint_trajectory"]
 

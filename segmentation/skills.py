@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from skill_library.segmentation.dataset import SegEpisode
+from segmentation.dataset import SegEpisode
 
 __all__ = ["SegmentSkill", "build_segment_skills", "chain_label", "chain_runs", "infer_predicates", "merge_runs"]
 
@@ -268,7 +268,7 @@ def build_segment_skills(
                              f"{env_id} demonstrations ({len(segs)} {'chained runs' if len(types) > 1 else 'segments'}, "
                              f"median {int(np.median(lens))} steps); behaviour cloning."),
                 tags=("sbd", "bc", family), preconditions=pre, effects=eff,
-                provenance=new_provenance(command="skill_library.segmentation.build_segment_skills",
+                provenance=new_provenance(command="segmentation.build_segment_skills",
                                           config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
                                                   "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
                 overwrite=True,

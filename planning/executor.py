@@ -40,11 +40,11 @@ from typing import Any
 import numpy as np
 
 from envs.predicates import Literal, SceneState, holding
-from skill_library.planning.bandit import GradientBandit
+from planning.bandit import GradientBandit
 from skill_library.errors import SkillLibraryError
-from skill_library.planning.grounding import GroundedSkill, SkillGroundingError, ground_skill, staging_points
-from skill_library.planning.planner import NoPlanError, Operator, Plan, PlannerConfig, plan
-from skill_library.planning.symbolic import Domain, apply_effects, compile_effects, holds, scene_atoms
+from planning.grounding import GroundedSkill, SkillGroundingError, ground_skill, staging_points
+from planning.planner import NoPlanError, Operator, Plan, PlannerConfig, plan
+from planning.symbolic import Domain, apply_effects, compile_effects, holds, scene_atoms
 
 __all__ = ["ControllerConfig", "Decision", "EpisodeResult", "HierarchicalController", "load_library_skills", "summarize"]
 
