@@ -1,10 +1,15 @@
 """Multi-critic SAC: one twin-Q value per reward term, combined in the actor's objective.
 
-Reads top to bottom (CleanRL style): the batched critic ensemble, the policy, then the
-algorithm and its ``train`` step. It follows "SLIM: Skill Learning with Multiple
-Critics" (Emukpere et al., ICRA 2024): instead of summing the reward terms (goal,
-interaction, safety, skill diversity, ...) into one scalar whose parts interfere, every
-term k gets its own critic Q_k, trained on its own TD target, and the actor maximises
+Reads top to bottom (CleanRL style): the running value scale, then the algorithm and its
+``train`` step. The networks live beside it: the batched critic ensemble in
+`policies.ensemble_mlp`; the multi-term critic, the SB3 policies and the critic layouts
+(``critic_layout``: ``"shared"``, ``"separate"``, ``"separate_loop"``) in
+`policies.multi_critic_policy`. Every one of their names is re-exported here.
+
+It follows "SLIM: Skill Learning with Multiple Critics" (Emukpere et al., ICRA 2024):
+instead of summing the reward terms (goal, interaction, safety, skill diversity, ...) into
+one scalar whose parts interfere, every term k gets its own critic Q_k, trained on its own
+TD target, and the actor maximises
 
     s_bar * sum_k w_k * Q_k(s, pi(s)) / s_k  -  alpha * log pi(a|s)
 
@@ -18,16 +23,6 @@ starts from the same balance as in SAC instead of facing values normalised to ~1
 
 Built on stable-baselines3's SAC (``MultiCriticSAC`` subclasses it): same constructor,
 ``learn``, ``predict``, ``save``/``load``, callbacks, vectorised envs, HER.
-
-Critic layouts (``critic_layout``):
-
-* ``"shared"`` (default): SB3's twin critics, each an MLP whose torso is shared by the
-  terms and ends in K outputs. Costs about what SB3's twin critics cost.
-* ``"separate"``: K x 2 independent Q-networks, as SLIM has them. They are evaluated as
-  ONE batched ensemble (stacked weights, one ``torch.baddbmm`` per layer), never K
-  networks run one after another.
-* ``"separate_loop"``: the same K x 2 networks as a ``ModuleList`` run one after
-  another. A reference for tests and the throughput benchmark only.
 
 Where the entropy bonus goes. The critics learn the plain discounted return of their own
 term (no entropy backup), by default: then Q_k is an interpretable estimate of term k
@@ -48,7 +43,6 @@ gradients as SB3's SAC does. Both the algorithm and its tests/benchmarks use
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -56,14 +50,12 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.policies import BaseModel, BasePolicy
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, FlattenExtractor
-from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.her.her_replay_buffer import HerReplayBuffer
 from stable_baselines3.sac import SAC
-from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 from policies.buffers import (
@@ -72,271 +64,19 @@ from policies.buffers import (
     MultiRewardHerReplayBuffer,
     MultiRewardReplayBuffer,
 )
+from policies.ensemble_mlp import EnsembleMLP
+from policies.multi_critic_policy import (
+    CRITIC_LAYOUTS,
+    MultiCriticMlpPolicy,
+    MultiCriticMultiInputPolicy,
+    MultiCriticSACPolicy,
+    MultiTermCritic,
+)
 
-CRITIC_LAYOUTS = ("shared", "separate", "separate_loop")
 SUM_KEY = "weighted_sum"
 
 # ----------------------------------------------------------------------------------------
-# 1. A batched ensemble of identical MLPs
-# ----------------------------------------------------------------------------------------
-
-
-class EnsembleMLP(nn.Module):
-    """M independent MLPs of the same shape, evaluated together on a shared input.
-
-    Weights are stacked: the first layer is one ``(in, M * h1)`` matrix, later layers are
-    ``(M, h_i, h_{i+1})``; every layer runs as one ``torch.baddbmm`` over the members. Each
-    member is initialised like ``nn.Linear`` (uniform in +-1/sqrt(fan_in)), so the ensemble
-    is distributed exactly like M separate MLPs.
-
-    :param n_members: M, the number of networks.
-    :param in_dim: input size.
-    :param out_dim: output size of every member.
-    :param net_arch: hidden layer sizes (may be empty: a linear model).
-    :param activation_fn: elementwise activation class (e.g. ``nn.ReLU``).
-    """
-
-    def __init__(
-        self,
-        n_members: int,
-        in_dim: int,
-        out_dim: int,
-        net_arch: Sequence[int],
-        activation_fn: type[nn.Module] = nn.ReLU,
-    ):
-        super().__init__()
-        if n_members < 1:
-            raise ValueError(f"n_members must be >= 1, got {n_members}")
-        self.n_members = n_members
-        self.dims = [int(in_dim), *(int(h) for h in net_arch), int(out_dim)]
-        self.activation = activation_fn()
-        m, d = n_members, self.dims
-        self.first_weight = nn.Parameter(th.empty(d[0], m * d[1]))
-        self.first_bias = nn.Parameter(th.empty(m * d[1]))
-        self.weights = nn.ParameterList([nn.Parameter(th.empty(m, d[i], d[i + 1])) for i in range(1, len(d) - 1)])
-        self.biases = nn.ParameterList([nn.Parameter(th.empty(m, 1, d[i + 1])) for i in range(1, len(d) - 1)])
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Initialise every member like ``nn.Linear``: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
-        with th.no_grad():
-            bound = 1.0 / math.sqrt(self.dims[0])
-            self.first_weight.uniform_(-bound, bound)
-            self.first_bias.uniform_(-bound, bound)
-            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-                bound = 1.0 / math.sqrt(self.dims[i + 1])
-                w.uniform_(-bound, bound)
-                b.uniform_(-bound, bound)
-
-    def forward(self, x: th.Tensor) -> th.Tensor:
-        """Evaluate all members on ``x`` of shape ``(B, in)``; returns ``(M, B, out)``."""
-        batch, m, d = x.shape[0], self.n_members, self.dims
-        if len(d) == 2:
-            return th.addmm(self.first_bias, x, self.first_weight).view(batch, m, d[1]).transpose(0, 1)
-        # First layer straight into the (M, B, h1) layout the later layers use: the input is
-        # broadcast (stride 0) and each member's (in, h1) block is a strided view of the
-        # stacked weight. Producing (B, M*h1) with one GEMM and transposing instead costs a
-        # copy of the activation gradient and strided elementwise passes in every backward.
-        w0 = self.first_weight.view(d[0], m, d[1]).transpose(0, 1)
-        h = self._act_(th.baddbmm(self.first_bias.view(m, 1, d[1]), x.expand(m, batch, d[0]), w0))
-        n_layers = len(self.weights)
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if i < n_layers - 1:
-                h = self._act_(th.baddbmm(b, h, w))
-            elif w.shape[2] == 1:
-                # A batched GEMV through bmm is several times slower on CPU than this
-                # multiply-and-sum (measured: 1.2 ms vs 0.36 ms for 6 x (256 x 256 -> 1)).
-                h = (h * w.transpose(1, 2)).sum(dim=2, keepdim=True) + b
-            else:
-                # Thin outputs: bmm is faster with each weight matrix in column-major order.
-                h = th.baddbmm(b, h, w.transpose(1, 2).contiguous().transpose(1, 2))
-        return h
-
-    def _act_(self, h: th.Tensor) -> th.Tensor:
-        # In place for ReLU (baddbmm's backward does not need its output): saves writing a
-        # fresh (M, B, h) tensor, which on CPU is memory-bound for large ensembles.
-        if type(self.activation) is nn.ReLU:
-            return th.relu_(h)
-        return self.activation(h)
-
-    def member(self, index: int) -> nn.Sequential:
-        """A standalone ``nn.Sequential`` copy of member ``index`` (for tests and export)."""
-        d, layers = self.dims, []
-        m = self.n_members
-        with th.no_grad():
-            first = nn.Linear(d[0], d[1])
-            w0 = self.first_weight.view(d[0], m, d[1])[:, index, :]
-            first.weight.copy_(w0.t())
-            first.bias.copy_(self.first_bias.view(m, d[1])[index])
-            layers.append(first)
-            for w, b in zip(self.weights, self.biases):
-                layers.append(type(self.activation)())
-                lin = nn.Linear(w.shape[1], w.shape[2])
-                lin.weight.copy_(w[index].t())
-                lin.bias.copy_(b[index, 0])
-                layers.append(lin)
-        return nn.Sequential(*layers).to(self.first_weight.device)
-
-    def load_members(self, members: Sequence[nn.Sequential]) -> None:
-        """Copy the weights of M ``nn.Sequential`` MLPs (Linear/activation alternating) in."""
-        if len(members) != self.n_members:
-            raise ValueError(f"expected {self.n_members} members, got {len(members)}")
-        m, d = self.n_members, self.dims
-        with th.no_grad():
-            for idx, seq in enumerate(members):
-                linears = [layer for layer in seq if isinstance(layer, nn.Linear)]
-                if len(linears) != len(d) - 1:
-                    raise ValueError(f"member {idx} has {len(linears)} linear layers, expected {len(d) - 1}")
-                self.first_weight.view(d[0], m, d[1])[:, idx, :].copy_(linears[0].weight.t())
-                self.first_bias.view(m, d[1])[idx].copy_(linears[0].bias)
-                for lin, w, b in zip(linears[1:], self.weights, self.biases):
-                    w[idx].copy_(lin.weight.t())
-                    b[idx, 0].copy_(lin.bias)
-
-
-def _make_mlp(in_dim: int, out_dim: int, net_arch: Sequence[int], activation_fn: type[nn.Module]) -> nn.Sequential:
-    dims = [in_dim, *net_arch]
-    layers: list[nn.Module] = []
-    for a, b in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(a, b), activation_fn()]
-    layers.append(nn.Linear(dims[-1], out_dim))
-    return nn.Sequential(*layers)
-
-
-# ----------------------------------------------------------------------------------------
-# 2. The multi-term critic (drop-in for SB3's ContinuousCritic)
-# ----------------------------------------------------------------------------------------
-
-
-class MultiTermCritic(BaseModel):
-    """Twin Q-values for K reward terms: ``q_values(obs, a)`` has shape ``(n_critics, B, K)``.
-
-    ``forward`` returns a tuple of ``n_critics`` tensors ``(B, K)``, the shape SB3's
-    ``ContinuousCritic`` uses with K = 1.
-
-    :param n_terms: K, the number of reward terms.
-    :param layout: ``"shared"``, ``"separate"`` or ``"separate_loop"`` (see module doc).
-    Other parameters are those of SB3's ``ContinuousCritic``.
-    """
-
-    features_extractor: BaseFeaturesExtractor
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        net_arch: list[int],
-        features_extractor: BaseFeaturesExtractor,
-        features_dim: int,
-        activation_fn: type[nn.Module] = nn.ReLU,
-        normalize_images: bool = True,
-        n_critics: int = 2,
-        share_features_extractor: bool = True,
-        n_terms: int = 1,
-        layout: str = "shared",
-    ):
-        super().__init__(observation_space, action_space, features_extractor=features_extractor, normalize_images=normalize_images)
-        if layout not in CRITIC_LAYOUTS:
-            raise ValueError(f"critic_layout must be one of {CRITIC_LAYOUTS}, got {layout!r}")
-        if n_terms < 1:
-            raise ValueError(f"n_terms must be >= 1, got {n_terms}")
-        in_dim = features_dim + get_action_dim(self.action_space)
-        self.share_features_extractor = share_features_extractor
-        self.n_critics = n_critics
-        self.n_terms = n_terms
-        self.layout = layout
-        if layout == "shared":
-            self.q_net: nn.Module = EnsembleMLP(n_critics, in_dim, n_terms, net_arch, activation_fn)
-        elif layout == "separate":
-            # Member index c * K + k is twin c of term k.
-            self.q_net = EnsembleMLP(n_critics * n_terms, in_dim, 1, net_arch, activation_fn)
-        else:
-            self.q_net = nn.ModuleList(
-                [_make_mlp(in_dim, 1, net_arch, activation_fn) for _ in range(n_critics * n_terms)]
-            )
-
-    def q_values(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """All Q-values, shape ``(n_critics, B, K)``."""
-        with th.set_grad_enabled(not self.share_features_extractor and th.is_grad_enabled()):
-            features = self.extract_features(obs, self.features_extractor)
-        x = th.cat([features, actions], dim=1)
-        batch = x.shape[0]
-        if self.layout == "shared":
-            return self.q_net(x)  # (n_critics, B, K)
-        if self.layout == "separate":
-            q = self.q_net(x)  # (n_critics*K, B, 1)
-        else:  # reference: one network after another
-            q = th.stack([net(x) for net in self.q_net])  # type: ignore[union-attr]
-        return q.view(self.n_critics, self.n_terms, batch).transpose(1, 2)
-
-    def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
-        """SB3 convention: one ``(B, K)`` tensor per twin critic."""
-        return tuple(self.q_values(obs, actions).unbind(0))
-
-    def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        """Q-values of the first twin only, ``(B, K)`` (SB3 ``ContinuousCritic`` API)."""
-        return self.q_values(obs, actions)[0]
-
-
-# ----------------------------------------------------------------------------------------
-# 3. The policy: SB3's SACPolicy with the multi-term critic
-# ----------------------------------------------------------------------------------------
-
-
-class MultiCriticSACPolicy(SACPolicy):
-    """SB3 ``SACPolicy`` whose critics output one Q-value per reward term.
-
-    :param n_terms: K (set by ``MultiCriticSAC`` from its reward keys).
-    :param critic_layout: ``"shared"``, ``"separate"`` or ``"separate_loop"``.
-    Other parameters are SB3's ``SACPolicy`` ones.
-    """
-
-    critic: MultiTermCritic
-    critic_target: MultiTermCritic
-
-    def __init__(
-        self,
-        observation_space: spaces.Space,
-        action_space: spaces.Box,
-        lr_schedule: Schedule,
-        *args: Any,
-        n_terms: int = 1,
-        critic_layout: str = "shared",
-        **kwargs: Any,
-    ):
-        if critic_layout not in CRITIC_LAYOUTS:
-            raise ValueError(f"critic_layout must be one of {CRITIC_LAYOUTS}, got {critic_layout!r}")
-        self.n_terms = int(n_terms)
-        self.critic_layout = critic_layout
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
-
-    def _get_constructor_parameters(self) -> dict[str, Any]:
-        data = super()._get_constructor_parameters()
-        data.update(n_terms=self.n_terms, critic_layout=self.critic_layout)
-        return data
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> MultiTermCritic:  # type: ignore[override]
-        """Build a ``MultiTermCritic`` with this policy's K and layout."""
-        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return MultiTermCritic(**critic_kwargs, n_terms=self.n_terms, layout=self.critic_layout).to(self.device)
-
-
-class MultiCriticMultiInputPolicy(MultiCriticSACPolicy):
-    """``MultiCriticSACPolicy`` for dict observations (GoalEnv): a ``CombinedExtractor``."""
-
-    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
-
-
-class MultiCriticMlpPolicy(MultiCriticSACPolicy):
-    """``MultiCriticSACPolicy`` for flat observations."""
-
-    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = FlattenExtractor, **kwargs: Any):
-        super().__init__(*args, features_extractor_class=features_extractor_class, **kwargs)
-
-
-# ----------------------------------------------------------------------------------------
-# 4. Running value scale s_k
+# 1. Running value scale s_k
 # ----------------------------------------------------------------------------------------
 
 
@@ -385,7 +125,7 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 
 
 # ----------------------------------------------------------------------------------------
-# 5. The algorithm
+# 2. The algorithm
 # ----------------------------------------------------------------------------------------
 
 SelfMultiCriticSAC = TypeVar("SelfMultiCriticSAC", bound="MultiCriticSAC")
@@ -731,3 +471,4 @@ __all__ = [
     "MultiTermCritic",
     "RunningScale",
 ]
+
