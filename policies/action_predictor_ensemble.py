@@ -28,20 +28,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from policies.action_predictor import (
+from common.atomic import atomic_write_bytes
+from policies.action_predictor_model import (
     CONFIG_FILE,
+    WEIGHTS_FILE,
     ActionPredictor,
     ActionPredictorConfig,
     EpisodeScoring,
-    SequenceData,
-    WEIGHTS_FILE,
-    TrainStats,
-    atomic_write_bytes,
     load_single_predictor,
     remove_member_dirs,
     save_single_predictor,
-    train_action_predictor,
 )
+from policies.action_predictor_training import SequenceData, TrainStats, train_action_predictor
 
 __all__ = ["ActionPredictorEnsemble", "train_action_predictor_ensemble", "save_ensemble", "load_ensemble", "ENSEMBLE_TYPE"]
 

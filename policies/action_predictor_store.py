@@ -1,6 +1,6 @@
 """Save and load an action predictor, single or ensemble, by what the directory holds.
 
-Kept apart from both model modules so neither imports the other: `action_predictor`
+Kept apart from both model modules so neither imports the other: `action_predictor_model`
 knows one model, `action_predictor_ensemble` builds on it, and this module dispatches.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from policies.action_predictor import ActionPredictor, load_single_predictor, read_predictor_meta, save_single_predictor
 from policies.action_predictor_ensemble import ENSEMBLE_TYPE, ActionPredictorEnsemble, load_ensemble, save_ensemble
+from policies.action_predictor_model import ActionPredictor, load_single_predictor, read_predictor_meta, save_single_predictor
 
 __all__ = ["save_action_predictor", "load_action_predictor"]
 
