@@ -520,7 +520,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _mp4_scores(predictor: Any, params: Any, idm: Any, eps: list, camera: str) -> dict[str, float]:
     """Encode each episode's frames as mp4, read them back and segment (IDM actions)."""
-    from demos.video import Mp4Writer
+    from common.video import Mp4Writer
     from segmentation.dataset import load_mp4_episode
     from segmentation.metrics import evaluate_episodes
     from segmentation.segmenter import Segmenter

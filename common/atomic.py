@@ -6,7 +6,9 @@ Every layer writes through these helpers; nothing else calls `os.replace` on use
 - `atomic_write_bytes` / `atomic_write_text` / `atomic_write_json`: a whole file from memory.
 - `atomic_path`: a temp path for a third-party writer (OpenCV, matplotlib, h5py) that wants a
   file name; renamed into place when the block ends without error, deleted otherwise.
-- `atomic_replace`: move an already written temp file into place durably.
+- `temp_path`: a fresh temp file beside a target, for a writer that finishes later (a streaming
+  video) and then calls `atomic_replace` (or deletes it).
+- `atomic_replace`: move an already written temp file (or finished directory) into place durably.
 - `staged_dir` / `swap_in_dir`: the same for a whole directory (skill packages, run folders).
 - `write_new_file`: create a file that must not exist yet (exclusive create), flushed.
 """
@@ -29,8 +31,10 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "fsync_dir",
+    "fsync_file",
     "staged_dir",
     "swap_in_dir",
+    "temp_path",
     "write_new_file",
 ]
 
@@ -51,7 +55,8 @@ def fsync_dir(path: PathLike) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: PathLike) -> None:
+def fsync_file(path: PathLike) -> None:
+    """Flush a file someone else wrote (a copy, an HDF5 file) to disk before it is renamed or trusted."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -60,10 +65,28 @@ def _fsync_file(path: PathLike) -> None:
 
 
 def atomic_replace(tmp: PathLike, dest: PathLike) -> None:
-    """fsync the finished file `tmp`, rename it over `dest` (same filesystem) and fsync the folder."""
-    _fsync_file(tmp)
+    """fsync the finished `tmp`, rename it over `dest` (same filesystem) and fsync the folder.
+
+    `tmp` may be a file or a directory (a directory's own entries are flushed, as `fsync_dir`
+    does); `dest` must then be absent or an empty directory, as for `os.replace`."""
+    if Path(tmp).is_dir():
+        fsync_dir(tmp)
+    else:
+        fsync_file(tmp)
     os.replace(tmp, dest)
     fsync_dir(Path(dest).parent)
+
+
+def temp_path(path: PathLike, suffix: str = ".tmp", tmp_dir: PathLike | None = None) -> Path:
+    """Create an empty, uniquely named temp file beside `path` (or in `tmp_dir`, same filesystem)
+    and return its name; the parent folder is created. The caller renames it into place with
+    `atomic_replace` or deletes it: use this only when a `with atomic_path(...)` block cannot
+    span the writing (a writer opened now and closed by a later call)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=tmp_dir or path.parent)
+    os.close(fd)
+    return Path(tmp)
 
 
 @contextmanager
@@ -71,12 +94,9 @@ def atomic_path(path: PathLike, suffix: str = "", tmp_dir: PathLike | None = Non
     """Yield a temporary path beside `path` (with `suffix`, e.g. ".mp4" for writers that read it);
     when the block ends, the file written there replaces `path` atomically. If the block raises,
     the temp file is removed and `path` is left as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=tmp_dir or path.parent)
-    os.close(fd)
+    tmp = temp_path(path, suffix, tmp_dir)
     try:
-        yield Path(tmp)
+        yield tmp
         atomic_replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -124,7 +124,7 @@ def replay(
             raise ValueError(f"unknown camera {camera!r}; valid cameras: {list(u.camera_names)}")
         writer = None
         if video is not None:
-            from demos.video import Mp4Writer
+            from common.video import Mp4Writer
 
             writer = Mp4Writer(video, 1.0 / float(u.control_dt))
         vid_h, vid_w = video_size

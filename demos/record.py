@@ -276,7 +276,7 @@ def record_demos(
             frames = render_all()
             video_writer = None
             if video:
-                from demos.video import Mp4Writer
+                from common.video import Mp4Writer
 
                 video_writer = Mp4Writer(vdir / f"demo_{writer.num_episodes}.mp4", fps)
             success = 0.0

@@ -131,7 +131,7 @@ def run_task(
         report["mean_weights"] = ev["mean_weights"]
         report["results"] = results
     if video:
-        from envs.video import write_mp4
+        from common.video import write_mp4
 
         report["video"] = str(write_mp4(frames, Path(video), fps=25.0))
     return report

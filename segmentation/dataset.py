@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from common.video import iter_mp4
+
 __all__ = [
     "PROPRIO_DIM",
     "SegEpisode",
@@ -146,18 +148,7 @@ def load_mp4_episode(path: str | Path, camera: str, image_size: int) -> SegEpiso
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such video file")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot open this video")
-    frames = []
-    try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.resize(bgr[:, :, ::-1], (image_size, image_size), interpolation=cv2.INTER_AREA))
-    finally:
-        cap.release()
+    frames = [cv2.resize(rgb, (image_size, image_size), interpolation=cv2.INTER_AREA) for rgb in iter_mp4(path)]
     if len(frames) < 2:
         raise ValueError(f"{path}: video has {len(frames)} readable frame(s); at least 2 are needed")
     return SegEpisode(name=path.name, images={camera: np.stack(frames)})

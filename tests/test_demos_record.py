@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.video import read_mp4
+from common.video import read_mp4
 from demos import DemoFile, OutputExistsError, UnknownPolicyError, record_demos
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import envs
-from envs.video import read_mp4
+from common.video import read_mp4
 from demos import (
     DemoFileError,
     EnvMismatchError,

@@ -8,7 +8,7 @@ import pytest
 
 import envs
 from envs.predicates import holding, on
-from envs.video import read_mp4
+from common.video import read_mp4
 from skill_library import SkillLibrary, attach_descriptors, build_starter_skills, evaluate_skill
 from planning import (
     ControllerConfig,

@@ -191,7 +191,7 @@ def test_segmentation_never_reads_phases_and_events_are_boundaries(fitted):
 
 
 def test_segment_files_hdf5_and_mp4_write_json_and_png(fitted, demos, tmp_path):
-    from demos.video import Mp4Writer
+    from common.video import Mp4Writer
     from segmentation.api import segment_files
     from segmentation.io import read_segments
 
@@ -242,7 +242,7 @@ def test_cli_segment_and_errors(fitted, demos, tmp_path, capsys):
         main(["segment", "--train", str(demos), "--model", str(trained), "--bin-tolerance", "-1"])
     assert "bin tolerance must be >= 0" in capsys.readouterr().err
     video = tmp_path / "v.mp4"
-    from demos.video import Mp4Writer
+    from common.video import Mp4Writer
 
     with Mp4Writer(video, 25.0) as w:
         for _ in range(5):

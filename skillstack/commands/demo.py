@@ -2,7 +2,7 @@
 
 Four stages, each a call into the public API, each leaving something to look at in OUT:
   1. experts  - every task's scripted expert, one seeded episode, an mp4 per task;
-  2. train    - a Reach skill with multi-critic SAC (policies.training.train), exported as a
+  2. train    - a Reach skill with multi-critic SAC (skill_library.train_and_publish), published as a
                 skill package into OUT/library with its eval video and descriptors;
   3. compose  - the hierarchical controller stacks three cubes with the library's scripted
                 starter skills (planning.run_task), with a video;
@@ -69,7 +69,7 @@ def _experts(out, args) -> bool:
 
     import envs
     from envs.experts import run_expert_episode
-    from envs.video import write_mp4
+    from common.video import write_mp4
     from common.table import print_table
 
     _banner("1/4 scripted experts on every task")
@@ -92,7 +92,7 @@ def _experts(out, args) -> bool:
 def _train(out, args):
     import json
 
-    from policies.training import train
+    from skill_library.publish import train_and_publish
 
     _banner("2/4 train a Reach skill with multi-critic SAC")
     library = (out / "library").resolve()
@@ -104,7 +104,7 @@ def _train(out, args):
         "export.name=demo_reach",
         "eval.video=final",
     ]
-    run = train("configs/reach.yaml", overrides, run_dir=run_dir, command="skillstack demo")
+    run = train_and_publish("configs/reach.yaml", overrides, run_dir=run_dir, command="skillstack demo")
     summary = json.loads((run / "summary.json").read_text())
     final = summary.get("final_eval") or {}
     skills = summary.get("skills") or []
