@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from common.atomic import atomic_write_json
 
 
 def machine_info() -> dict[str, Any]:
@@ -26,14 +26,5 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_result(result: dict[str, Any], out: str | os.PathLike) -> Path:
-    """Write a benchmark result as JSON, atomically (temp file + rename)."""
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"machine": machine_info(), **result}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2, default=float)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+    """Write a benchmark result as JSON, atomically (`common.atomic`: temp file, fsync, rename)."""
+    return atomic_write_json(out, {"machine": machine_info(), **result}, indent=2, default=float)

@@ -42,29 +42,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from common.atomic import atomic_replace, fsync_dir, fsync_file
 from demos.errors import OutputExistsError
 from demos.format import FORMAT_NAME, FORMAT_VERSION, IMAGE_SUFFIX, LIBVER, Episode
 
-from skill_library.package import fsync_dir  # noqa: E402  (one durable-rename helper for the library)
-
+# atomic_replace and fsync_dir stay importable from here (they live in common.atomic).
 __all__ = ["DemoWriter", "atomic_replace", "fsync_dir"]
-
-
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_replace(tmp: Path, dest: Path) -> None:
-    """fsync `tmp`, rename it over `dest` and fsync the directory."""
-    _fsync_file(tmp)
-    os.replace(tmp, dest)
-    fsync_dir(dest.parent)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -158,7 +141,7 @@ class DemoWriter:
         name = f"demo_{self.num_episodes}"
         self._append(self._shadow, name, episode)  # 1
         if self.durable:
-            _fsync_file(self._shadow)
+            fsync_file(self._shadow)
         try:  # 2
             os.link(self.path, self._spare)
         except OSError:

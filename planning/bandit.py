@@ -19,13 +19,14 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from common.atomic import atomic_write_json
 
 __all__ = ["GradientBandit", "PreferenceStore", "default_preferences_dir", "softmax"]
 
@@ -163,22 +164,9 @@ class PreferenceStore:
         return bandit
 
     def save(self, robot: str, scene: str, bandit: GradientBandit) -> Path:
-        """Write atomically: temp file in the same directory, fsync, rename."""
-        path = self.path(robot, scene)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """Write atomically (`common.atomic`: temp file in the same directory, fsync, rename)."""
         payload = {"format": FORMAT, "version": 1, "robot": robot, "scene": scene, **bandit.to_dict()}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(payload, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write_json(self.path(robot, scene), payload, indent=2, sort_keys=True)
 
     def reset(self, robot: str, scene: str) -> bool:
         """Forget the preferences of (robot, scene); True when a file was removed."""

@@ -287,7 +287,7 @@ def save_blender(model: Any, labels: Sequence[str], skills: Sequence[Any], env_i
     from safetensors.torch import save as st_save
 
     from policies.networks import export_sb3_actor
-    from skill_library.package import staged_dir, write_new_file
+    from common.atomic import staged_dir, write_new_file
 
     out = Path(out_dir)
     if out.exists() and not overwrite:

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from common.atomic import atomic_write_bytes
 from policies.action_predictor import (
     KeypointEncoder,
-    atomic_write_bytes,
     augment_shift,
     bin_centres,
     discretize_actions,

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from common.atomic import atomic_write_text
 from ros_bridge._env import child_env
 from ros_bridge.params import DEFAULT_PARAMS_FILE, NODE_PARAMS, params_from_mapping, read_params_file
 
@@ -44,16 +44,7 @@ def write_params_file(path: str | Path, nodes: Mapping[str, Mapping[str, Any]]) 
     """Write a ROS 2 parameter YAML (node -> flat params) atomically; returns the path."""
     path = Path(path)
     doc = {node: {"ros__parameters": _unflatten(params)} for node, params in nodes.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yaml.safe_dump(doc, fh, sort_keys=False, default_flow_style=None)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_text(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 
 
 def merged_params_file(

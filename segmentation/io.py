@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from policies.action_predictor import atomic_write_bytes
+from common.atomic import atomic_write_bytes
 
 __all__ = ["FORMAT", "read_segments", "write_segments"]
 

@@ -23,7 +23,7 @@ def plot_segments(episodes: Sequence[Any], out: str | Path, *, max_episodes: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from policies.action_predictor import atomic_write_bytes
+    from common.atomic import atomic_write_bytes
 
     eps = [e.to_json() if hasattr(e, "to_json") else e for e in episodes][:max_episodes]
     if not eps:

@@ -183,7 +183,7 @@ class Segmenter:
     # -- persistence --------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
         """Write the segmenter folder (atomic per file)."""
-        from policies.action_predictor import atomic_write_bytes
+        from common.atomic import atomic_write_bytes
         from policies.action_predictor_store import save_action_predictor
 
         d = Path(directory)

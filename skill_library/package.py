@@ -26,13 +26,13 @@ import os
 import shutil
 import stat
 import struct
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+# The atomic-write helpers live in common.atomic; re-exported here for scripts that import them from the package module.
+from common.atomic import atomic_write_bytes, fsync_dir, fsync_file, staged_dir, swap_in_dir, write_new_file
 from skill_library.errors import SkillIntegrityError, SkillPackageError
 from skill_library.manifest import ALLOWED_FILES, WEIGHTS_FILE, Manifest, parse_manifest_bytes
 
@@ -76,85 +76,6 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, tmp_dir: str | os.PathLike[str] | None = None) -> None:
-    """Write `data` to `path` atomically: temp file, fsync, os.replace.
-
-    The temp file lives in `tmp_dir` (default: the target's directory; must be on the
-    same filesystem), so a crash never leaves a partial target.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=tmp_dir or path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def write_new_file(path: str | os.PathLike[str], data: bytes) -> None:
-    """Create `path` (it must not exist) with `data`, flushed to disk."""
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def swap_in_dir(staging: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
-    """Move a finished `staging` directory (same filesystem) to `out`, replacing any directory there.
-
-    The old directory is moved aside first and deleted only once the new one is in place, so a
-    crash leaves either the old or the new one at `out` (or the old one beside it, never a mix).
-    """
-    staging, out = Path(staging), Path(out)
-    if out.exists():
-        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, trash / "old")
-        os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)
-    fsync_dir(out.parent)
-
-
-@contextmanager
-def staged_dir(out: str | os.PathLike[str], suffix: str = ".staging") -> Iterator[Path]:
-    """Yield an empty staging directory beside `out`; when the block finishes, flush it and swap it
-    in for `out` (`swap_in_dir`). If the block raises, the staging directory is deleted and `out`
-    is left as it was."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=suffix, dir=out.parent))
-    try:
-        yield staging
-        fsync_dir(staging)
-        swap_in_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 # ----------------------------------------------------------------- safetensors header
@@ -367,8 +288,7 @@ def write_package(
         write_new_file(staging / WEIGHTS_FILE, weights_bytes)
         if eval_video is not None:
             shutil.copyfile(eval_video, staging / "eval.mp4")
-            with open(staging / "eval.mp4", "rb+") as f:
-                os.fsync(f.fileno())
+            fsync_file(staging / "eval.mp4")
             files["eval.mp4"] = sha256_file(staging / "eval.mp4")
         sealed = replace(manifest, files=files)
         # Validate through the same parser a reader uses, so we never write what we would refuse.

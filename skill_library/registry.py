@@ -39,16 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_replace, atomic_write_bytes, fsync_dir, fsync_file, staged_dir
 from skill_library.errors import SkillExistsError, SkillLibraryError, SkillNotFoundError, SkillPackageError
 from skill_library.manifest import Manifest, parse_version, validate_name, version_key
-from skill_library.package import (
-    MANIFEST_FILE,
-    atomic_write_bytes,
-    fsync_dir,
-    read_package,
-    rewrite_manifest,
-    staged_dir,
-)
+from skill_library.package import MANIFEST_FILE, read_package, rewrite_manifest
 
 try:  # POSIX only; on other systems changes are not protected against concurrent writers
     import fcntl
@@ -258,7 +252,7 @@ class SkillLibrary:
                         if backup:
                             b = self.root / TMP_DIR / Path(backup).name / "old"
                             if b.is_dir():
-                                os.replace(b, target)
+                                atomic_replace(b, target)
                 elif op == "remove" and summary is None and target.exists():
                     shutil.rmtree(target)  # the index no longer lists it: finish the removal
                 if (self.root / name).is_dir() and not any((self.root / name).iterdir()):
@@ -427,9 +421,7 @@ class SkillLibrary:
             pkg.mkdir()
             for fname in [MANIFEST_FILE, *sorted(m.files)]:
                 shutil.copyfile(source / fname, pkg / fname)
-                with open(pkg / fname, "rb") as f:
-                    os.fsync(f.fileno())
-            fsync_dir(pkg)
+                fsync_file(pkg / fname)
             copied = read_package(pkg).manifest  # the copy is what we install: verify it, not the source
             if copied.to_dict() != m.to_dict():
                 raise SkillPackageError(f"{source}: package changed while it was being added")
@@ -441,9 +433,8 @@ class SkillLibrary:
             # already lists this exact manifest (digest) - then the add is committed.
             self._journal("add", m.name, m.version, digest=digest, backup=staging.name if exists else None)
             if exists:
-                os.replace(target, staging / "old")  # the replaced version, restored on rollback
-            os.replace(pkg, target)
-            fsync_dir(target.parent)
+                atomic_replace(target, staging / "old")  # the replaced version, restored on rollback
+            atomic_replace(pkg, target)  # flushes pkg's entries, renames, flushes target.parent
             _test_sleep("placed")
             index["skills"].setdefault(m.name, {})[m.version] = _summary(m, _now())
             self._write_index(index)

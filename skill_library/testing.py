@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from skill_library.manifest import Manifest
@@ -67,21 +68,17 @@ def make_random_skill(
             net = build_network(arch)
             for p in net.parameters():
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-        video = None
-        if eval_video_bytes is not None:
-            fd, video = tempfile.mkstemp(suffix=".mp4")
-            with os.fdopen(fd, "wb") as f:
-                f.write(eval_video_bytes)
-        try:
+        with tempfile.TemporaryDirectory(prefix="skillstack-eval-video-") as scratch:
+            video = None
+            if eval_video_bytes is not None:  # a scratch input for save_network_skill, which copies it in
+                video = Path(scratch) / "eval.mp4"
+                video.write_bytes(eval_video_bytes)
             return save_network_skill(
                 out_dir, name=name, version=version, kind=kind, env=env, arch=arch, state_dict=net.state_dict(),
                 observation=obs_spec, tags=tags, preconditions=preconditions, effects=effects,
                 provenance=new_provenance(command="skill_library.testing.make_random_skill", seed=seed, source_commit=None),
                 eval_video=video,
             )  # fmt: skip
-        finally:
-            if video:
-                os.unlink(video)
     finally:
         if own_env:
             env.close()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,10 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import tempfile
-    from pathlib import Path
-
+    from common.atomic import atomic_write_json
     from planning.blend import BlendConfig
     from planning.executor import ControllerConfig
     from planning.run import run_task
@@ -90,11 +86,6 @@ def run(args: argparse.Namespace) -> int:
     if report.get("preferences_file"):
         print(f"preferences: {report['preferences_file']}")
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(report, fh, indent=2, default=float)
-        os.replace(tmp, path)
+        path = atomic_write_json(args.json, report, indent=2, default=float)
         print(f"report written to {path}")
     return 0

@@ -332,7 +332,7 @@ def _distill(args: argparse.Namespace) -> int:
     if args.json:
         from dataclasses import asdict
 
-        from skill_library.package import atomic_write_bytes
+        from common.atomic import atomic_write_bytes
 
         atomic_write_bytes(args.json, json.dumps({"students": [asdict(s) for s in students], "stats": stats}, indent=2).encode())
     return 0
