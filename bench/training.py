@@ -45,6 +45,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.atomic import atomic_path
+
 GOAL_SHARED_RATIO = 1.0
 GOAL_SEPARATE_SPEEDUP = 1.2
 
@@ -235,6 +237,83 @@ def _speed_measure() -> str:
     return "cpu" if torch.get_num_threads() == 1 else "wall"
 
 
+# ------------------------------------------------------------------------------------------
+# Learning (--suite learning): the shipped configs over seeds
+# ------------------------------------------------------------------------------------------
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+# (label, config file, overrides): the experiments the README reports.
+LEARNING_PLANS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("reach", "reach.yaml", ()),
+    ("push", "push.yaml", ()),
+    ("skills_slim_shared", "push_skills.yaml", ("algo_kwargs.critic_layout=shared",)),
+    ("skills_slim_separate", "push_skills.yaml", ("algo_kwargs.critic_layout=separate",)),
+    ("skills_naive_sum", "push_skills.yaml", ("algo=sac",)),
+)
+
+
+def learning_benchmark(seeds: int = 3, scale: float = 1.0, threads: int | None = 1,
+                       runs_dir: str | Path | None = None, only: list[str] | None = None,
+                       overrides: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """Run the shipped configs over seeds and summarise learning (success, steps, minutes,
+    coverage, safety cost). ``scale`` multiplies the step budgets (quick looks); ``only``
+    picks experiments by label (see ``LEARNING_PLANS``); ``overrides`` apply to every run."""
+    import tempfile
+
+    from policies.training import load_config, read_eval_log, read_summary, train
+
+    root = Path(runs_dir) if runs_dir else Path(tempfile.mkdtemp(prefix="skillstack-learning-"))
+    plans = [p for p in LEARNING_PLANS if only is None or p[0] in only]
+    if not plans:
+        raise ValueError(f"no learning experiment matches {only}; labels: {[p[0] for p in LEARNING_PLANS]}")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for label, cfg_name, extra in plans:
+        base = load_config(CONFIG_DIR / cfg_name)
+        for s in range(seeds):
+            ov = [*extra, f"seed={s}", f"total_timesteps={max(200, int(base.total_timesteps * scale))}",
+                  "export.enabled=false", "eval.video=false", *overrides]
+            if threads:
+                ov.append(f"torch_threads={threads}")
+            t0 = time.perf_counter()
+            run = train(CONFIG_DIR / cfg_name, overrides=ov, run_dir=root / label / f"seed{s}", progress=False)
+            wall = time.perf_counter() - t0
+            summary = read_summary(run)
+            final = summary.get("final_eval") or {}
+            runs.setdefault(label, []).append({
+                "seed": s, "wall_min": wall / 60.0, "steps": summary["env_steps"],
+                "success": final.get("success_rate"), "safety_cost": final.get("safety_cost"),
+                "coverage": final.get("coverage"), "steps_to_95": summary.get("steps_to_success"),
+                "curve": [(r["step"], r["success_rate"]) for r in read_eval_log(run)],
+            })
+    table = {label: _learning_means(rs) for label, rs in runs.items()}
+    _print_learning(runs, table)
+    return {"runs": runs, "summary": table, "runs_dir": str(root)}
+
+
+def _learning_means(rs: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        vals = [r[key] for r in rs if r.get(key) is not None]
+        return sum(vals) / len(vals) if vals else None
+
+    return {"success_mean": mean("success"), "wall_min_mean": mean("wall_min"), "coverage_mean": mean("coverage"),
+            "safety_cost_mean": mean("safety_cost"), "steps": rs[0]["steps"]}
+
+
+def _print_learning(runs: dict[str, list[dict[str, Any]]], table: dict[str, dict[str, Any]]) -> None:
+    from common.table import print_table
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    print()
+    print_table(["experiment", "seeds", "success", "steps", "min", "coverage", "cost/ep"], [
+        [label, len(runs[label]), fmt(row["success_mean"], ".2f"), row["steps"], fmt(row["wall_min_mean"], ".1f"),
+         fmt(row["coverage_mean"], ".1f"), fmt(row["safety_cost_mean"], ".2f")]
+        for label, row in table.items()
+    ])
+
+
 def _plot(result: dict[str, Any], path: Path) -> Path | None:
     try:
         import matplotlib
@@ -279,9 +358,11 @@ def _plot(result: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("final success rate")
         ax.set_title("learning")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -314,8 +395,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  "measure": measure},
         }
     if args.suite in ("learning", "all"):
-        from policies.training import learning_benchmark
-
         only = args.learning_only.split(",") if args.learning_only else None
         result["learning"] = learning_benchmark(seeds=args.learning_seeds, scale=args.learning_scale,
                                                 threads=args.threads or None, only=only,

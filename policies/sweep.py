@@ -21,14 +21,19 @@ import os
 import signal
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from common.atomic import atomic_path, atomic_write_json
 
 # Fault injection for tests: when set to a file path that does not exist yet, the first
 # trial to reach its checkpoint creates the file and kills its own worker process.
 KILL_ONCE_ENV = "SKILLSTACK_SWEEP_KILL_ONCE"
+
+if TYPE_CHECKING:
+    from policies.training import TrainConfig
 
 
 @dataclass
@@ -72,12 +77,15 @@ def make_trials(seeds: int | Sequence[int], grid: Mapping[str, Sequence[str]] | 
 
 
 def run_trial(
-    config: Mapping[str, Any] | str, overrides: Sequence[str], run_dir: str, export: bool = False
+    config: TrainConfig | Mapping[str, Any] | str, overrides: Sequence[str], run_dir: str,
+    publish: Callable[[Path], Any] | None = None,
 ) -> dict[str, Any]:
     """Train one trial in `run_dir`, resuming if a checkpoint is there; never raises.
 
-    This is the body of the Ray task, and equally runnable in-process (the sequential
-    baseline of `skillstack bench sweep` calls it directly).
+    `publish(run_dir)` is called once the trial has finished (the layer above passes
+    `skill_library.publish_run` to add the trial's skill to the library). This is the body
+    of the Ray task, and equally runnable in-process (the sequential baseline of
+    `skillstack bench sweep` calls it directly).
     """
     from policies.training import list_checkpoints, train
 
@@ -91,11 +99,12 @@ def run_trial(
         kill_file = os.environ.get(KILL_ONCE_ENV)
         if kill_file and not checkpoints and not os.path.exists(kill_file):
             # Test fault: train to the first checkpoint, then die like a killed worker.
-            train(config, overrides, run_dir=run, progress=False, export=False,
-                  stop_after=_first_checkpoint(config, overrides))
+            train(config, overrides, run_dir=run, progress=False, stop_after=_first_checkpoint(config, overrides))
             Path(kill_file).write_text(str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
-        train(config, overrides, run_dir=run, resume=bool(checkpoints), progress=False, export=export)
+        train(config, overrides, run_dir=run, resume=bool(checkpoints), progress=False)
+        if publish is not None:
+            publish(run)
         summary = json.loads((run / "summary.json").read_text())
         final = summary.get("final_eval") or {}
         return {
@@ -114,15 +123,14 @@ def run_trial(
                 "wall_s": time.perf_counter() - t0, "resumed_from": resumed_from}
 
 
-def _first_checkpoint(config: Mapping[str, Any] | str, overrides: Sequence[str]) -> int:
+def _first_checkpoint(config: TrainConfig | Mapping[str, Any] | str, overrides: Sequence[str]) -> int:
     from policies.training import load_config
 
-    cfg = load_config(config, overrides)
-    return int(cfg["checkpoint"]["freq"])
+    return load_config(config, overrides).checkpoint.freq
 
 
 def sweep(
-    config: str | os.PathLike[str] | Mapping[str, Any],
+    config: str | os.PathLike[str] | Mapping[str, Any] | TrainConfig,
     seeds: int | Sequence[int] = 2,
     grid: Mapping[str, Sequence[str]] | None = None,
     out: str | os.PathLike[str] = "runs/sweep",
@@ -131,13 +139,14 @@ def sweep(
     max_retries: int = 2,
     cpus_per_trial: float = 1.0,
     progress: bool = True,
-    export: bool = False,
+    publish: Callable[[Path], Any] | None = None,
 ) -> dict[str, Any]:
     """Run every (seed, grid point) of a config as a Ray task; gather, save and return results.
 
     `out/<trial>/` is each trial's run folder; `out/sweep.json` the gathered table. Trials
-    do not export skills into the library unless `export` is set (a sweep is for
-    comparing settings; export the winner with `skillstack train`).
+    publish no skills unless `publish` is given (`skill_library.publish_run`, called with
+    each finished trial's folder; a sweep is for comparing settings, export the winner with
+    `skillstack train`).
     """
     from policies.ray_cluster import connect
     from policies.training import load_config
@@ -154,7 +163,7 @@ def sweep(
         from policies.ray_cluster import worker_env
 
         remote = remote.options(runtime_env={"env_vars": worker_env({KILL_ONCE_ENV: os.environ[KILL_ONCE_ENV]})})
-    futures = {remote.remote(cfg, t.overrides(), str(out_dir / t.name), export): t for t in trials}
+    futures = {remote.remote(cfg, t.overrides(), str(out_dir / t.name), publish): t for t in trials}
     results: dict[str, dict[str, Any]] = {}
     bar = _progress(len(trials), progress)
     pending = list(futures)
@@ -170,14 +179,14 @@ def sweep(
     bar.close()
     rows = [results[t.name] for t in trials]
     summary = {
-        "config": cfg.get("experiment"),
-        "env_id": cfg.get("env_id"),
+        "config": cfg.experiment,
+        "env_id": cfg.env_id,
         "trials": rows,
         "groups": group_results(rows),
         "wall_s": time.perf_counter() - t0,
         "ray_startup_s": startup_s,
     }
-    _write_json(out_dir / "sweep.json", summary)
+    atomic_write_json(out_dir / "sweep.json", summary, indent=2, default=str)
     return summary
 
 
@@ -234,10 +243,11 @@ def plot_sweep(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
     if by_group:
         ax.legend(loc="lower right", fontsize=8)
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -252,9 +262,3 @@ def _progress(total: int, enabled: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="sweep", unit="trial", disable=not enabled)
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)

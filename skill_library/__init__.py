@@ -48,6 +48,9 @@ _EXPORTS = {
     "save_sb3_skill": "skill_library.authoring",
     "save_scripted_skill": "skill_library.authoring",
     "build_starter_skills": "skill_library.starter",
+    "publish_skill": "skill_library.publish",
+    "publish_run": "skill_library.publish",
+    "train_and_publish": "skill_library.publish",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -45,6 +45,7 @@ __all__ = [
     "save_network_skill",
     "save_sb3_skill",
     "save_scripted_skill",
+    "specs_from_exported_actor",
     "task_from_env",
     "utc_now",
 ]
@@ -216,6 +217,33 @@ def save_network_skill(
     return write_package(out_dir, manifest, state_dict, eval_video=eval_video, overwrite=overwrite)
 
 
+def specs_from_exported_actor(ex: Any, env: Any) -> tuple[ObservationSpec, ActionSpec]:
+    """Observation and action specs of an exported actor (`policies.networks.ExportedActor`) on `env`.
+
+    The observation keys and their order come from the actor (its normalisation statistics
+    travel with them), the action bounds from the actor, the component names from the env.
+    """
+    keys = []
+    env_spaces = getattr(env.observation_space, "spaces", {})
+    for key, shape in ex.observation_keys:
+        sp = env_spaces.get(key)
+        dtype = str(np.dtype(sp.dtype)) if sp is not None and np.dtype(sp.dtype).kind == "f" else "float32"
+        m = None if not ex.obs_mean or key not in ex.obs_mean else tuple(float(x) for x in np.ravel(ex.obs_mean[key]))
+        s = None if not ex.obs_std or key not in ex.obs_std else tuple(float(x) for x in np.ravel(ex.obs_std[key]))
+        keys.append(ObservationKey(key, tuple(int(d) for d in shape), dtype, m, s))
+    base = action_spec_from_env(env)
+    action = ActionSpec(
+        shape=(len(ex.action_low),),
+        dtype=base.dtype,
+        low=tuple(float(x) for x in ex.action_low),
+        high=tuple(float(x) for x in ex.action_high),
+        names=base.names if base.shape == (len(ex.action_low),) else None,
+        network_output="unit" if ex.arch["output_activation"] == "tanh" else "raw",
+        noise_std=base.noise_std,
+    )
+    return ObservationSpec(tuple(keys), ex.obs_clip), action
+
+
 def save_sb3_skill(
     model: Any,
     out_dir: str | os.PathLike[str],
@@ -236,25 +264,7 @@ def save_sb3_skill(
     from policies.networks import export_sb3_actor
 
     ex = export_sb3_actor(model, vec_normalize=vec_normalize)
-    keys = []
-    env_spaces = getattr(env.observation_space, "spaces", {})
-    for key, shape in ex.observation_keys:
-        sp = env_spaces.get(key)
-        dtype = str(np.dtype(sp.dtype)) if sp is not None and np.dtype(sp.dtype).kind == "f" else "float32"
-        m = None if not ex.obs_mean or key not in ex.obs_mean else tuple(float(x) for x in ex.obs_mean[key].ravel())
-        s = None if not ex.obs_std or key not in ex.obs_std else tuple(float(x) for x in ex.obs_std[key].ravel())
-        keys.append(ObservationKey(key, shape, dtype, m, s))
-    observation = ObservationSpec(tuple(keys), ex.obs_clip)
-    base = action_spec_from_env(env)
-    action = ActionSpec(
-        shape=(len(ex.action_low),),
-        dtype=base.dtype,
-        low=tuple(float(x) for x in ex.action_low),
-        high=tuple(float(x) for x in ex.action_high),
-        names=base.names if base.shape == (len(ex.action_low),) else None,
-        network_output="unit" if ex.arch["output_activation"] == "tanh" else "raw",
-        noise_std=base.noise_std,
-    )
+    observation, action = specs_from_exported_actor(ex, env)
     return save_network_skill(
         out_dir, name=name, version=version, kind=kind, env=env, arch=ex.arch, state_dict=ex.state_dict,
         observation=observation, action=action, **kwargs,

@@ -177,7 +177,7 @@ def test_joint_training_with_multi_critic_sac_gives_diverse_skills() -> None:
 
 def test_fold_skill_into_exported_actor_matches_policy() -> None:
     from policies.networks import load_network
-    from policies.training import _fold_skill_actor
+    from policies.training.handoff import _fold_skill_actor
 
     env = SkillConditionedWrapper(PointEnv(True), make_prior({"skill_dim": 3}), seed=0)
     model = MultiCriticSAC("MultiInputPolicy", env, policy_kwargs=dict(net_arch=[16]), skill_discovery={"skill_dim": 3}, seed=0)

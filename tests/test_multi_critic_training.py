@@ -135,6 +135,7 @@ def test_cli_train_eval_plot_and_export(tmp_path, capsys) -> None:
 
 
 def test_skill_discovery_run_exports_one_skill_per_z(tmp_path) -> None:
+    from skill_library.publish import train_and_publish as train  # training, then the library publishes
     from skill_library.skill import load_skill
 
     run = train(

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         model, cfg, normalize = load_run_model(target)
         skills = eval_skills(cfg, args.episodes)
         res = evaluate_model(model, cfg, args.episodes, args.seed, args.video, skills, normalize)
-        what = f"run {target} ({cfg['env_id']}, step {model.num_timesteps})"
+        what = f"run {target} ({cfg.env_id}, step {model.num_timesteps})"
     else:
         import envs
         from skill_library.skill import load_skill

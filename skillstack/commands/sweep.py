@@ -33,12 +33,13 @@ def run(args: argparse.Namespace) -> int:
     from policies.sweep import parse_grid, plot_sweep, sweep
     from policies.training import load_config
     from common.table import print_table
+    from skill_library.publish import publish_run
 
     cfg = load_config(args.config, args.set)
-    out = Path(args.out or f"runs/sweep-{cfg['experiment']}")
+    out = Path(args.out or f"runs/sweep-{cfg.experiment}")
     summary = sweep(args.config, seeds=args.seeds, grid=parse_grid(args.grid), out=out, overrides=args.set,
                     address=args.address, max_retries=args.max_retries, cpus_per_trial=args.cpus_per_trial,
-                    export=args.export)
+                    publish=publish_run if args.export else None)
     rows = []
     for t in summary["trials"]:
         rows.append([t["trial"], t["status"], _fmt(t.get("success_rate")), _fmt(t.get("coverage")),

@@ -1,9 +1,10 @@
 """`skillstack train CONFIG.yaml [--set key=value ...]`: train a skill from a YAML config.
 
-Thin layer over `policies.training.train`: the run folder gets the resolved config,
-TensorBoard logs, periodic evaluations (success rate, safety cost, per-critic returns),
-an evaluation video, resumable checkpoints and, at the end, the exported skill
-package(s) added to the skill library.
+Thin layer over `skill_library.train_and_publish`: `policies.training.train` gives the run
+folder the resolved config, TensorBoard logs, periodic evaluations (success rate, safety
+cost, per-critic returns), an evaluation video and resumable checkpoints; at the end
+`skill_library.publish_run` publishes the trained policy as skill package(s) in the run
+folder and the skill library (`--set export.library=DIR`, else $SKILLSTACK_LIBRARY).
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="CONFIG", help="YAML config file, or a run directory with --resume")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config entry, dotted keys, YAML values (repeatable), "
-                   "e.g. --set total_timesteps=20000 --set algo_kwargs.critic_layout=separate")
+                   "e.g. --set total_timesteps=20000 --set algo_kwargs.critic_layout=separate; "
+                   "an unknown key or a wrong type is an error naming the allowed keys")
     p.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
     p.add_argument("--run-dir", default=None, help="run directory (default runs/<experiment>/seed<N>-<time>)")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir (or CONFIG given as a run directory) from its latest checkpoint")
+    p.add_argument("--library", default=None, metavar="DIR",
+                   help="skill library to publish into (shortcut for --set export.library=DIR; "
+                   "default $SKILLSTACK_LIBRARY or ~/.skillstack/skills)")
     p.add_argument("--no-export", action="store_true", help="do not export skill packages at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -40,15 +45,18 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from policies.training import SUMMARY_FILE, train
+    from policies.training import SUMMARY_FILE
+    from skill_library.publish import train_and_publish
 
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.library is not None:
+        overrides.append(f"export.library={args.library}")
     run_dir = args.run_dir
     if args.resume and run_dir is None and Path(args.config).is_dir():
         run_dir = args.config
-    out = train(
+    out = train_and_publish(
         args.config, overrides=overrides, run_dir=run_dir, resume=args.resume, progress=not args.no_progress,
         export=False if args.no_export else None, command=" ".join(["skillstack", *map(shlex.quote, sys.argv[1:])]),
     )
