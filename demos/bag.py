@@ -5,8 +5,8 @@ sqlite3 storage) is read with the pure-Python `rosbags` library, so no ROS insta
 needed. What is read:
 
 - `sensor_msgs/msg/JointState` on `/joint_states`: joints are matched to the Panda's by
-  name (exact `panda_joint1..7`, `panda_finger_joint1/2`, else by suffix such as
-  `fr3_joint3` -> joint 3, else an explicit `joint_map`). Each joint keeps its own time
+  name (exactly as its robot description names them, `skillstack robots`, else by suffix
+  such as `fr3_joint3` -> joint 3, else an explicit `joint_map`). Each joint keeps its own time
   series, so arm and gripper may come from different publishers.
 - optionally `sensor_msgs/msg/Image` (rgb8/bgr8/rgba8/bgra8/mono8) or
   `sensor_msgs/msg/CompressedImage` topics, all Image topics by default.
@@ -245,7 +245,7 @@ def _bag_episode(
     if missing_arm:
         raise BagImportError(
             f"{bag}: {joint_topic} lacks Panda arm joints {missing_arm}; joints in the bag: {sorted(joints)} "
-            "(map them with joint_map / --joint-map BAG_NAME=panda_jointN)"
+            "(map them with joint_map / --joint-map BAG_NAME=PANDA_JOINT)"
         )
     missing = [n for n in FINGER_JOINT_NAMES if n not in mapping]
     ref_ns = min(joints[b][0][0] for b in mapping.values())

@@ -1,10 +1,15 @@
-"""PandaEnv: the shared robot, scene, controller and GoalEnv plumbing under every task.
+"""TabletopEnv: the shared robot, scene, controller and GoalEnv plumbing under every task.
 
 A task (envs/tasks.py) is a small subclass that says which cubes it uses, how to sample
 the initial scene and goal, what the achieved goal is, and what its interaction term
 measures. Everything else lives here once: action validation, the differential-IK
 controller, physics stepping, observation, reward terms, safety cost, rendering,
 determinism, state save/restore and domain randomisation.
+
+The robot is data (`robot="panda"` or `"ur5e"`, or a description YAML path): its
+description says which joints the IK drives, how many joint actions there are, how a
+gripper action maps to finger commands and where the grasp reach ends. Tasks are
+defined in the table's frame, so the same task runs on every robot.
 
 Conventions follow Gymnasium-Robotics' Fetch tasks (dict observation, vectorised
 `compute_reward`, `info["is_success"]`) plus `info["reward_terms"]` for multi-critic
@@ -27,7 +32,7 @@ from envs.ik import DifferentialIK, tcp_yaw, yaw_rotation
 from envs.observation import ObservationBuilder, refresh_kinematics
 from envs.predicates import SceneState
 from envs.randomization import DomainRandomization, Randomizer
-from envs.robot import MAX_GRIPPER_WIDTH, PandaRobot
+from envs.robot import Robot
 from envs.safety import SafetyCost
 
 REWARD_TERMS: tuple[str, ...] = ("task", "interaction", "safety")
@@ -40,7 +45,7 @@ WORKSPACE_LOW = np.array([0.15, -0.5, 0.01])
 WORKSPACE_HIGH = np.array([0.85, 0.5, 0.55])
 
 
-class PandaEnv(gym.Env):
+class TabletopEnv(gym.Env):
     """Base class of the tabletop tasks. Subclasses set the class attributes and hooks below."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 25}
@@ -65,6 +70,7 @@ class PandaEnv(gym.Env):
         randomization: bool | dict | DomainRandomization | None = None,
         reward_weights: Mapping[str, float] | None = None,
         max_delta: float = 0.05,
+        robot: str | sim_assets.RobotDescription = sim_assets.DEFAULT_ROBOT,
     ):
         if reward_type not in DEFAULT_WEIGHTS:
             raise ValueError(f"reward_type must be one of {sorted(DEFAULT_WEIGHTS)}, got {reward_type!r}")
@@ -85,11 +91,12 @@ class PandaEnv(gym.Env):
                 raise ValueError(f"unknown reward term(s) {sorted(unknown)}; terms: {list(REWARD_TERMS)}")
             self.reward_weights.update({k: float(v) for k, v in reward_weights.items()})
 
-        self.model_xml = sim_assets.scene_xml(tuple(self.objects), tuple(self.goal_sites))
+        description = sim_assets.load_robot(robot)
+        self.model_xml = sim_assets.scene_xml(tuple(self.objects), tuple(self.goal_sites), description)
         self.model = mujoco.MjModel.from_xml_string(self.model_xml)
         self.data = mujoco.MjData(self.model)
         self.n_substeps = int(round(self.control_dt / self.model.opt.timestep))
-        self.robot = PandaRobot.from_model(self.model)
+        self.robot = Robot.from_model(self.model, description)
         self.ik = DifferentialIK(self.model, self.robot)
         self.obs_builder = ObservationBuilder(self.model, self.objects, self.robot)
         self.safety = SafetyCost(self.model, self.robot)
@@ -106,7 +113,7 @@ class PandaEnv(gym.Env):
         self._pending: deque[np.ndarray] = deque()
         self.randomization_draw: dict[str, float] = {}
 
-        n_act = (4 + int(self.yaw)) if action_mode == "ee" else 8
+        n_act = (4 + int(self.yaw)) if action_mode == "ee" else self.robot.n_arm + 1
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
         goal_dim = self._goal_dim()
         self.observation_space = spaces.Dict(
@@ -224,7 +231,7 @@ class PandaEnv(gym.Env):
 
     def command(self, action: Any) -> np.ndarray:
         """Validate an action and write the joint targets it maps to into `data.ctrl`, without
-        stepping physics; returns the 9 targets (arm then fingers). ValueError on bad input."""
+        stepping physics; returns the targets (arm then gripper joints). ValueError on bad input."""
         self._apply_action(self._validate_action(action))
         return self.data.ctrl[np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))].copy()
 
@@ -245,13 +252,13 @@ class PandaEnv(gym.Env):
     def action_description(self) -> str:
         """Human-readable meaning of each action dimension."""
         if self.action_mode == "joint":
-            return "dq1..dq7 (fraction of max joint step), gripper (-1 closed .. +1 open)"
+            return f"dq1..dq{self.robot.n_arm} (fraction of max joint step), gripper (-1 closed .. +1 open)"
         return "dx, dy, dz" + (", dyaw" if self.yaw else "") + ", gripper (-1 closed .. +1 open)"
 
     def _hold_action(self) -> np.ndarray:
         """Action that holds the current pose (used while a latency queue fills)."""
         a = np.zeros(self.action_space.shape)
-        a[-1] = 2.0 * self.gripper_width() / MAX_GRIPPER_WIDTH - 1.0
+        a[-1] = self.robot.gripper_action(self.gripper_width())
         return a
 
     def _apply_action(self, a: np.ndarray) -> None:
@@ -266,9 +273,9 @@ class PandaEnv(gym.Env):
         else:
             step = self.ik.config.velocity_scale * robot.qd_max * self.control_dt
             q = robot.arm_q(d)
-            q_target = np.clip(q + a[:7] * step, robot.q_min, robot.q_max)
+            q_target = np.clip(q + a[: robot.n_arm] * step, robot.q_min, robot.q_max)
         d.ctrl[robot.arm_actuators] = q_target
-        d.ctrl[robot.finger_actuators] = 0.25 * (a[-1] + 1.0) * MAX_GRIPPER_WIDTH
+        d.ctrl[robot.finger_actuators] = robot.gripper_targets(0.5 * (a[-1] + 1.0) * robot.max_gripper_width)
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         vec = self.obs_builder.build(self.data)
@@ -360,6 +367,7 @@ class PandaEnv(gym.Env):
             goals=goals,
             cube_half_size=self.cube_half_size,
             goal_threshold=self.goal_threshold,
+            grasp_reach=self.robot.description.grasp_reach,
         )
 
     def tcp_yaw(self) -> float:
@@ -405,6 +413,9 @@ class PandaEnv(gym.Env):
         for r in self._renderers.values():
             r.close()
         self._renderers.clear()
+
+
+PandaEnv = TabletopEnv  # the name before robots were data
 
 
 def _info_term(info: Any, name: str, shape: tuple[int, ...]) -> np.ndarray | float:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from envs.base import PandaEnv
+from envs.base import TabletopEnv
 from envs.long_horizon import PandaPushThenPickEnv, PandaStackThreeEnv
 from envs.tasks import PandaPickPlaceEnv, PandaPushEnv, PandaReachEnv, PandaStackEnv
 
@@ -31,7 +31,7 @@ class ScriptedExpert:
     speed_cap = 1.0  # upper bound on every move's speed (a stage of a longer script may go slower)
 
     def __init__(self, env: gym.Env, gain: float = 2.0):
-        self.env: PandaEnv = env.unwrapped  # type: ignore[assignment]
+        self.env: TabletopEnv = env.unwrapped  # type: ignore[assignment]
         if self.env.action_mode != "ee":
             raise ValueError("scripted experts drive the end-effector action mode (action_mode='ee')")
         self.gain = gain

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.robot import PandaRobot
+from envs.robot import Robot
 
 # Gripper pointing straight down, fingers opening along world y: the TCP frame at the
 # home pose. Yaw rotates this about world z.
@@ -59,9 +59,9 @@ class DifferentialIK:
     velocity limit over `dt` and to the position limits.
     """
 
-    def __init__(self, model: mujoco.MjModel, robot: PandaRobot | None = None, config: IKConfig | None = None):
+    def __init__(self, model: mujoco.MjModel, robot: Robot | None = None, config: IKConfig | None = None):
         self.model = model
-        self.robot = robot or PandaRobot.from_model(model)
+        self.robot = robot or Robot.from_model(model)
         self.config = config or IKConfig()
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv))
@@ -73,11 +73,13 @@ class DifferentialIK:
         contiguous = bool(np.all(np.diff(dof) == 1))
         # A slice is a view (no copy) when the arm's dofs are contiguous, as in our scenes.
         self._cols = slice(int(dof[0]), int(dof[-1]) + 1) if contiguous else dof
+        self._n = self.robot.n_arm
+        self._home = self.robot.home_qpos[: self._n]
 
     def jacobian(self, data: mujoco.MjData) -> np.ndarray:
-        """6x7 TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
+        """6 x n_arm TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self.robot.tcp_site)
-        jac = np.empty((6, 7))
+        jac = np.empty((6, self._n))
         jac[:3] = self._jacp[:, self._cols]
         jac[3:] = self._jacr[:, self._cols]
         return jac
@@ -105,7 +107,7 @@ class DifferentialIK:
         jac[3:] *= cfg.rotation_gain
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
-        v = cfg.nullspace_gain * (robot.home_qpos[:7] - q)
+        v = cfg.nullspace_gain * (self._home - q)
         jjt = jac @ jac.T
         jjt += self._damping_eye
         rhs = err - jac @ v

@@ -1,6 +1,6 @@
 """Long-horizon tabletop tasks: several skills in sequence (for the hierarchical controller).
 
-Each task is a small class over the shared PandaEnv, like the primitive tasks in
+Each task is a small class over the shared TabletopEnv, like the primitive tasks in
 `envs/tasks.py`, with the same GoalEnv conventions (geometric achieved/desired goals,
 vectorised `compute_reward`, `info["is_success"]`). Each also states its goal as a
 conjunction of `envs.predicates` literals in `goal_expression`, which is what a symbolic

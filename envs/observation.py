@@ -6,8 +6,9 @@ MjData from /joint_states and object poses, calls `refresh_kinematics`, then `bu
 a policy sees on the robot exactly the vector it was trained on.
 
 Layout (names -> slices in `layout`), Fetch-like:
-  tcp_pos(3) gripper_width(1) tcp_vel(3) gripper_vel(1) joint_pos(7)
+  tcp_pos(3) gripper_width(1) tcp_vel(3) gripper_vel(1) joint_pos(n_arm: 7 on the Panda)
   then per object o: o_pos(3) o_rel_pos(3) o_quat(4, w >= 0) o_linvel(3) o_angvel(3)
+The gripper width and its rate come through the robot description's width map.
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from envs.robot import PandaRobot
+from envs.robot import ARM_JOINT_NAMES, Robot
 
-ROBOT_FIELDS: tuple[tuple[str, int], ...] = (
-    ("tcp_pos", 3),
-    ("gripper_width", 1),
-    ("tcp_vel", 3),
-    ("gripper_vel", 1),
-    ("joint_pos", 7),
-)
+
+def robot_fields(n_arm: int) -> tuple[tuple[str, int], ...]:
+    """The robot part of the layout for an arm of `n_arm` joints."""
+    return (("tcp_pos", 3), ("gripper_width", 1), ("tcp_vel", 3), ("gripper_vel", 1), ("joint_pos", n_arm))
+
+
+ROBOT_FIELDS: tuple[tuple[str, int], ...] = robot_fields(len(ARM_JOINT_NAMES))  # the default robot's
 OBJECT_FIELDS: tuple[tuple[str, int], ...] = (
     ("pos", 3),
     ("rel_pos", 3),
@@ -42,11 +43,11 @@ def refresh_kinematics(model: mujoco.MjModel, data: mujoco.MjData) -> None:
 
 
 class ObservationBuilder:
-    """Builds the flat observation vector for a Panda scene with the given cubes."""
+    """Builds the flat observation vector for a robot scene with the given cubes."""
 
-    def __init__(self, model: mujoco.MjModel, objects: Sequence[str], robot: PandaRobot | None = None):
+    def __init__(self, model: mujoco.MjModel, objects: Sequence[str], robot: Robot | None = None):
         self.model = model
-        self.robot = robot or PandaRobot.from_model(model)
+        self.robot = robot or Robot.from_model(model)
         self.objects = tuple(objects)
         self._obj_qpos = []
         self._obj_dof = []
@@ -59,7 +60,7 @@ class ObservationBuilder:
             self._obj_dof.append(j.dofadr[0])
         self.layout: dict[str, slice] = {}
         offset = 0
-        fields = list(ROBOT_FIELDS) + [(f"{o}_{f}", n) for o in self.objects for f, n in OBJECT_FIELDS]
+        fields = list(robot_fields(self.robot.n_arm)) + [(f"{o}_{f}", n) for o in self.objects for f, n in OBJECT_FIELDS]
         for name, size in fields:
             self.layout[name] = slice(offset, offset + size)
             offset += size
@@ -77,12 +78,12 @@ class ObservationBuilder:
         out = np.empty(self.size, dtype=np.float64)
         tcp = data.site_xpos[robot.tcp_site]
         out[0:3] = tcp
-        out[3] = data.qpos[robot.finger_qpos].sum()
+        out[3] = robot.gripper_width(data)
         mujoco.mj_jacSite(self.model, data, self._jacp, None, robot.tcp_site)
         out[4:7] = self._jacp @ data.qvel
-        out[7] = data.qvel[robot.finger_dof].sum()
-        out[8:15] = data.qpos[robot.arm_qpos]
-        i = 15
+        out[7] = robot.gripper_width_rate(data)
+        i = 8 + robot.n_arm
+        out[8:i] = data.qpos[robot.arm_qpos]
         for qadr, dadr in zip(self._obj_qpos, self._obj_dof):
             pos = data.qpos[qadr : qadr + 3]
             quat = data.qpos[qadr + 3 : qadr + 7]

@@ -2,7 +2,7 @@
 
 A predicate is a named boolean function of a `SceneState` snapshot. Expressions are
 conjunctions of literals, e.g. ``"on(red,blue) & !holding(red) & gripper_open"``.
-The same snapshot can be built from a simulator (`PandaEnv.scene_state()`) or from a
+The same snapshot can be built from a simulator (`TabletopEnv.scene_state()`) or from a
 robot's joint states and object poses, so a plan checks the same facts on both.
 """
 
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim_assets import CUBE_HALF_SIZE
+from sim_assets import CUBE_HALF_SIZE, DEFAULT_ROBOT, load_robot
 
-# Horizontal reach of the Panda's gripper pointing down over the table (from base axis), metres.
-REACH_MIN_RADIUS = 0.25
-REACH_MAX_RADIUS = 0.72
-GRIPPER_OPEN_WIDTH = 0.06
+# Horizontal reach of the default robot's gripper pointing down over the table (from the base
+# axis, metres): a scene state from an env carries its own robot's (`SceneState.grasp_reach`).
+REACH_MIN_RADIUS, REACH_MAX_RADIUS = load_robot(DEFAULT_ROBOT).grasp_reach
+GRIPPER_OPEN_WIDTH = 0.06  # wide enough to pass over a cube with room on both sides
 
 
 @dataclass
@@ -33,6 +33,7 @@ class SceneState:
     goals: dict[str, np.ndarray] = field(default_factory=dict)
     cube_half_size: float = CUBE_HALF_SIZE
     goal_threshold: float = 0.05
+    grasp_reach: tuple[float, float] = (REACH_MIN_RADIUS, REACH_MAX_RADIUS)  # the robot's (robot description)
 
     def object(self, name: str) -> np.ndarray:
         try:
@@ -79,10 +80,10 @@ def gripper_open(s: SceneState) -> bool:
 
 
 def in_reach(s: SceneState, obj: str) -> bool:
-    """The cube lies where the downward-pointing gripper can grasp it."""
+    """The cube lies where the robot's downward-pointing gripper can grasp it (its `grasp_reach`)."""
     p = s.object(obj)
     r = float(np.hypot(p[0], p[1]))
-    return bool(REACH_MIN_RADIUS <= r <= REACH_MAX_RADIUS and p[0] > 0.15)
+    return bool(s.grasp_reach[0] <= r <= s.grasp_reach[1] and p[0] > 0.15)
 
 
 def on_table(s: SceneState, obj: str) -> bool:

@@ -12,14 +12,14 @@ from dataclasses import asdict, dataclass, fields
 import mujoco
 import numpy as np
 
-from envs.robot import PandaRobot
+from envs.robot import Robot
 
 
 @dataclass
 class DomainRandomization:
     """Ranges are (low, high) multipliers or absolute values as named."""
 
-    friction_scale: tuple[float, float] = (0.7, 1.3)  # cube and finger sliding friction
+    friction_scale: tuple[float, float] = (0.7, 1.3)  # cube and finger-pad sliding friction
     object_mass_scale: tuple[float, float] = (0.7, 1.5)
     object_size_scale: tuple[float, float] = (0.9, 1.1)
     actuator_gain_scale: tuple[float, float] = (0.85, 1.15)  # arm servo kp (and matching bias)
@@ -50,13 +50,12 @@ class DomainRandomization:
 class Randomizer:
     """Applies a DomainRandomization to one model at reset."""
 
-    def __init__(self, model: mujoco.MjModel, robot: PandaRobot, object_geoms: list[int], object_bodies: list[int]):
+    def __init__(self, model: mujoco.MjModel, robot: Robot, object_geoms: list[int], object_bodies: list[int]):
         self.model = model
         self.robot = robot
         self.object_geoms = np.array(object_geoms, dtype=np.int64)
         self.object_bodies = np.array(object_bodies, dtype=np.int64)
-        finger_geoms = [g for g in robot.robot_geoms if "finger" in (model.geom(g).name or "")]
-        self.friction_geoms = np.concatenate([self.object_geoms, np.array(finger_geoms, dtype=np.int64)])
+        self.friction_geoms = np.concatenate([self.object_geoms, robot.gripper_geoms])
         self._nominal = {
             "geom_friction": model.geom_friction.copy(),
             "geom_size": model.geom_size.copy(),

@@ -1,7 +1,8 @@
-"""The Panda as the envs see it: joint/actuator indices into a compiled scene and its limits.
+"""The robot as the envs see it: joint/actuator indices into a compiled scene, and its limits.
 
-Kept separate from the tasks so the IK controller, the observation builder and the
-ROS bridge address the robot the same way, whatever scene it stands in.
+Built from a robot description (`sim_assets.load_robot`), so the IK controller, the
+observation builder, the safety cost and the ROS bridge address any robot the same way,
+whatever scene it stands in. Nothing here names a particular robot's joints or links.
 """
 
 from __future__ import annotations
@@ -11,25 +12,29 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-ARM_JOINT_NAMES: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
-FINGER_JOINT_NAMES: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
-TCP_SITE = "tcp"
-MAX_GRIPPER_WIDTH = 0.08  # metres between the fingers when fully open
+from sim_assets import DEFAULT_ROBOT, RobotDescription, load_robot, robot_for_model
 
-# Franka datasheet limits (also in the MJCF; kept here to cross-check the model in tests).
-Q_MIN = np.array([-2.8973, -1.7628, -2.8973, -3.0718, -2.8973, -0.0175, -2.8973])
-Q_MAX = np.array([2.8973, 1.7628, 2.8973, -0.0698, 2.8973, 3.7525, 2.8973])
-QD_MAX = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
-TAU_MAX = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
+_DEFAULT = load_robot(DEFAULT_ROBOT)
+
+# The default robot's names and limits, for callers written before robots were data.
+# New code reads them from a `Robot` (or its `description`) instead.
+ARM_JOINT_NAMES: tuple[str, ...] = _DEFAULT.arm.joints
+FINGER_JOINT_NAMES: tuple[str, ...] = _DEFAULT.gripper.joints
+TCP_SITE = _DEFAULT.tcp_site
+MAX_GRIPPER_WIDTH = _DEFAULT.gripper.max_width  # metres between the fingers when fully open
+Q_MIN = np.array(_DEFAULT.arm.position_lower)
+Q_MAX = np.array(_DEFAULT.arm.position_upper)
+QD_MAX = np.array(_DEFAULT.arm.velocity)
+TAU_MAX = np.array(_DEFAULT.arm.torque)
 
 
 @dataclass(frozen=True)
-class PandaRobot:
-    """Index map of the Panda inside one compiled MuJoCo model."""
+class Robot:
+    """Index map of one described robot inside one compiled MuJoCo model."""
 
-    arm_qpos: np.ndarray  # qpos addresses of the 7 arm joints
-    arm_dof: np.ndarray  # dof addresses of the 7 arm joints
-    finger_qpos: np.ndarray
+    arm_qpos: np.ndarray  # qpos addresses of the arm joints
+    arm_dof: np.ndarray  # dof addresses of the arm joints
+    finger_qpos: np.ndarray  # qpos addresses of the gripper joints
     finger_dof: np.ndarray
     arm_actuators: np.ndarray
     finger_actuators: np.ndarray
@@ -38,82 +43,122 @@ class PandaRobot:
     q_max: np.ndarray
     qd_max: np.ndarray
     tau_max: np.ndarray
-    home_qpos: np.ndarray  # 9 values: arm + fingers
+    home_qpos: np.ndarray  # arm then gripper joints
     robot_geoms: np.ndarray  # geom ids belonging to the robot (collision-enabled ones)
-    arm_joint_names: tuple[str, ...] = ARM_JOINT_NAMES
-    finger_joint_names: tuple[str, ...] = FINGER_JOINT_NAMES
+    gripper_geoms: np.ndarray  # collision-enabled geoms moved by the gripper joints (finger pads)
+    description: RobotDescription
+    arm_joint_names: tuple[str, ...]
+    finger_joint_names: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """The robot's name (its description's)."""
+        return self.description.name
+
+    @property
+    def n_arm(self) -> int:
+        """Number of arm joints."""
+        return len(self.arm_joint_names)
+
+    @property
+    def max_gripper_width(self) -> float:
+        """Fully open gripper width (m)."""
+        return self.description.gripper.max_width
 
     @property
     def joint_names(self) -> tuple[str, ...]:
-        """All nine joint names in controller order (arm then fingers)."""
+        """All joint names in controller order (arm then gripper)."""
         return self.arm_joint_names + self.finger_joint_names
 
     @classmethod
-    def from_model(cls, model: mujoco.MjModel) -> "PandaRobot":
-        """Look the Panda up by name in a compiled model (robot alone or any scene)."""
+    def from_model(cls, model: mujoco.MjModel, description: str | RobotDescription | None = None) -> "Robot":
+        """Look a robot up by name in a compiled model (robot alone or any scene).
 
-        def joint(name: str) -> mujoco._structs._MjModelJointViews:
-            try:
-                return model.joint(name)
-            except KeyError:
-                raise ValueError(f"model has no joint {name!r}; is this a skillstack Panda model?") from None
-
-        arm = [joint(n) for n in ARM_JOINT_NAMES]
-        fingers = [joint(n) for n in FINGER_JOINT_NAMES]
+        `description`: the robot's name or description; None finds the shipped robot whose
+        arm joints the model has. The model is checked against the description.
+        """
+        desc = robot_for_model(model) if description is None else load_robot(description)
+        desc.check_model(model)
+        arm = [model.joint(n) for n in desc.arm.joints]
+        fingers = [model.joint(n) for n in desc.gripper.joints]
         act_ids = {model.actuator(i).trnid[0]: i for i in range(model.nu)}
-        arm_act = np.array([act_ids[j.id] for j in arm])
-        finger_act = np.array([act_ids[j.id] for j in fingers])
-        root = model.body("panda_link0").id
+        root = model.body(desc.base_body).id
         robot_bodies = {b for b in range(model.nbody) if _has_ancestor(model, b, root)}
-        robot_geoms = np.array(
-            [
-                g
-                for g in range(model.ngeom)
-                if model.geom_bodyid[g] in robot_bodies and (model.geom_contype[g] or model.geom_conaffinity[g])
-            ],
-            dtype=np.int64,
-        )
-        home = np.array(model.numeric("panda_home_qpos").data, dtype=np.float64)
+        collides = model.geom_contype.astype(bool) | model.geom_conaffinity.astype(bool)
+        robot_geoms = np.array([g for g in range(model.ngeom) if model.geom_bodyid[g] in robot_bodies and collides[g]], dtype=np.int64)
+        finger_bodies = {int(model.jnt_bodyid[j.id]) for j in fingers}
+        gripper_geoms = np.array([g for g in robot_geoms if model.geom_bodyid[g] in finger_bodies], dtype=np.int64)
         return cls(
             arm_qpos=np.array([j.qposadr[0] for j in arm]),
             arm_dof=np.array([j.dofadr[0] for j in arm]),
             finger_qpos=np.array([j.qposadr[0] for j in fingers]),
             finger_dof=np.array([j.dofadr[0] for j in fingers]),
-            arm_actuators=arm_act,
-            finger_actuators=finger_act,
-            tcp_site=model.site(TCP_SITE).id,
+            arm_actuators=np.array([act_ids[j.id] for j in arm]),
+            finger_actuators=np.array([act_ids[j.id] for j in fingers]),
+            tcp_site=model.site(desc.tcp_site).id,
             q_min=np.array([j.range[0] for j in arm]),
             q_max=np.array([j.range[1] for j in arm]),
-            qd_max=np.array(model.numeric("panda_velocity_limits").data[:7], dtype=np.float64),
-            tau_max=TAU_MAX.copy(),
-            home_qpos=home,
+            qd_max=np.array(desc.arm.velocity, dtype=np.float64),
+            tau_max=np.array(desc.arm.torque, dtype=np.float64),
+            home_qpos=desc.home_qpos,
             robot_geoms=robot_geoms,
+            gripper_geoms=gripper_geoms,
+            description=desc,
+            arm_joint_names=desc.arm.joints,
+            finger_joint_names=desc.gripper.joints,
         )
+
+    def __post_init__(self) -> None:
+        grip = self.description.gripper
+        object.__setattr__(self, "_width_weights", grip.width_weights())
+        object.__setattr__(self, "_width_offset", np.asarray(grip.width_to_joint_offset, dtype=np.float64))
+        object.__setattr__(self, "_width_scale", np.asarray(grip.width_to_joint_scale, dtype=np.float64))
 
     # -- state accessors (cheap views into MjData) ---------------------------------------
     def arm_q(self, data: mujoco.MjData) -> np.ndarray:
+        """Arm joint positions (a copy, in controller order)."""
         return data.qpos[self.arm_qpos]
 
     def arm_qd(self, data: mujoco.MjData) -> np.ndarray:
+        """Arm joint velocities (a copy, in controller order)."""
         return data.qvel[self.arm_dof]
 
     def gripper_width(self, data: mujoco.MjData) -> float:
-        return float(data.qpos[self.finger_qpos].sum())
+        """Opening between the fingers (m), through the description's width map."""
+        return float(self._width_weights @ (data.qpos[self.finger_qpos] - self._width_offset))
+
+    def gripper_width_rate(self, data: mujoco.MjData) -> float:
+        """Rate of change of the opening (m/s)."""
+        return float(self._width_weights @ data.qvel[self.finger_dof])
+
+    def gripper_targets(self, width: float) -> np.ndarray:
+        """Gripper joint commands for an opening `width` (m)."""
+        return self._width_offset + self._width_scale * width
+
+    def gripper_action(self, width: float) -> float:
+        """The gripper action (-1 closed .. +1 open) that commands `width`."""
+        return 2.0 * width / self.max_gripper_width - 1.0
 
     def tcp_pos(self, data: mujoco.MjData) -> np.ndarray:
+        """TCP position (a view into `data`)."""
         return data.site_xpos[self.tcp_site]
 
     def tcp_mat(self, data: mujoco.MjData) -> np.ndarray:
+        """TCP orientation as a 3x3 matrix."""
         return data.site_xmat[self.tcp_site].reshape(3, 3)
 
     def set_home(self, model: mujoco.MjModel, data: mujoco.MjData) -> None:
-        """Put the arm at its home pose with servos holding it there."""
-        data.qpos[self.arm_qpos] = self.home_qpos[:7]
-        data.qpos[self.finger_qpos] = self.home_qpos[7:]
+        """Put the robot at its home pose with servos holding it there."""
+        n = self.n_arm
+        data.qpos[self.arm_qpos] = self.home_qpos[:n]
+        data.qpos[self.finger_qpos] = self.home_qpos[n:]
         data.qvel[self.arm_dof] = 0.0
         data.qvel[self.finger_dof] = 0.0
-        data.ctrl[self.arm_actuators] = self.home_qpos[:7]
-        data.ctrl[self.finger_actuators] = self.home_qpos[7:]
+        data.ctrl[self.arm_actuators] = self.home_qpos[:n]
+        data.ctrl[self.finger_actuators] = self.home_qpos[n:]
+
+
+PandaRobot = Robot  # the name before robots were data
 
 
 def _has_ancestor(model: mujoco.MjModel, body: int, root: int) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.robot import PandaRobot
+from envs.robot import Robot
 
 
 @dataclass
@@ -25,7 +25,7 @@ class SafetyConfig:
 class SafetyCost:
     """Computes the safety cost and its parts from MjData after a step."""
 
-    def __init__(self, model: mujoco.MjModel, robot: PandaRobot, config: SafetyConfig | None = None):
+    def __init__(self, model: mujoco.MjModel, robot: Robot, config: SafetyConfig | None = None):
         self.model = model
         self.robot = robot
         self.config = config or SafetyConfig()

@@ -1,4 +1,4 @@
-"""The tabletop task family: small classes over the shared PandaEnv.
+"""The tabletop task family: small classes over the shared TabletopEnv (any robot).
 
 Each task says which cubes it uses, how it samples the cubes and the goal, what its
 achieved goal is, and what its interaction (shaping) term measures.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import PandaEnv
+from envs.base import TabletopEnv
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> float:
@@ -29,7 +29,7 @@ def _sample_xy(rng: np.random.Generator, avoid: list[np.ndarray], min_dist: floa
     raise RuntimeError("could not place objects apart; region too small")
 
 
-class PandaReachEnv(PandaEnv):
+class PandaReachEnv(TabletopEnv):
     """Move the TCP to a target point in the air above the table."""
 
     objects = ()
@@ -48,7 +48,7 @@ class PandaReachEnv(PandaEnv):
         return -_dist(self.tcp_pos(), self.goal)
 
 
-class PandaPushEnv(PandaEnv):
+class PandaPushEnv(TabletopEnv):
     """Push the red cube across the table to a goal on the table (gripper stays useful closed)."""
 
     objects = ("red",)
@@ -75,7 +75,7 @@ class PandaPickPlaceEnv(PandaPushEnv):
             self.goal[2] += rng.uniform(0.02, 0.2)
 
 
-class PandaStackEnv(PandaEnv):
+class PandaStackEnv(TabletopEnv):
     """Stack the red cube on the blue one; blue must stay where it started.
 
     Goal (6-D): [red target = blue start + one cube up, blue start]; achieved: [red, blue].
@@ -108,7 +108,7 @@ class PandaStackEnv(PandaEnv):
         return -_dist(self.tcp_pos(), self.object_pos("red"))
 
 
-TASKS: dict[str, type[PandaEnv]] = {
+TASKS: dict[str, type[TabletopEnv]] = {
     "PandaReach": PandaReachEnv,
     "PandaPush": PandaPushEnv,
     "PandaPickPlace": PandaPickPlaceEnv,

@@ -31,7 +31,8 @@ from typing import Any
 
 import yaml
 
-from ros_bridge.safety import PANDA_JOINTS, SafetyConfig
+from ros_bridge.safety import SafetyConfig
+from sim_assets import DEFAULT_ROBOT, RobotDescription, load_robot
 
 __all__ = [
     "DEFAULT_PARAMS_FILE",
@@ -64,7 +65,7 @@ class ExecutorParams:
     controller: str = "arm_controller"  # ros2_control controller name
     interface: str = "position"  # "position": Float64MultiArray on /<controller>/commands;
     # "trajectory": JointTrajectory on /<controller>/joint_trajectory
-    joints: list[str] = field(default_factory=lambda: list(PANDA_JOINTS))  # commanded joints, in order
+    joints: list[str] = field(default_factory=lambda: list(load_robot(DEFAULT_ROBOT).joint_names))  # commanded, in order
     joint_states_topic: str = "/joint_states"
     object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
     stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
@@ -84,9 +85,10 @@ class ExecutorParams:
             raise ValueError(f"control_rate must be >= 0 (0 = the skill's rate), got {self.control_rate}")
         if not self.joints:
             raise ValueError("joints must name at least one commanded joint")
-        unknown = [j for j in self.joints if j not in PANDA_JOINTS]
+        valid = load_robot(DEFAULT_ROBOT).joint_names  # the executor drives the default robot
+        unknown = [j for j in self.joints if j not in valid]
         if unknown:
-            raise ValueError(f"unknown joints {unknown}; valid: {list(PANDA_JOINTS)}")
+            raise ValueError(f"unknown joints {unknown}; valid: {list(valid)}")
         if len(set(self.joints)) != len(self.joints):
             raise ValueError(f"duplicate names in joints: {self.joints}")
         if not self.controller or "/" in self.controller.strip("/"):
@@ -103,12 +105,13 @@ class ExecutorParams:
 class SimRobotParams:
     """Parameters of the sim_robot node (MuJoCo as the robot)."""
 
+    robot: str = DEFAULT_ROBOT  # a shipped robot (`skillstack robots`) or a robot description YAML path
     objects: list[str] = field(default_factory=list)  # cube colours in the scene
     object_positions: list[float] = field(default_factory=list)  # x y z per object ([] = in front of the robot)
-    initial_qpos: list[float] = field(default_factory=list)  # 9 joint positions ([] = home)
+    initial_qpos: list[float] = field(default_factory=list)  # one per robot joint, arm then gripper ([] = home)
     publish_rate: float = 200.0  # Hz of /joint_states and object poses (>= 100)
     controller: str = "arm_controller"
-    joints: list[str] = field(default_factory=lambda: list(PANDA_JOINTS))  # joints of /<controller>/commands
+    joints: list[str] = field(default_factory=list)  # joints of /<controller>/commands ([] = all of the robot's)
     joint_states_topic: str = "/joint_states"
     object_pose_prefix: str = "/objects"  # poses on <prefix>/<name>/pose
     latency_s: float = 0.0  # simulated delay of incoming commands
@@ -128,11 +131,22 @@ class SimRobotParams:
             raise ValueError("real_time_factor must be > 0")
         if self.object_positions and len(self.object_positions) != 3 * len(self.objects):
             raise ValueError(f"object_positions needs 3 numbers per object ({3 * len(self.objects)}), got {len(self.object_positions)}")
-        if self.initial_qpos and len(self.initial_qpos) != len(PANDA_JOINTS):
-            raise ValueError(f"initial_qpos needs {len(PANDA_JOINTS)} values, got {len(self.initial_qpos)}")
-        unknown = [j for j in self.joints if j not in PANDA_JOINTS]
-        if unknown or not self.joints:
-            raise ValueError(f"joints must be a non-empty subset of {list(PANDA_JOINTS)}, got {self.joints}")
+        names = self.description.joint_names  # raises (a ValueError) naming the shipped robots
+        if self.initial_qpos and len(self.initial_qpos) != len(names):
+            raise ValueError(f"initial_qpos needs {len(names)} values (the {self.robot} joints {list(names)}), got {len(self.initial_qpos)}")
+        unknown = [j for j in self.joints if j not in names]
+        if unknown or len(set(self.joints)) != len(self.joints):
+            raise ValueError(f"joints must be distinct joints of the {self.robot}, {list(names)} ([] = all), got {self.joints}")
+
+    @property
+    def description(self) -> RobotDescription:
+        """The simulated robot's description."""
+        return load_robot(self.robot)
+
+    @property
+    def command_joints(self) -> tuple[str, ...]:
+        """The joints of /<controller>/commands, in order (`joints`, or all of the robot's)."""
+        return tuple(self.joints) or self.description.joint_names
 
 
 NODE_PARAMS: dict[str, type] = {"skill_executor": ExecutorParams, "sim_robot": SimRobotParams}

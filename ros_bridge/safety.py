@@ -24,6 +24,9 @@ passes through `SafetyLayer.step`, which, in this order:
 
 Steps 5-7 keep every published target inside the joint limits whatever the input;
 `tests/test_ros_safety.py` checks that with hypothesis.
+
+Joint names, velocity limits and the TCP come from the robot description
+(`sim_assets.load_robot`); nothing here names a particular robot's joints.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from enum import Enum
 import mujoco
 import numpy as np
 
+from sim_assets import DEFAULT_ROBOT, RobotDescription, RobotDescriptionError, load_robot, robot_for_joints, robot_for_model
+
 __all__ = [
     "Fault",
     "JointLimits",
@@ -49,8 +54,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ARM_JOINTS: tuple[str, ...] = tuple(f"panda_joint{i}" for i in range(1, 8))
-FINGER_JOINTS: tuple[str, ...] = ("panda_finger_joint1", "panda_finger_joint2")
+# The default robot's joints (arm, gripper, both), for callers written before robots were data.
+ARM_JOINTS: tuple[str, ...] = load_robot(DEFAULT_ROBOT).arm.joints
+FINGER_JOINTS: tuple[str, ...] = load_robot(DEFAULT_ROBOT).gripper.joints
 PANDA_JOINTS: tuple[str, ...] = ARM_JOINTS + FINGER_JOINTS
 
 
@@ -102,17 +108,23 @@ class JointLimits:
             raise ValueError("JointLimits: velocity limits must be > 0")
 
     @classmethod
-    def from_model(cls, model: mujoco.MjModel, names: tuple[str, ...] | list[str] = PANDA_JOINTS) -> "JointLimits":
-        """Limits of `names` read from a compiled model: joint ranges and the model's
-        `panda_velocity_limits` custom numeric (one value per Panda joint, arm then fingers)."""
-        names = tuple(names)
+    def from_model(
+        cls,
+        model: mujoco.MjModel,
+        names: tuple[str, ...] | list[str] | None = None,
+        robot: str | RobotDescription | None = None,
+    ) -> "JointLimits":
+        """Limits of `names` (default: all of the robot's joints) from a compiled model's joint
+        ranges and the robot description's velocity limits. `robot` defaults to the shipped
+        robot whose arm the model has."""
+        try:
+            desc = robot_for_model(model) if robot is None else load_robot(robot)
+        except RobotDescriptionError as exc:
+            raise ValueError(f"no velocity limits for this model: {exc}") from None
+        names = tuple(desc.joint_names if names is None else names)
         if not names:
             raise ValueError("JointLimits.from_model: no joint names given")
-        try:
-            vel_all = np.array(model.numeric("panda_velocity_limits").data, dtype=np.float64)
-        except KeyError:
-            raise ValueError("model has no custom numeric 'panda_velocity_limits'") from None
-        vel_by_name = dict(zip(PANDA_JOINTS, vel_all))
+        vel_by_name = dict(zip(desc.joint_names, desc.velocity_limits))
         lower, upper, vel = [], [], []
         for name in names:
             try:
@@ -135,27 +147,39 @@ class JointLimits:
 
 
 class TcpKinematics:
-    """Forward kinematics of the TCP site for the seven arm joints, on the robot model.
+    """Forward kinematics of the TCP site for the arm joints, on the robot model.
 
-    Uses the robot alone (`sim_assets.load_panda()`), whose base frame is the world frame
-    of every skillstack scene, so positions are in the same frame as the workspace box.
+    Uses the robot alone (`sim_assets.load_robot_model(robot)`), whose base frame is the
+    world frame of every skillstack scene, so positions are in the same frame as the
+    workspace box. `robot` defaults to the robot whose arm joints `model` has (the default
+    robot when no model is given).
     """
 
-    def __init__(self, model: mujoco.MjModel | None = None, site: str = "tcp"):
+    def __init__(self, model: mujoco.MjModel | None = None, site: str | None = None, robot: str | RobotDescription | None = None):
+        if robot is not None:
+            desc = load_robot(robot)
+        elif model is not None:
+            try:
+                desc = robot_for_model(model)
+            except RobotDescriptionError as exc:
+                raise ValueError(f"no TCP kinematics for this model: {exc}") from None
+        else:
+            desc = load_robot(DEFAULT_ROBOT)
         if model is None:
             import sim_assets
 
-            model = sim_assets.load_panda()
+            model = sim_assets.load_robot_model(desc)
         self.model = model
         self.data = mujoco.MjData(model)
+        self.arm_joints: tuple[str, ...] = desc.arm.joints
         try:
-            self._site = model.site(site).id
-            self._qadr = np.array([model.joint(n).qposadr[0] for n in ARM_JOINTS])
+            self._site = model.site(site or desc.tcp_site).id
+            self._qadr = np.array([model.joint(n).qposadr[0] for n in self.arm_joints])
         except KeyError as exc:
-            raise ValueError(f"robot model lacks {exc}; expected the skillstack Panda") from None
+            raise ValueError(f"robot model lacks {exc}; expected the skillstack {desc.name} model") from None
 
     def tcp_position(self, q_arm: np.ndarray) -> np.ndarray:
-        """TCP position (3,) for arm joint positions q_arm (7,)."""
+        """TCP position (3,) for arm joint positions q_arm (one per arm joint)."""
         self.data.qpos[self._qadr] = q_arm
         mujoco.mj_kinematics(self.model, self.data)
         return self.data.site_xpos[self._site].copy()
@@ -246,9 +270,10 @@ class SafetyLayer:
         on_fault: Callable[[Fault, str], None] | None = None,
     ):
         """limits: the controlled joints' limits (their order is the array order everywhere).
-        kinematics: FK for the workspace box (built from the robot model when None and the
-        arm joints are controlled). on_fault: called with (fault, detail) whenever the fault
-        changes (default: the `logging` module); nodes route it to their ROS logger."""
+        kinematics: FK for the workspace box (built from the model of the robot whose joints
+        `limits` names, when None and all its arm joints are controlled). on_fault: called
+        with (fault, detail) whenever the fault changes (default: the `logging` module);
+        nodes route it to their ROS logger."""
         self.limits = limits
         self._on_fault = on_fault
         self.config = config or SafetyConfig()
@@ -258,10 +283,20 @@ class SafetyLayer:
         self._box_lo = np.array(self.config.workspace_min)
         self._box_hi = np.array(self.config.workspace_max)
         index = {n: i for i, n in enumerate(limits.names)}
-        self._arm_idx = np.array([index[n] for n in ARM_JOINTS]) if all(n in index for n in ARM_JOINTS) else None
+        self._kinematics = kinematics
+        self._robot: RobotDescription | None = None
+        if kinematics is not None:
+            arm: tuple[str, ...] = kinematics.arm_joints
+        else:
+            try:
+                self._robot = robot_for_joints(limits.names)
+                arm = self._robot.arm.joints
+            except RobotDescriptionError:
+                arm = ()  # no shipped robot has these joints: no FK, no workspace box
+        self._arm_idx = np.array([index[n] for n in arm]) if arm and all(n in index for n in arm) else None
         self._fk = None
         if self.config.workspace_enabled and self._arm_idx is not None:
-            self._fk = kinematics or TcpKinematics()
+            self._fk = kinematics or TcpKinematics(robot=self._robot)
         self._last: np.ndarray | None = None  # last published (safe) target
         self._last_violation = 0.0
         self._need_anchor = True
@@ -286,7 +321,7 @@ class SafetyLayer:
         """TCP position of joint targets q (controller order), or None without arm joints/FK."""
         if self._arm_idx is None:
             return None
-        fk = self._fk or TcpKinematics()
+        fk = self._fk or self._kinematics or TcpKinematics(robot=self._robot)
         self._fk = fk
         return fk.tcp_position(np.asarray(q, float)[self._arm_idx])
 

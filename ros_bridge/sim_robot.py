@@ -1,16 +1,19 @@
 """sim_robot: MuJoCo as the robot, speaking ros2_control's topics.
 
-Runs the skillstack Panda tabletop scene in real time and
+Runs the skillstack tabletop scene with the robot its `robot` parameter names (a robot
+description: panda, ur5e, ...) in real time and
 
-* publishes sensor_msgs/JointState on /joint_states (9 Panda joints: position, velocity,
-  effort) and geometry_msgs/PoseStamped per cube on <object_pose_prefix>/<name>/pose,
-  both at `publish_rate` (default 200 Hz, >= 100 Hz);
+* publishes sensor_msgs/JointState on /joint_states (the robot's joints, arm then gripper,
+  as its description names them: position, velocity, effort) and
+  geometry_msgs/PoseStamped per cube on <object_pose_prefix>/<name>/pose, both at
+  `publish_rate` (default 200 Hz, >= 100 Hz);
 * accepts the controller topics a real ros2_control setup has:
   trajectory_msgs/JointTrajectory on /<controller>/joint_trajectory (joints matched by
   name, points interpolated linearly by time_from_start, like joint_trajectory_controller)
-  and std_msgs/Float64MultiArray on /<controller>/commands (values in `joints` order, like
-  forward_command_controller). Commands with unknown joints, wrong sizes or NaN/inf are
-  rejected and logged; the arm servos hold their last targets;
+  and std_msgs/Float64MultiArray on /<controller>/commands (values in `joints` order, all
+  of the robot's by default, like forward_command_controller). Commands with unknown
+  joints, wrong sizes or NaN/inf are rejected and logged; the arm servos hold their last
+  targets;
 * can simulate a worse robot: command latency (`latency_s`), Gaussian joint noise
   (`noise_std`) and dropped states/commands (`drop_rate`);
 * ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back.
@@ -34,7 +37,6 @@ import numpy as np
 
 from ros_bridge._ros import COMMAND_QOS, declare_params, run_node, to_stamp
 from ros_bridge.params import SimRobotParams
-from ros_bridge.safety import PANDA_JOINTS
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402  (after the ROS environment check)
 from rclpy.node import Node  # noqa: E402
@@ -76,16 +78,18 @@ class SimRobot(Node):
         self.params: SimRobotParams = declare_params(self, SimRobotParams())
         p = self.params
         import sim_assets
-        from envs.robot import PandaRobot
+        from envs.robot import Robot
 
-        self.model = sim_assets.load_scene(objects=tuple(p.objects), goals=())
+        description = p.description
+        self.model = sim_assets.load_scene(objects=tuple(p.objects), goals=(), robot=description)
         self.data = mujoco.MjData(self.model)
-        self.robot = PandaRobot.from_model(self.model)
+        self.robot = Robot.from_model(self.model, description)
         self._qadr = np.concatenate((self.robot.arm_qpos, self.robot.finger_qpos))
         self._dadr = np.concatenate((self.robot.arm_dof, self.robot.finger_dof))
         self._act = np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))
-        self._act_by_name = dict(zip(PANDA_JOINTS, self._act))
-        self._cmd_act = np.array([self._act_by_name[j] for j in p.joints])
+        self._act_by_name = dict(zip(self.robot.joint_names, self._act))
+        self._cmd_joints = p.command_joints
+        self._cmd_act = np.array([self._act_by_name[j] for j in self._cmd_joints])
         self._ctrl_lo = self.model.actuator_ctrlrange[:, 0].copy()
         self._ctrl_hi = self.model.actuator_ctrlrange[:, 1].copy()
         self._objects = []
@@ -107,12 +111,12 @@ class SimRobot(Node):
         self.create_subscription(Float64MultiArray, f"/{controller}/commands", self._on_commands, COMMAND_QOS)
         self.create_service(Trigger, "~/reset_scene", self._on_reset_scene)
         self._js_msg = JointState()
-        self._js_msg.name = list(PANDA_JOINTS)
+        self._js_msg.name = list(self.robot.joint_names)
         self._wall0 = time.monotonic()
         self._sim0 = self.data.time
         self._timer = self.create_timer(1.0 / p.publish_rate, self._on_timer)
         self.get_logger().info(
-            f"sim_robot: Panda + {list(p.objects) or 'no objects'} at {p.publish_rate:g} Hz; "
+            f"sim_robot: {description.title} + {list(p.objects) or 'no objects'} at {p.publish_rate:g} Hz; "
             f"commands on /{controller}/commands and /{controller}/joint_trajectory"
         )
 
@@ -181,7 +185,7 @@ class SimRobot(Node):
         if kind == "commands":
             values = np.asarray(msg.data, dtype=np.float64)
             if values.shape != (len(self._cmd_act),):
-                return self._reject(f"commands has {values.size} values, expected {len(self._cmd_act)} ({self.params.joints})")
+                return self._reject(f"commands has {values.size} values, expected {len(self._cmd_act)} ({list(self._cmd_joints)})")
             if not np.all(np.isfinite(values)):
                 return self._reject("NaN/inf in commands")
             self._traj = None

@@ -1,10 +1,11 @@
-"""MJCF assets and the one function that loads them.
+"""MJCF assets, robot descriptions, and the functions that load them.
 
-`scene_xml(objects)` builds a self-contained tabletop scene (Panda + table + the named
-cubes + goal sites + cameras) as one XML string; `load_scene(objects)` compiles it.
-A task asks only for the cubes it uses, because every free body costs physics time.
-The XML string is what demonstrations store as `model_file`, so it never depends on
-files beside it.
+Each robot is data: a YAML description and an MJCF under `sim_assets/robots/`
+(`robot_description.load_robot`). `scene_xml(objects, goals, robot)` builds a
+self-contained tabletop scene (the robot + table + the named cubes + goal sites +
+cameras) as one XML string; `load_scene(...)` compiles it. A task asks only for the
+cubes it uses, because every free body costs physics time. The XML string is what
+demonstrations store as `model_file`, so it never depends on files beside it.
 """
 
 from __future__ import annotations
@@ -21,17 +22,36 @@ if "MUJOCO_GL" not in os.environ and not os.environ.get("DISPLAY") and sys.platf
 
 import mujoco  # noqa: E402  (after MUJOCO_GL is set)
 
+from sim_assets.robot_description import (  # noqa: E402
+    DEFAULT_ROBOT,
+    RobotDescription,
+    RobotDescriptionError,
+    load_robot,
+    robot_for_joints,
+    robot_for_model,
+    robot_names,
+)
+
 __all__ = [
     "CUBE_COLORS",
     "CUBE_HALF_SIZE",
+    "DEFAULT_ROBOT",
     "ROBOT_MODEL_ID",
+    "RobotDescription",
+    "RobotDescriptionError",
     "load_panda",
+    "load_robot",
+    "load_robot_model",
     "load_scene",
     "panda_xml",
+    "robot_for_joints",
+    "robot_for_model",
+    "robot_names",
+    "robot_xml",
     "scene_xml",
 ]
 
-ROBOT_MODEL_ID = "skillstack/panda-v1"
+ROBOT_MODEL_ID = load_robot(DEFAULT_ROBOT).model_id  # the default robot's; a scene's own is its description's
 CUBE_HALF_SIZE = 0.02
 CUBE_MASS = 0.1
 CUBE_COLORS = ("red", "green", "blue", "yellow")
@@ -41,14 +61,24 @@ def _read(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+def robot_xml(robot: str | RobotDescription = DEFAULT_ROBOT) -> str:
+    """A robot alone as MJCF text (the ROS bridge's kinematics and the FK tests use it)."""
+    return load_robot(robot).mjcf_xml()
+
+
+def load_robot_model(robot: str | RobotDescription = DEFAULT_ROBOT) -> mujoco.MjModel:
+    """Compile a robot alone (no table, no objects)."""
+    return mujoco.MjModel.from_xml_string(robot_xml(robot))
+
+
 def panda_xml() -> str:
-    """The robot alone as MJCF text (used by the ROS bridge's kinematics and the FK test)."""
-    return _read("panda.xml")
+    """The Panda alone as MJCF text (`robot_xml("panda")`)."""
+    return robot_xml("panda")
 
 
 def load_panda() -> mujoco.MjModel:
-    """Compile the robot alone (no table, no objects)."""
-    return mujoco.MjModel.from_xml_string(panda_xml())
+    """Compile the Panda alone (`load_robot_model("panda")`)."""
+    return load_robot_model("panda")
 
 
 def _cube_body(color: str, index: int) -> ET.Element:
@@ -84,21 +114,33 @@ _GOAL_RGBA = {
 }
 
 
-@lru_cache(maxsize=32)
-def scene_xml(objects: tuple[str, ...] = ("red",), goals: tuple[str, ...] = ("goal",)) -> str:
-    """Build the tabletop scene with the given cube colours and goal site names.
+def scene_xml(
+    objects: tuple[str, ...] = ("red",),
+    goals: tuple[str, ...] = ("goal",),
+    robot: str | RobotDescription = DEFAULT_ROBOT,
+) -> str:
+    """Build the tabletop scene with the given cube colours, goal site names and robot.
 
     objects: cube colours from CUBE_COLORS; each becomes body/geom `cube_<colour>`
     with free joint `cube_<colour>_joint`.
     goals: site names; `goal_<colour>` sites take that cube's colour.
+    robot: a shipped robot's name (`robot_names()`), a description YAML path, or a description.
     """
+    return _scene_xml(tuple(objects), tuple(goals), load_robot(robot))
+
+
+@lru_cache(maxsize=64)
+def _scene_xml(objects: tuple[str, ...], goals: tuple[str, ...], description: RobotDescription) -> str:
     unknown = [o for o in objects if o not in CUBE_COLORS]
     if unknown:
         raise ValueError(f"unknown cube colour(s) {unknown}; valid: {list(CUBE_COLORS)}")
     if len(set(objects)) != len(objects):
         raise ValueError(f"duplicate cube colours in {objects}")
     scene = ET.fromstring(_read("tabletop.xml"))
-    robot = ET.fromstring(panda_xml())
+    scene.set("model", f"{description.name}_tabletop")
+    # The robot-table contact sensor watches the robot's subtree, named by its description.
+    scene.find("sensor/contact[@name='robot_table_contact']").set("subtree2", description.base_body)
+    robot = ET.fromstring(description.mjcf_xml())
     world = scene.find("worldbody")
     # Merge robot sections: defaults, assets, bodies, actuators, custom data.
     for section in ("default", "asset", "actuator", "custom"):
@@ -127,6 +169,10 @@ def scene_xml(objects: tuple[str, ...] = ("red",), goals: tuple[str, ...] = ("go
     return ET.tostring(scene, encoding="unicode")
 
 
-def load_scene(objects: tuple[str, ...] = ("red",), goals: tuple[str, ...] = ("goal",)) -> mujoco.MjModel:
+def load_scene(
+    objects: tuple[str, ...] = ("red",),
+    goals: tuple[str, ...] = ("goal",),
+    robot: str | RobotDescription = DEFAULT_ROBOT,
+) -> mujoco.MjModel:
     """Compile the tabletop scene (see `scene_xml`)."""
-    return mujoco.MjModel.from_xml_string(scene_xml(tuple(objects), tuple(goals)))
+    return mujoco.MjModel.from_xml_string(scene_xml(tuple(objects), tuple(goals), robot))

@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="comma-separated Image topics, optionally TOPIC=CAMERA (default: every Image topic)",
     )
     p.add_argument(
-        "--joint-map", type=_mapping, default=None, help="BAG_JOINT=panda_jointN,... for other joint names"
+        "--joint-map", type=_mapping, default=None, help="BAG_JOINT=PANDA_JOINT,... for other joint names (`skillstack robots` lists the Panda's)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=run)
