@@ -230,11 +230,9 @@ def distill_skills(
     import envs
     from policies.bc import train_bc
 
-    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
-    from skill_library.descriptors import attach_descriptors, evaluate_skill
-    from skill_library.package import rewrite_manifest
+    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, task_from_env
+    from skill_library.publish import DescriptorSettings, publish_skill
     from skill_library.registry import SkillLibrary
-    from skill_library.skill import load_skill
 
     lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
     if config.threads > 0:
@@ -257,7 +255,8 @@ def distill_skills(
             path = Path(tmp) / student
             cfg = {k: v for k, v in vars(config).items()}
             cfg["teacher"] = d.template.ref
-            save_network_skill(
+            evaluate = config.evaluate and bool(man.effects)  # success = effects hold: none to check without
+            published = publish_skill(
                 path, name=student, version=config.version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
                 observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
                 description=(f"Behaviour cloning of {d.template.ref} from {d.executions} successful executions "
@@ -266,16 +265,11 @@ def distill_skills(
                 tags=("bc", "distilled", task_from_env(env).family), preconditions=man.preconditions, effects=man.effects,
                 provenance=new_provenance(command="skillstack skills distill", config=cfg, seed=config.seed,
                                           env_steps=d.env_steps),
-                overwrite=True,
+                descriptors=DescriptorSettings(config.grid, config.episodes_per_cell, config.seed) if evaluate else None,
+                library=lib,
             )  # fmt: skip
-            success = None
-            if config.evaluate and man.effects:
-                skill = load_skill(path)
-                desc = evaluate_skill(skill, grid=config.grid, episodes_per_cell=config.episodes_per_cell, seed=config.seed)
-                rewrite_manifest(path, attach_descriptors(skill.manifest, desc))
-                success = float(desc["totals"]["success_rate"])
             env.close()
-            ref = lib.add(path, force=True).ref
+            ref, success = published.ref, published.success_rate
             out.append(DistilledSkill(ref, d.template.ref, d.executions, d.steps, float(policy.train_loss[-1]), success, policy.seconds))
             if log:
                 log(f"{ref}: {d.executions} executions, {d.steps} steps, bc mse {policy.train_loss[-1]:.4f}, "

@@ -186,12 +186,10 @@ def build_segment_skills(
     import envs
     from policies.bc import train_bc
 
-    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, save_network_skill, task_from_env
-    from skill_library.descriptors import attach_descriptors, evaluate_skill
+    from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, task_from_env
     from skill_library.errors import SkillSetupError
-    from skill_library.package import rewrite_manifest
+    from skill_library.publish import DescriptorSettings, publish_skill
     from skill_library.registry import SkillLibrary
-    from skill_library.skill import load_skill
 
     if segmenter.skill_types is None:
         raise ValueError("the segmenter has no skill types (fit_segmenter clusters them)")
@@ -261,35 +259,31 @@ def build_segment_skills(
             lens = [e - s for _, s, e in segs]
             majority = max(set(phase_votes), key=phase_votes.count) if phase_votes else None
             path = Path(tmp) / name
-            save_network_skill(
-                path, name=name, version=version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
-                observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
-                description=(f"Skill type{'s' if len(types) > 1 else ''} {label} discovered by skill boundary detection in "
-                             f"{env_id} demonstrations ({len(segs)} {'chained runs' if len(types) > 1 else 'segments'}, "
-                             f"median {int(np.median(lens))} steps); behaviour cloning."),
-                tags=("sbd", "bc", family), preconditions=pre, effects=eff,
-                provenance=new_provenance(command="segmentation.build_segment_skills",
-                                          config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
-                                                  "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
-                overwrite=True,
-            )  # fmt: skip
-            success = None  # a skill with no consistent effect has no success test of its own
+            settings = None  # a skill with no consistent effect has no success test of its own
             if evaluate and eff:
-                skill = load_skill(path)
                 max_steps = int(max(10, 2 * np.percentile(lens, 90)))
                 # the expert sets up the preconditions: as far into the task as the runs start, with room to spare
                 setup_steps = int(4 * max_steps + 2 * max(s for _, s, _ in segs))
-                try:
-                    desc = evaluate_skill(skill, grid=grid, episodes_per_cell=episodes_per_cell, seed=seed, max_steps=max_steps,
-                                          setup_steps=setup_steps)
-                except SkillSetupError as exc:
-                    # not added: the planner would choose a skill with effects but no measured success blind
-                    if log:
-                        log(f"{name}: not added, its preconditions {list(pre)} could not be set up to evaluate it ({exc})")
-                    continue
-                rewrite_manifest(path, attach_descriptors(skill.manifest, desc))
-                success = float(desc["totals"]["success_rate"])
-            ref = lib.add(path, force=True).ref
+                settings = DescriptorSettings(grid, episodes_per_cell, seed, max_steps=max_steps, setup_steps=setup_steps)
+            try:
+                published = publish_skill(
+                    path, name=name, version=version, kind="bc", env=env, arch=policy.arch, state_dict=policy.state_dict,
+                    observation=observation_spec_from_flat_stats(env, OBS_KEYS, policy.obs_mean, policy.obs_std),
+                    description=(f"Skill type{'s' if len(types) > 1 else ''} {label} discovered by skill boundary detection in "
+                                 f"{env_id} demonstrations ({len(segs)} {'chained runs' if len(types) > 1 else 'segments'}, "
+                                 f"median {int(np.median(lens))} steps); behaviour cloning."),
+                    tags=("sbd", "bc", family), preconditions=pre, effects=eff,
+                    provenance=new_provenance(command="segmentation.build_segment_skills",
+                                              config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
+                                                      "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
+                    descriptors=settings, library=lib,
+                )  # fmt: skip
+            except SkillSetupError as exc:
+                # not added: the planner would choose a skill with effects but no measured success blind
+                if log:
+                    log(f"{name}: not added, its preconditions {list(pre)} could not be set up to evaluate it ({exc})")
+                continue
+            ref, success = published.ref, published.success_rate
             built.append(SegmentSkill(ref, int(k), env_id, len(segs), int(sum(lens)), pre, eff, success, majority,
                                       float(policy.train_loss[-1]), types))
             if log:
