@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common.atomic import atomic_path
+from common.atomic import atomic_savefig
 
 GOAL_SHARED_RATIO = 1.0
 GOAL_SEPARATE_SPEEDUP = 1.2
@@ -358,12 +358,7 @@ def _plot(result: dict[str, Any], path: Path) -> Path | None:
         ax.set_ylabel("final success rate")
         ax.set_title("learning")
     fig.tight_layout()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return atomic_savefig(fig, path, dpi=100)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

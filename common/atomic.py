@@ -6,6 +6,7 @@ Every layer writes through these helpers; nothing else calls `os.replace` on use
 - `atomic_write_bytes` / `atomic_write_text` / `atomic_write_json`: a whole file from memory.
 - `atomic_path`: a temp path for a third-party writer (OpenCV, matplotlib, h5py) that wants a
   file name; renamed into place when the block ends without error, deleted otherwise.
+- `atomic_savefig`: a matplotlib figure through `atomic_path`, then closed.
 - `temp_path`: a fresh temp file beside a target, for a writer that finishes later (a streaming
   video) and then calls `atomic_replace` (or deletes it).
 - `atomic_replace`: move an already written temp file (or finished directory) into place durably.
@@ -27,6 +28,7 @@ from typing import Any
 __all__ = [
     "atomic_path",
     "atomic_replace",
+    "atomic_savefig",
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
@@ -101,6 +103,20 @@ def atomic_path(path: PathLike, suffix: str = "", tmp_dir: PathLike | None = Non
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_savefig(fig: Any, path: PathLike, **savefig_kwargs: Any) -> Path:
+    """Save a matplotlib figure to `path` atomically (the format follows the path's suffix, as for
+    `fig.savefig`) and close it either way, so plotting many runs does not pile up open figures."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, **savefig_kwargs)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, tmp_dir: PathLike | None = None) -> Path:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.atomic import atomic_path, atomic_write_json
+from common.atomic import atomic_savefig, atomic_write_json
 
 # Fault injection for tests: when set to a file path that does not exist yet, the first
 # trial to reach its checkpoint creates the file and kills its own worker process.
@@ -242,13 +242,7 @@ def plot_sweep(summary: Mapping[str, Any], path: str | os.PathLike[str]) -> Path
     ax.grid(alpha=0.3)
     if by_group:
         ax.legend(loc="lower right", fontsize=8)
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    return path
+    return atomic_savefig(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _at(log: Sequence[Mapping[str, Any]], step: int) -> float:

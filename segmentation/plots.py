@@ -23,7 +23,7 @@ def plot_segments(episodes: Sequence[Any], out: str | Path, *, max_episodes: int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from common.atomic import atomic_write_bytes
+    from common.atomic import atomic_savefig
 
     eps = [e.to_json() if hasattr(e, "to_json") else e for e in episodes][:max_episodes]
     if not eps:
@@ -74,11 +74,4 @@ def plot_segments(episodes: Sequence[Any], out: str | Path, *, max_episodes: int
     fig.legend(list(handles.values()), list(handles.keys()), loc="upper center", ncol=len(handles), fontsize=8,
                frameon=False, bbox_to_anchor=(0.5, 1.0 - head / fig.get_figheight()))
     fig.tight_layout(rect=(0, 0, 1, 1.0 - (head + 0.12) / fig.get_figheight()))
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    p = Path(out)
-    atomic_write_bytes(p, buf.getvalue())
-    return p
+    return atomic_savefig(fig, out, format="png", dpi=110)

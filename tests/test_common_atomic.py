@@ -15,6 +15,7 @@ import pytest
 from common.atomic import (
     atomic_path,
     atomic_replace,
+    atomic_savefig,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -69,6 +70,33 @@ def test_parent_folders_are_created(tmp_path):
     target = tmp_path / "runs" / "exp1" / "result.json"
     atomic_write_json(target, {"ok": True})
     assert json.loads(target.read_text()) == {"ok": True}
+
+
+def test_atomic_savefig_writes_the_figure_and_closes_it(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    path = atomic_savefig(fig, tmp_path / "curve.png", dpi=50)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]
+
+
+def test_atomic_savefig_that_fails_keeps_the_old_plot_and_closes_the_figure(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (tmp_path / "curve.png").write_bytes(b"old plot")
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError, match="not supported"):
+        atomic_savefig(fig, tmp_path / "curve.png", format="no-such-format")
+    assert (tmp_path / "curve.png").read_bytes() == b"old plot" and not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png"]
 
 
 def test_temp_path_is_a_fresh_file_beside_the_target(tmp_path):
