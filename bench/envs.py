@@ -1,6 +1,6 @@
-"""Env step rate of every task, and its overhead over raw MuJoCo physics measured in the same run.
+"""Env step rate of every (robot, task) pair, and its overhead over raw MuJoCo physics measured in the same run.
 
-For each task: run N env steps with seeded random actions (resets excluded from the
+For each task on each shipped robot (`--robots`): run N env steps with seeded random actions (resets excluded from the
 timing) and record the actuator targets the env applied; then restore the initial
 state and replay exactly those targets through bare `mujoco.mj_step(nstep=substeps)`.
 Both runs integrate the identical trajectory, so the ratio env-time / physics-time is
@@ -18,7 +18,8 @@ import time
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=2000, help="env steps per round (default 2000)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported (default 3)")
-    p.add_argument("--envs", default="", help="comma-separated env ids (default: every sparse task)")
+    p.add_argument("--envs", default="", help="comma-separated env ids (default: every sparse task of every robot in --robots)")
+    p.add_argument("--robots", default="", help="comma-separated robots (default: every shipped robot)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -79,15 +80,20 @@ def run(args: argparse.Namespace) -> dict:
     import envs
     from common.table import print_table
 
-    ids = [i for i in args.envs.split(",") if i] or [i for i in envs.ENV_IDS if "Dense" not in i]
+    robots = [r for r in args.robots.split(",") if r] or list(envs.ROBOT_ENV_IDS)
+    unknown = [r for r in robots if r not in envs.ROBOT_ENV_IDS]
+    if unknown:
+        raise ValueError(f"unknown robot(s) {unknown}; shipped: {', '.join(envs.ROBOT_ENV_IDS)}")
+    ids = [i for i in args.envs.split(",") if i] or [i for r in robots for i in envs.ROBOT_ENV_IDS[r] if "Dense" not in i]
     rows = [measure_env(i, args.steps, args.rounds, args.seed) for i in ids]
+    for row in rows:
+        row["robot"] = envs.robot_of(row["env_id"])
     print_table(
         ["env", "substeps", "env steps/s", "physics-only steps/s", "overhead ratio (goal <= 1.3)"],
         [[r["env_id"], r["substeps"], round(r["env_steps_per_s"]), round(r["physics_steps_per_s"]),
           round(r["overhead_ratio"], 3)] for r in rows],
     )
-    pick = next((r for r in rows if "PickPlace" in r["env_id"]), None)
-    if pick:
-        print(f"PandaPickPlace-v0: {pick['env_steps_per_s']:.0f} env steps/s (goal >= 1000), "
+    for pick in (r for r in rows if r["env_id"].endswith("PickPlace-v0")):
+        print(f"{pick['env_id']}: {pick['env_steps_per_s']:.0f} env steps/s (goal >= 1000), "
               f"overhead ratio {pick['overhead_ratio']:.2f} (goal <= 1.3)")
     return {"benchmark": "envs", "steps": args.steps, "rounds": args.rounds, "results": rows}

@@ -16,6 +16,7 @@ import sys
 COMMAND_MODULES = [
     "demo",
     "envs",
+    "robots",
     "record",
     "replay",
     "import_bag",

@@ -1,4 +1,4 @@
-"""Every registered task passes the same conformance checks (dm_control style)."""
+"""Every registered (robot, task) pair passes the same conformance checks (dm_control style)."""
 
 import gymnasium as gym
 import numpy as np
@@ -7,7 +7,8 @@ from gymnasium.utils.env_checker import check_env
 
 import envs
 
-ALL_IDS = list(envs.ENV_IDS)
+ROBOTS = list(envs.ROBOT_ENV_IDS)  # every shipped robot
+ALL_IDS = [i for robot in ROBOTS for i in envs.ROBOT_ENV_IDS[robot] + envs.ROBOT_LONG_HORIZON_IDS[robot]]
 SPARSE_IDS = [i for i in ALL_IDS if "Dense" not in i]
 
 
@@ -129,9 +130,10 @@ def test_unknown_camera_lists_valid_cameras():
         envs.make("skillstack/PandaReach-v0", camera="ceiling")
 
 
+@pytest.mark.parametrize("robot", ROBOTS)
 @pytest.mark.parametrize("camera", ["front", "wrist", "side", "top"])
-def test_render_any_named_camera(camera):
-    env = envs.make("skillstack/PandaPickPlace-v0", render_mode="rgb_array", camera=camera)
+def test_render_any_named_camera(camera, robot):
+    env = envs.make("skillstack/PandaPickPlace-v0", render_mode="rgb_array", camera=camera, robot=robot)
     env.reset(seed=0)
     img = env.render()
     assert img.dtype == np.uint8 and img.shape == (360, 480, 3)
@@ -141,8 +143,9 @@ def test_render_any_named_camera(camera):
     env.close()
 
 
-def test_front_camera_sees_the_red_cube():
-    env = envs.make("skillstack/PandaPickPlace-v0")
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_front_camera_sees_the_red_cube(robot):
+    env = envs.make("skillstack/PandaPickPlace-v0", robot=robot)
     env.reset(seed=0)
     img = env.unwrapped.render_camera("front").astype(int)
     red = (img[..., 0] > 150) & (img[..., 1] < 80) & (img[..., 2] < 80)
@@ -168,20 +171,21 @@ def test_set_state_rejects_wrong_shape_and_nan():
         u.set_state(bad)
 
 
-def test_yaw_and_joint_action_modes():
-    env = envs.make("skillstack/PandaReach-v0", yaw=True)
+@pytest.mark.parametrize("robot, n_joints", [("panda", 7), ("ur5e", 6)])
+def test_yaw_and_joint_action_modes(robot, n_joints):
+    env = envs.make("skillstack/PandaReach-v0", yaw=True, robot=robot)
     assert env.action_space.shape == (5,)
     env.reset(seed=0)
     for _ in range(30):
         env.step(np.array([0, 0, 0, 1.0, 1.0]))
     assert env.unwrapped.tcp_yaw() == pytest.approx(np.pi / 2, abs=0.15)
 
-    env = envs.make("skillstack/PandaReach-v0", action_mode="joint")
-    assert env.action_space.shape == (8,)
+    env = envs.make("skillstack/PandaReach-v0", action_mode="joint", robot=robot)
+    assert env.action_space.shape == (n_joints + 1,)
     env.reset(seed=0)
-    q0 = env.unwrapped.data.qpos[:7].copy()
+    q0 = env.unwrapped.data.qpos[:n_joints].copy()
     for _ in range(5):
-        env.step(np.array([1.0, 0, 0, 0, 0, 0, 0, 1.0]))
+        env.step(np.array([1.0] + [0.0] * (n_joints - 1) + [1.0]))
     assert env.unwrapped.data.qpos[0] - q0[0] > 0.2
 
 
@@ -198,3 +202,19 @@ def test_reward_variants_differ_only_in_task_term_and_weights():
     assert i2["reward_terms"]["task"] == pytest.approx(-d, abs=0.01)
     assert i1["reward_terms"]["interaction"] == pytest.approx(i2["reward_terms"]["interaction"])
     assert r1 != r2
+
+
+@pytest.mark.parametrize("robot", ROBOTS)
+def test_make_with_robot_gives_that_robots_registered_env(robot):
+    env = envs.make("skillstack/PandaStackDense-v0", robot=robot)
+    assert env.spec.id == envs.id_for_robot("skillstack/PandaStackDense-v0", robot)
+    assert env.spec.id in envs.ROBOT_ENV_IDS[robot] and envs.robot_of(env.spec.id) == robot
+    u = env.unwrapped
+    assert u.robot.name == robot and u.reward_type == "dense"
+    assert u.observation_layout["joint_pos"].stop - u.observation_layout["joint_pos"].start == u.robot.n_arm
+    assert "dq1..dq" in envs.make(env.spec.id, action_mode="joint").unwrapped.action_description()
+
+
+def test_unknown_robot_lists_the_shipped_robots():
+    with pytest.raises(ValueError, match="unknown robot 'kuka'.*panda, ur5e"):
+        envs.make("skillstack/PandaReach-v0", robot="kuka")

@@ -31,6 +31,26 @@ def test_expert_success_rate_at_least_95_percent(env_id):
     assert np.mean([r["safety_cost"] for r in results]) < 1.0
 
 
+# Every other shipped robot: a short seeded run here; `skillstack bench experts` measures 100 episodes.
+OTHER_ROBOT_EPISODES = int(os.environ.get("SKILLSTACK_ROBOT_EXPERT_EPISODES", "10"))
+OTHER_ROBOT_IDS = [
+    i
+    for robot, ids in envs.ROBOT_ENV_IDS.items()
+    if robot != "panda"
+    for i in ids + envs.ROBOT_LONG_HORIZON_IDS[robot]
+    if "Dense" not in i
+]
+
+
+@pytest.mark.parametrize("env_id", OTHER_ROBOT_IDS)
+def test_experts_solve_every_task_on_the_other_robots(env_id):
+    env = envs.make(env_id)
+    results = [run_expert_episode(env, seed=1000 + s) for s in range(OTHER_ROBOT_EPISODES)]
+    rate = np.mean([r["success"] for r in results])
+    assert rate >= 0.95, f"{env_id}: {rate:.2%}"
+    assert np.mean([r["safety_cost"] for r in results]) < 1.0
+
+
 @pytest.mark.parametrize(
     "env_id, expected",
     [

@@ -10,6 +10,7 @@ import importlib
 
 BENCHMARKS = {
     "envs": "env step rate and overhead over raw MuJoCo physics",
+    "experts": "scripted expert success per (robot, task) over seeded episodes",
     "skills": "skill package load time and call latency",
     "demos": "demonstration recording and replay throughput",
     "training": "multi-critic SAC throughput against SB3 SAC",

@@ -1,0 +1,36 @@
+"""`skillstack robots` lists the robot descriptions; `skillstack bench experts` measures experts per robot."""
+
+import json
+
+from skillstack.cli import main
+
+
+def test_robots_table_lists_every_robot(capsys):
+    assert main(["robots"]) == 0
+    out = capsys.readouterr().out
+    assert "panda" in out and "ur5e" in out and "shoulder_pan_joint" in out and "skillstack/UR5e<Task>-v0" in out
+
+
+def test_robots_json_is_the_full_descriptions(capsys):
+    assert main(["robots", "--json"]) == 0
+    robots = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(robots) >= {"panda", "ur5e"}
+    ur = robots["ur5e"]
+    assert len(ur["arm"]["joints"]) == 6 and ur["gripper"]["width_range"] == [0.0, 0.085]
+    assert "skillstack/UR5eStackThree-v0" in ur["env_ids"]
+    assert robots["panda"]["home"]["arm"][3] == -2.2
+
+
+def test_bench_experts_writes_per_robot_success(tmp_path, capsys):
+    out = tmp_path / "experts.json"
+    assert main(["bench", "experts", "--episodes", "2", "--tasks", "Reach", "--out", str(out)]) == 0
+    rows = {r["robot"]: r for r in json.loads(out.read_text())["results"]}
+    assert set(rows) >= {"panda", "ur5e"}
+    for row in rows.values():
+        assert row["episodes"] == 2 and row["success_rate"] == 1.0 - len(row["failed_seeds"]) / 2
+    assert "success" in capsys.readouterr().out
+
+
+def test_bench_experts_refuses_an_unknown_robot(capsys):
+    assert main(["bench", "experts", "--robots", "kuka", "--episodes", "1"]) == 2
+    assert "unknown robot" in capsys.readouterr().err
