@@ -116,17 +116,13 @@ def save_checkpoint(model: Any, venv: Any, path: str | os.PathLike[str], extra: 
     with staged_dir(out) as tmp:
         tensors: dict[str, Any] = {}
         meta: dict[str, Any] = {"format": "skillstack-checkpoint", "format_version": 1, "optimizers": {}}
-        state_dicts, variables = model._get_torch_save_params()
-        for name in state_dicts:
-            obj = _getattr_path(model, name)
-            if obj is None:
-                continue
+        for name, obj in _state_dict_holders(model):
             if isinstance(obj, torch.optim.Optimizer):
                 meta["optimizers"][name] = _flatten_optimizer(f"opt:{name}", obj.state_dict(), tensors)
             else:
                 for key, value in obj.state_dict().items():
                     tensors[f"sd:{name}/{key}"] = value.detach().cpu().contiguous()
-        for name in variables:
+        for name in model._get_torch_save_params()[1]:
             tensors[f"var:{name}"] = _getattr_path(model, name).detach().cpu().reshape(-1).contiguous()
         tensors["rng:torch"] = torch.get_rng_state()
         with atomic_path(tmp / "model.safetensors", suffix=".safetensors") as f:
@@ -174,17 +170,13 @@ def load_checkpoint(model: Any, venv: Any | None, path: str | os.PathLike[str], 
     if meta.get("format") != "skillstack-checkpoint":
         raise ValueError(f"{src}: not a skillstack checkpoint")
     tensors = load_file(str(src / "model.safetensors"))
-    state_dicts, variables = model._get_torch_save_params()
-    for name in state_dicts:
-        obj = _getattr_path(model, name)
-        if obj is None:
-            continue
+    for name, obj in _state_dict_holders(model):
         if isinstance(obj, torch.optim.Optimizer):
             obj.load_state_dict(_unflatten_optimizer(meta["optimizers"][name], tensors))
         else:
             prefix = f"sd:{name}/"
             obj.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
-    for name in variables:
+    for name in model._get_torch_save_params()[1]:
         with torch.no_grad():
             target = _getattr_path(model, name)
             target.copy_(tensors[f"var:{name}"].reshape(target.shape))
@@ -272,6 +264,12 @@ def _load_vecnormalize(venv: Any, meta: Mapping[str, Any] | None, arrays: Mappin
     elif "vecnorm_old_obs" in arrays:
         venv.old_obs = arrays["vecnorm_old_obs"].copy()
     venv.training = bool(meta["training"])
+
+
+def _state_dict_holders(model: Any) -> list[tuple[str, Any]]:
+    """The (name, module or optimizer) pairs whose state dicts SB3 saves (absent ones skipped)."""
+    pairs = [(name, _getattr_path(model, name)) for name in model._get_torch_save_params()[0]]
+    return [(name, obj) for name, obj in pairs if obj is not None]
 
 
 def _getattr_path(obj: Any, dotted: str) -> Any:
