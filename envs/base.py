@@ -9,7 +9,8 @@ determinism, state save/restore and domain randomisation.
 The robot is data (`robot="panda"` or `"ur5e"`, or a description YAML path): its
 description says which joints the IK drives, how many joint actions there are, how a
 gripper action maps to finger commands and where the grasp reach ends. Tasks are
-defined in the table's frame, so the same task runs on every robot.
+defined in the table's frame, so the same task runs on every robot; with
+`obs_layout="tcp"` (no joint angles) and end-effector actions, so does a policy.
 
 Conventions follow Gymnasium-Robotics' Fetch tasks (dict observation, vectorised
 `compute_reward`, `info["is_success"]`) plus `info["reward_terms"]` for multi-critic
@@ -29,7 +30,7 @@ from gymnasium import spaces
 
 import sim_assets
 from envs.ik import DifferentialIK, tcp_yaw, yaw_rotation
-from envs.observation import ObservationBuilder, refresh_kinematics
+from envs.observation import OBS_LAYOUTS, ObservationBuilder, refresh_kinematics
 from envs.predicates import SceneState
 from envs.randomization import DomainRandomization, Randomizer
 from envs.robot import Robot
@@ -71,11 +72,14 @@ class TabletopEnv(gym.Env):
         reward_weights: Mapping[str, float] | None = None,
         max_delta: float = 0.05,
         robot: str | sim_assets.RobotDescription = sim_assets.DEFAULT_ROBOT,
+        obs_layout: str = "joint",
     ):
         if reward_type not in DEFAULT_WEIGHTS:
             raise ValueError(f"reward_type must be one of {sorted(DEFAULT_WEIGHTS)}, got {reward_type!r}")
         if action_mode not in ("ee", "joint"):
             raise ValueError(f"action_mode must be 'ee' or 'joint', got {action_mode!r}")
+        if obs_layout not in OBS_LAYOUTS:
+            raise ValueError(f"obs_layout must be one of {list(OBS_LAYOUTS)} ('tcp': no joint angles, the same on every robot), got {obs_layout!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.reward_type = reward_type
@@ -98,7 +102,8 @@ class TabletopEnv(gym.Env):
         self.n_substeps = int(round(self.control_dt / self.model.opt.timestep))
         self.robot = Robot.from_model(self.model, description)
         self.ik = DifferentialIK(self.model, self.robot)
-        self.obs_builder = ObservationBuilder(self.model, self.objects, self.robot)
+        self.obs_layout = obs_layout
+        self.obs_builder = ObservationBuilder(self.model, self.objects, self.robot, obs_layout)
         self.safety = SafetyCost(self.model, self.robot)
         self.camera_names = tuple(self.model.camera(i).name for i in range(self.model.ncam))
         self.camera = self._check_camera(camera)

@@ -5,10 +5,18 @@ poses/velocities and the kinematics derived from them. The ROS bridge fills a sc
 MjData from /joint_states and object poses, calls `refresh_kinematics`, then `build`, so
 a policy sees on the robot exactly the vector it was trained on.
 
-Layout (names -> slices in `layout`), Fetch-like:
-  tcp_pos(3) gripper_width(1) tcp_vel(3) gripper_vel(1) joint_pos(n_arm: 7 on the Panda)
-  then per object o: o_pos(3) o_rel_pos(3) o_quat(4, w >= 0) o_linvel(3) o_angvel(3)
-The gripper width and its rate come through the robot description's width map.
+Two layouts (names -> slices in `layout`), Fetch-like, chosen per env (`obs_layout`):
+
+- "joint" (the default): tcp_pos(3) gripper_width(1) tcp_vel(3) gripper_vel(1)
+  joint_pos(n_arm: 7 on the Panda, 6 on the UR5e);
+- "tcp", robot-independent (no joint angles; the same names and sizes on every robot, so a
+  skill trained on one arm reads the same vector on another): tcp_pos(3) gripper_width(1)
+  tcp_vel(3) gripper_vel(1) tcp_rot(6: the first two columns of the TCP rotation matrix, a
+  continuous encoding) tcp_angvel(3);
+
+then in both, per object o: o_pos(3) o_rel_pos(3: o_pos - tcp_pos) o_quat(4, w >= 0)
+o_linvel(3) o_angvel(3). The gripper width and its rate come through the robot
+description's width map. All positions are in the table's (world) frame.
 """
 
 from __future__ import annotations
@@ -21,12 +29,21 @@ import numpy as np
 from envs.robot import ARM_JOINT_NAMES, Robot
 
 
-def robot_fields(n_arm: int) -> tuple[tuple[str, int], ...]:
-    """The robot part of the layout for an arm of `n_arm` joints."""
-    return (("tcp_pos", 3), ("gripper_width", 1), ("tcp_vel", 3), ("gripper_vel", 1), ("joint_pos", n_arm))
+OBS_LAYOUTS: tuple[str, ...] = ("joint", "tcp")
+_COMMON_FIELDS = (("tcp_pos", 3), ("gripper_width", 1), ("tcp_vel", 3), ("gripper_vel", 1))
+TCP_FIELDS: tuple[tuple[str, int], ...] = _COMMON_FIELDS + (("tcp_rot", 6), ("tcp_angvel", 3))
 
 
-ROBOT_FIELDS: tuple[tuple[str, int], ...] = robot_fields(len(ARM_JOINT_NAMES))  # the default robot's
+def robot_fields(n_arm: int, obs_layout: str = "joint") -> tuple[tuple[str, int], ...]:
+    """The robot part of a layout: with `n_arm` joint angles ("joint") or robot-independent ("tcp")."""
+    if obs_layout not in OBS_LAYOUTS:
+        raise ValueError(f"obs_layout must be one of {list(OBS_LAYOUTS)}, got {obs_layout!r}")
+    return _COMMON_FIELDS + (("joint_pos", n_arm),) if obs_layout == "joint" else TCP_FIELDS
+
+
+ROBOT_FIELDS: tuple[tuple[str, int], ...] = robot_fields(len(ARM_JOINT_NAMES))  # the default robot's joint layout
+# The first two columns of a row-major 3x3 rotation matrix, column by column.
+_ROT6 = np.array([0, 3, 6, 1, 4, 7])
 OBJECT_FIELDS: tuple[tuple[str, int], ...] = (
     ("pos", 3),
     ("rel_pos", 3),
@@ -45,10 +62,11 @@ def refresh_kinematics(model: mujoco.MjModel, data: mujoco.MjData) -> None:
 class ObservationBuilder:
     """Builds the flat observation vector for a robot scene with the given cubes."""
 
-    def __init__(self, model: mujoco.MjModel, objects: Sequence[str], robot: Robot | None = None):
+    def __init__(self, model: mujoco.MjModel, objects: Sequence[str], robot: Robot | None = None, obs_layout: str = "joint"):
         self.model = model
         self.robot = robot or Robot.from_model(model)
         self.objects = tuple(objects)
+        self.obs_layout = obs_layout
         self._obj_qpos = []
         self._obj_dof = []
         for name in self.objects:
@@ -60,12 +78,14 @@ class ObservationBuilder:
             self._obj_dof.append(j.dofadr[0])
         self.layout: dict[str, slice] = {}
         offset = 0
-        fields = list(robot_fields(self.robot.n_arm)) + [(f"{o}_{f}", n) for o in self.objects for f, n in OBJECT_FIELDS]
+        fields = list(robot_fields(self.robot.n_arm, obs_layout)) + [(f"{o}_{f}", n) for o in self.objects for f, n in OBJECT_FIELDS]
         for name, size in fields:
             self.layout[name] = slice(offset, offset + size)
             offset += size
         self.size = offset
+        self._robot_size = sum(n for _, n in robot_fields(self.robot.n_arm, obs_layout))
         self._jacp = np.zeros((3, model.nv))
+        self._jacr = np.zeros((3, model.nv)) if obs_layout == "tcp" else None
 
     def object_pos(self, data: mujoco.MjData, name: str) -> np.ndarray:
         """World position of a cube (from its free joint, exact at the current state)."""
@@ -79,11 +99,15 @@ class ObservationBuilder:
         tcp = data.site_xpos[robot.tcp_site]
         out[0:3] = tcp
         out[3] = robot.gripper_width(data)
-        mujoco.mj_jacSite(self.model, data, self._jacp, None, robot.tcp_site)
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, robot.tcp_site)
         out[4:7] = self._jacp @ data.qvel
         out[7] = robot.gripper_width_rate(data)
-        i = 8 + robot.n_arm
-        out[8:i] = data.qpos[robot.arm_qpos]
+        i = self._robot_size
+        if self._jacr is None:
+            out[8:i] = data.qpos[robot.arm_qpos]
+        else:
+            out[8:14] = data.site_xmat[robot.tcp_site][_ROT6]
+            out[14:17] = self._jacr @ data.qvel
         for qadr, dadr in zip(self._obj_qpos, self._obj_dof):
             pos = data.qpos[qadr : qadr + 3]
             quat = data.qpos[qadr + 3 : qadr + 7]

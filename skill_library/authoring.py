@@ -89,8 +89,9 @@ def embodiment_from_env(env: Any) -> Embodiment:
     u = env.unwrapped
     mode = getattr(u, "action_mode", "ee")
     action_mode = "joint" if mode == "joint" else ("ee_delta_yaw" if getattr(u, "yaw", False) else "ee_delta")
+    description = getattr(u.robot, "description", None)  # the env's robot description (sim_assets/robots/)
     return Embodiment(
-        robot=getattr(sim_assets, "ROBOT_MODEL_ID", "panda"),
+        robot=description.model_id if description is not None else sim_assets.ROBOT_MODEL_ID,
         arm_joint_names=tuple(u.robot.arm_joint_names),
         finger_joint_names=tuple(u.robot.finger_joint_names),
         action_mode=action_mode,
@@ -100,7 +101,10 @@ def embodiment_from_env(env: Any) -> Embodiment:
 def _family_from_id(env_id: str) -> str:
     base = env_id.split("/")[-1]
     base = re.sub(r"-v\d+$", "", base)
-    base = re.sub(r"^Panda", "", base)
+    import sim_assets
+
+    prefixes = "|".join(sim_assets.load_robot(r).env_prefix for r in sim_assets.robot_names())
+    base = re.sub(rf"^({prefixes})", "", base)  # the robot part of the id (PandaPush, UR5ePush: push)
     base = re.sub(r"Dense$", "", base)
     return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower() or "task"
 
