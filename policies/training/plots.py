@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from common.atomic import atomic_path
+from common.atomic import atomic_savefig
 from policies.training.run_files import read_eval_log
 
 __all__ = ["plot_runs"]
@@ -54,10 +54,4 @@ def plot_runs(
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    path = Path(out)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return atomic_savefig(fig, out, dpi=100)
