@@ -54,4 +54,4 @@ def plot_runs(
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
     fig.tight_layout()
-    return atomic_savefig(fig, out, dpi=100)
+    return atomic_savefig(fig, out, format="png", dpi=100)
