@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.atomic import atomic_savefig, atomic_write_json
+from common.atomic import atomic_savefig, atomic_write_json, atomic_write_text
 
 # Fault injection for tests: when set to a file path that does not exist yet, the first
 # trial to reach its checkpoint creates the file and kills its own worker process.
@@ -100,7 +100,7 @@ def run_trial(
         if kill_file and not checkpoints and not os.path.exists(kill_file):
             # Test fault: train to the first checkpoint, then die like a killed worker.
             train(config, overrides, run_dir=run, progress=False, stop_after=_first_checkpoint(config, overrides))
-            Path(kill_file).write_text(str(os.getpid()))
+            atomic_write_text(kill_file, str(os.getpid()))
             os.kill(os.getpid(), signal.SIGKILL)
         train(config, overrides, run_dir=run, resume=bool(checkpoints), progress=False)
         if publish is not None:
