@@ -6,6 +6,7 @@ import pytest
 
 import sim_assets
 from envs.robot import Robot
+from robot_checks import servo_step_fractions, worst_fk_error
 
 # Universal Robots' published standard DH parameters of the UR5e: (a, d, alpha) per joint.
 DH = [
@@ -42,17 +43,7 @@ def dh_tcp(q: np.ndarray) -> np.ndarray:
 
 def test_tcp_matches_dh_forward_kinematics_at_100_random_configurations():
     model = sim_assets.load_robot_model("ur5e")
-    data = mujoco.MjData(model)
-    robot = Robot.from_model(model, "ur5e")
-    rng = np.random.default_rng(0)
-    worst_pos, worst_rot = 0.0, 0.0
-    for _ in range(100):
-        q = rng.uniform(robot.q_min, robot.q_max)
-        data.qpos[robot.arm_qpos] = q
-        mujoco.mj_kinematics(model, data)
-        ref = dh_tcp(q)
-        worst_pos = max(worst_pos, np.linalg.norm(ref[:3, 3] - data.site_xpos[robot.tcp_site]))
-        worst_rot = max(worst_rot, np.abs(ref[:3, :3] - data.site_xmat[robot.tcp_site].reshape(3, 3)).max())
+    worst_pos, worst_rot = worst_fk_error(model, Robot.from_model(model, "ur5e"), dh_tcp, n=100)
     assert worst_pos <= 1e-3
     assert worst_rot <= 1e-6
 
@@ -106,15 +97,8 @@ def test_home_pose_points_the_gripper_down_above_the_table():
 
 def test_position_servos_track_a_joint_step_within_two_control_periods():
     model = sim_assets.load_scene((), ("goal",), "ur5e")
-    data = mujoco.MjData(model)
     robot = Robot.from_model(model)
-    for j in range(robot.n_arm):
-        mujoco.mj_resetData(model, data)
-        robot.set_home(model, data)
-        mujoco.mj_forward(model, data)
-        data.ctrl[robot.arm_actuators[j]] += 0.05
-        mujoco.mj_step(model, data, nstep=40)  # two 25 Hz periods at 500 Hz
-        reached = (data.qpos[robot.arm_qpos[j]] - robot.home_qpos[j]) / 0.05
+    for j, reached in enumerate(servo_step_fractions(model, robot, step=0.05, nstep=40)):  # two 25 Hz periods at 500 Hz
         assert 0.9 < reached < 1.1, f"joint {robot.arm_joint_names[j]} reached {reached:.2f} of a 0.05 rad step"
 
 
