@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from typing import Any
 
 
@@ -115,6 +117,24 @@ def _pct(x: Any) -> str:
     return "-" if x is None else f"{100 * float(x):.0f}%"
 
 
+def empty_library_hint(root: str | os.PathLike[str], library: str | None = None) -> str:
+    """What `skills list` prints for a library with no skills: the three ways to get some.
+
+    A newcomer's first `skillstack skills list` meets an empty library, so the answer names
+    the exact commands rather than only "no skills". `library` is the --library value the
+    user gave, repeated in the commands so they fill the same library.
+    """
+    skills = f"skillstack skills --library {library}" if library else "skillstack skills"
+    train = f"skillstack train configs/reach.yaml --library {library}" if library else "skillstack train configs/reach.yaml"
+    width = max(len(skills) + len(" install-starter"), len(train), len(skills) + len(" distill"))
+    return "\n".join([
+        f"no skills in {root} yet. To get some:",
+        f"  {skills + ' install-starter':<{width}}  scripted starter skills (reach, grasp, place, push, stack), in seconds",
+        f"  {train:<{width}}  train a Reach skill with multi-critic SAC (8k env steps, 1-2 min)",
+        f"  {skills + ' distill':<{width}}  learn bc skills from the scripted ones (about 8 min on 2 cores)",
+    ])  # fmt: skip
+
+
 def _list(args: argparse.Namespace) -> int:
     from common.table import print_table
 
@@ -123,11 +143,17 @@ def _list(args: argparse.Namespace) -> int:
         name=args.name, tag=args.tag, embodiment=args.embodiment, predicate=args.predicate,
         where=args.where, kind=args.kind, latest_only=args.latest,
     )  # fmt: skip
+    empty = not entries and not lib.entries()
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=2))
+        if empty:
+            print(empty_library_hint(lib.root, args.library), file=sys.stderr)  # stdout stays valid JSON
+        return 0
+    if empty:
+        print(empty_library_hint(lib.root, args.library))
         return 0
     if not entries:
-        print(f"no skills in {lib.root}" + (" matching the filters" if any([args.name, args.tag, args.embodiment, args.predicate, args.kind]) else ""))
+        print(f"no skills in {lib.root} matching the filters")
         return 0
     rows = [
         [e.name, e.version, e.kind, e.env_id.split("/")[-1], ",".join(e.tags) or "-", _pct(e.success_rate),
