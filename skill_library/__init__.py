@@ -8,7 +8,9 @@ Public API (imported lazily, so `import skill_library` stays light)::
     action = skill(obs)                       # dict or flat array, single or batched
 
 Modules: `manifest` (schema), `package` (safe read/verify/atomic write), `skill`
-(callable skills), `registry` (library + index), `descriptors` (grid evaluation and
+(callable skills), `registry` (library + index), `keyring` (Ed25519 keys, trust store),
+`signing` (signature.json, verification policy), `trust_policy` (what `add` accepts),
+`audit` (append-only logs), `lockfile` (pinned skill sets), `descriptors` (grid evaluation and
 lookup), `scripted` (allowed scripted controllers), `authoring` (build packages from
 an env + network / SB3 model / controller), `starter` (scripted starter skills),
 `testing` (small random skills for tests), `errors`.
@@ -28,6 +30,15 @@ _EXPORTS = {
     "SkillNotFoundError": "skill_library.errors",
     "SkillExistsError": "skill_library.errors",
     "SkillNotBoundError": "skill_library.errors",
+    "SkillSignatureError": "skill_library.errors",
+    "SkillTrustError": "skill_library.errors",
+    "SkillRevokedError": "skill_library.errors",
+    "SkillLockError": "skill_library.errors",
+    "SkillTrustWarning": "skill_library.errors",
+    "Keyring": "skill_library.keyring",
+    "SignaturePolicy": "skill_library.signing",
+    "sign_package": "skill_library.package",
+    "read_audit": "skill_library.audit",
     "Manifest": "skill_library.manifest",
     "read_package": "skill_library.package",
     "verify_package": "skill_library.package",

@@ -10,10 +10,15 @@ __all__ = [
     "SkillExistsError",
     "SkillIntegrityError",
     "SkillLibraryError",
+    "SkillLockError",
     "SkillNotBoundError",
     "SkillNotFoundError",
     "SkillPackageError",
+    "SkillRevokedError",
     "SkillSetupError",
+    "SkillSignatureError",
+    "SkillTrustError",
+    "SkillTrustWarning",
 ]
 
 
@@ -27,6 +32,27 @@ class SkillPackageError(SkillLibraryError):
 
 class SkillIntegrityError(SkillPackageError):
     """A file's bytes do not match the SHA-256 the manifest records (the file was changed or corrupted)."""
+
+
+class SkillSignatureError(SkillPackageError):
+    """A package is unsigned, or its signature does not verify over its manifest (forged, replayed or re-sealed)."""
+
+
+class SkillTrustError(SkillLibraryError):
+    """A package is validly signed, but the policy refuses its signer: an untrusted key, or not the key that
+    signed the versions already installed (trust on first use)."""
+
+
+class SkillRevokedError(SkillTrustError):
+    """A package is signed by a key the user revoked: it can be neither added nor loaded."""
+
+
+class SkillLockError(SkillLibraryError):
+    """A skill is not what a lock file pins (another version or digest, or not in the lock at all)."""
+
+
+class SkillTrustWarning(UserWarning):
+    """A trust check was overridden on request (--allow-unsigned, --allow-untrusted, --allow-signer-change)."""
 
 
 class SkillNotFoundError(SkillLibraryError):

@@ -26,6 +26,9 @@ Schema (format_version 1), every field required unless marked optional:
 - ``descriptors``: null or the grid evaluation written by `skill_library.descriptors`
 - ``provenance``: {command, config, seed, env_steps, source_commit, date, eval}
 - ``files``: {filename: sha256 hex}: must list weights.safetensors; optional eval.mp4
+- ``signer`` (optional): {algorithm: "ed25519", key_id, name}: the key whose signature over the
+  manifest digest sits beside the manifest in ``signature.json`` (see `skill_library.signing`);
+  absent in an unsigned package
 - ``manifest_digest``: sha256 hex (written by `seal`)
 
 This module holds the top level: `Manifest`, its digest, the canonical bytes and the strict
@@ -64,6 +67,7 @@ from skill_library.manifest_sections import (
     ObservationKey,
     ObservationSpec,
     Provenance,
+    SignerSpec,
     TaskSpec,
     as_descriptors,
 )
@@ -82,9 +86,11 @@ __all__ = [
     "ObservationKey",
     "ObservationSpec",
     "Provenance",
+    "SignerSpec",
     "TaskSpec",
     "canonical_bytes",
     "compute_digest",
+    "load_manifest_json",
     "parse_manifest_bytes",
     "parse_version",
     "validate_name",
@@ -97,7 +103,7 @@ KINDS = ("rl", "bc", "scripted")
 WEIGHTS_FILE = "weights.safetensors"
 # filename -> required; nothing else may be in a package directory besides manifest.json
 ALLOWED_FILES: dict[str, bool] = {WEIGHTS_FILE: True, "eval.mp4": False}
-MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+MAX_MANIFEST_BYTES = 8 * 1024 * 1024
 _MAX_JSON_DEPTH = 64
 _TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:=+-]{0,63}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -131,6 +137,7 @@ class Manifest:
     descriptors: dict[str, Any] | None = None
     provenance: Provenance = field(default_factory=Provenance)
     files: dict[str, str] = field(default_factory=dict)
+    signer: SignerSpec | None = None
     # The manifest_digest read from disk (None for a manifest built in code); not serialised.
     source_digest: str | None = field(default=None, compare=False)
 
@@ -143,7 +150,7 @@ class Manifest:
     def from_dict(cls, d: Any, *, check_digest: bool = True) -> "Manifest":
         """Validate a parsed manifest; raises `SkillPackageError` naming the first bad field."""
         d = as_object(d, "top level")
-        check_fields(d, "top level", _TOP_REQUIRED, ("manifest_digest",))
+        check_fields(d, "top level", _TOP_REQUIRED, ("manifest_digest", "signer"))
         if d["format"] != FORMAT:
             raise field_error("format", f"expected {FORMAT!r}, got {short_repr(d['format'])}")
         if d["format_version"] != FORMAT_VERSION or isinstance(d["format_version"], bool):
@@ -207,6 +214,7 @@ class Manifest:
             descriptors=as_descriptors(d["descriptors"]),
             provenance=Provenance.from_dict(d["provenance"]),
             files=dict(files),
+            signer=None if d.get("signer") is None else SignerSpec.from_dict(d["signer"]),
             source_digest=d.get("manifest_digest") if isinstance(d.get("manifest_digest"), str) else None,
         )
 
@@ -233,6 +241,8 @@ class Manifest:
             "provenance": self.provenance.to_dict(),
             "files": dict(sorted(self.files.items())),
         }
+        if self.signer is not None:  # absent, not null, in an unsigned manifest (older digests stay valid)
+            d["signer"] = self.signer.to_dict()
         # Round-trip through JSON so the digest is over exactly what is written.
         d = json.loads(json.dumps(d, allow_nan=False))
         if with_digest:
@@ -269,12 +279,13 @@ def _no_constants(name: str) -> Any:
     raise field_error("top level", f"{name} is not valid JSON")
 
 
-def parse_manifest_bytes(data: bytes, *, check_digest: bool = True, check_canonical: bool = True) -> Manifest:
-    """Parse and validate the bytes of a `manifest.json`.
+def load_manifest_json(data: bytes, *, check_digest: bool = True, check_canonical: bool = True) -> dict[str, Any]:
+    """The JSON object of a `manifest.json`'s bytes, before its schema is checked.
 
-    Strict JSON (UTF-8, no NaN/Infinity, no duplicate keys, bounded size and nesting);
-    with `check_canonical` the bytes must equal the canonical form, so no byte can be
-    changed without refusal. Raises `SkillPackageError` (or its `SkillIntegrityError`).
+    Strict JSON (UTF-8, no NaN/Infinity, no duplicate keys, bounded size and nesting); with
+    `check_digest` its `manifest_digest` must match its content and with `check_canonical`
+    the bytes must equal the canonical form, so no byte can be changed without refusal.
+    The package reader verifies the signature over this digest before the schema is parsed.
     """
     if len(data) > MAX_MANIFEST_BYTES:
         raise field_error("top level", f"{len(data)} bytes exceeds the {MAX_MANIFEST_BYTES}-byte limit")
@@ -307,10 +318,29 @@ def parse_manifest_bytes(data: bytes, *, check_digest: bool = True, check_canoni
         raise field_error("top level", f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise field_error("top level", "nesting too deep") from None
-    try:
-        manifest = Manifest.from_dict(raw, check_digest=check_digest)
-    except RecursionError:
-        raise field_error("top level", "nesting too deep") from None
+    as_object(raw, "top level")
+    if check_digest:
+        digest = raw.get("manifest_digest")
+        if not isinstance(digest, str) or not _HEX64.match(digest):
+            raise field_error("manifest_digest", "missing or not a sha256 hex digest")
+        try:
+            actual = compute_digest(raw)
+        except (TypeError, ValueError):
+            raise field_error("top level", "content cannot be put in canonical form") from None
+        if actual != digest:
+            raise SkillIntegrityError("manifest.json: content does not match manifest_digest (file was changed)")
     if check_canonical and canonical_bytes(raw) != data:
         raise SkillIntegrityError("manifest.json: bytes differ from the canonical form the library writes (file was edited)")
-    return manifest
+    return raw
+
+
+def parse_manifest_bytes(data: bytes, *, check_digest: bool = True, check_canonical: bool = True) -> Manifest:
+    """Parse and validate the bytes of a `manifest.json` (`load_manifest_json`, then the schema).
+
+    Raises `SkillPackageError` (or its `SkillIntegrityError`) naming the bad field.
+    """
+    raw = load_manifest_json(data, check_digest=check_digest, check_canonical=check_canonical)
+    try:
+        return Manifest.from_dict(raw, check_digest=False)
+    except RecursionError:
+        raise field_error("top level", "nesting too deep") from None

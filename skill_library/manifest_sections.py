@@ -38,6 +38,7 @@ __all__ = [
     "ObservationKey",
     "ObservationSpec",
     "Provenance",
+    "SignerSpec",
     "TaskSpec",
     "as_descriptors",
 ]
@@ -45,6 +46,7 @@ __all__ = [
 ACTION_MODES = ("ee_delta", "ee_delta_yaw", "joint")
 _OBS_DTYPES = ("float32", "float64")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_KEY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,35 @@ class ControllerSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "params": dict(self.params)}
+
+
+@dataclass(frozen=True)
+class SignerSpec:
+    """Who signed the manifest: the Ed25519 key id (see `skill_library.keyring`) and the key's name.
+
+    Covered by the manifest digest, so the signature in `signature.json` is bound to this key:
+    a package re-signed by another key must also change (and re-seal) its manifest."""
+
+    key_id: str
+    name: str
+    algorithm: str = "ed25519"
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "signer") -> "SignerSpec":
+        d = as_object(d, where)
+        check_fields(d, where, ("algorithm", "key_id", "name"))
+        if d["algorithm"] != "ed25519":
+            raise field_error(f"{where}.algorithm", f"unsupported {short_repr(d['algorithm'])}; valid: ['ed25519']")
+        key_id = as_str(d["key_id"], f"{where}.key_id", 32)
+        if not _KEY_ID_RE.match(key_id):  # type: ignore[arg-type]
+            raise field_error(f"{where}.key_id", f"{short_repr(key_id)} is not a key id (32 lowercase hex digits)")
+        name = as_str(d["name"], f"{where}.name", 128)
+        if not name or not name.isprintable():  # type: ignore[union-attr]
+            raise field_error(f"{where}.name", "expected 1 to 128 printable characters")
+        return cls(key_id, name, "ed25519")  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "key_id": self.key_id, "name": self.name}
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ Layout::
 
     <library>/
       index.json              {"format": "skillstack-library", "skills": {name: {version: summary}}}
+      audit.log               append-only, hash-chained log of every change (skill_library.audit)
       .lock                   fcntl lock file: every change holds an exclusive lock on it
       .journal.json           present only while a change is in flight (crash recovery)
       .tmp/                   staging area (same filesystem, so renames are atomic)
@@ -17,6 +18,10 @@ index as it was; the next change (or `recover()`) rolls back the half-done step:
 deletes the journaled package directory if the index does not list it, and empties
 `.tmp/`. Readers never need the lock: they read the last complete index.
 
+Trust: `add` applies the policy of `skill_library.trust_policy` (signed by a trusted key,
+trust on first use per name, overrides recorded); every load checks the package against its
+index entry (the recorded signer and manifest digest) and refuses revoked signers.
+
 Skill references: `name` (latest version by semantic-version precedence) or
 `name@version` (that version exactly).
 
@@ -27,7 +32,6 @@ The library root is `--library`, else `$SKILLSTACK_LIBRARY`, else `~/.skillstack
 from __future__ import annotations
 
 import contextlib
-import errno
 import fnmatch
 import json
 import os
@@ -40,14 +44,23 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_replace, atomic_write_bytes, fsync_dir, fsync_file, staged_dir
-from skill_library.errors import SkillExistsError, SkillLibraryError, SkillNotFoundError, SkillPackageError
+from skill_library.audit import AUDIT_FILE, append_audit, has_record, login_name, new_record
+from skill_library.errors import (
+    SkillExistsError,
+    SkillIntegrityError,
+    SkillLibraryError,
+    SkillNotFoundError,
+    SkillPackageError,
+    SkillRevokedError,
+    SkillSignatureError,
+    SkillTrustError,
+)
+from skill_library.flock import exclusive_lock
+from skill_library.keyring import Keyring, SigningKey
 from skill_library.manifest import Manifest, parse_version, validate_name, version_key
-from skill_library.package import MANIFEST_FILE, read_package, rewrite_manifest
-
-try:  # POSIX only; on other systems changes are not protected against concurrent writers
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from skill_library.package import MANIFEST_FILE, PackageContents, read_package, stage_resigned
+from skill_library.signing import SIGNATURE_FILE, SignatureInfo, SignaturePolicy
+from skill_library.trust_policy import decide_add, entry_policy, index_summary
 
 __all__ = [
     "DEFAULT_LIBRARY",
@@ -109,6 +122,12 @@ class SkillEntry:
     added: str
     success_rate: float | None
     path: Path
+    signer_key_id: str | None = None
+    signer_name: str | None = None
+    trust: str = "legacy"  # the signer's state when added: trusted | untrusted | unsigned (legacy: before signing)
+    overrides: tuple[str, ...] = ()
+    publisher_key_id: str | None = None
+    added_by: str = ""
 
     @property
     def ref(self) -> str:
@@ -130,29 +149,16 @@ class SkillEntry:
             "added": self.added,
             "success_rate": self.success_rate,
             "path": str(self.path),
+            "signer": None if self.signer_key_id is None else {"key_id": self.signer_key_id, "name": self.signer_name},
+            "trust": self.trust,
+            "overrides": list(self.overrides),
+            "publisher": self.publisher_key_id,
+            "added_by": self.added_by,
         }
 
 
-def _summary(m: Manifest, added: str) -> dict[str, Any]:
-    totals = (m.descriptors or {}).get("totals") or {}
-    return {
-        "kind": m.kind,
-        "robot": m.embodiment.robot,
-        "arm_joint_names": list(m.embodiment.arm_joint_names),
-        "env_id": m.task.env_id,
-        "family": m.task.family,
-        "tags": list(m.tags),
-        "preconditions": list(m.preconditions),
-        "effects": list(m.effects),
-        "description": m.description[:200],
-        "added": added,
-        "success_rate": totals.get("success_rate"),
-        "manifest_digest": m.source_digest or m.to_dict()["manifest_digest"],
-    }
-
-
 def _now() -> str:
-    from skill_library.authoring import utc_now
+    from skill_library.audit import utc_now
 
     return utc_now()
 
@@ -170,9 +176,12 @@ def _atoms(expr: str) -> list[str]:
 class SkillLibrary:
     """A skill library directory (see module docstring). Safe for concurrent processes on POSIX."""
 
-    def __init__(self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 120.0) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str] | None = None, *, lock_timeout: float = 120.0, keyring: Keyring | None = None
+    ) -> None:
         self.root = resolve_library_path(root)
         self.lock_timeout = float(lock_timeout)
+        self.keyring = keyring  # None: the user's ($SKILLSTACK_KEYS or ~/.skillstack/keys), looked up on use
 
     def __repr__(self) -> str:
         return f"SkillLibrary({str(self.root)!r})"
@@ -181,6 +190,15 @@ class SkillLibrary:
     @property
     def index_path(self) -> Path:
         return self.root / INDEX_FILE
+
+    @property
+    def audit_path(self) -> Path:
+        return self.root / AUDIT_FILE
+
+    @property
+    def ring(self) -> Keyring:
+        """The key ring whose trust store this library's policy consults."""
+        return self.keyring if self.keyring is not None else Keyring()
 
     def _ensure_root(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -207,27 +225,10 @@ class SkillLibrary:
     def _locked(self) -> Iterator[None]:
         """Hold the library's exclusive lock, recovering any half-done change first."""
         self._ensure_root()
-        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            if fcntl is not None:
-                deadline = time.monotonic() + self.lock_timeout
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except OSError as exc:
-                        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                            raise
-                        if time.monotonic() > deadline:
-                            raise SkillLibraryError(
-                                f"{self.root}: library is locked by another process for over {self.lock_timeout:.0f} s"
-                            ) from None
-                        time.sleep(0.02)
+        with exclusive_lock(self.root / LOCK_FILE, self.lock_timeout, f"library {self.root}"):
             (self.root / TMP_DIR).mkdir(exist_ok=True)
             self._recover_locked()
             yield
-        finally:
-            os.close(fd)  # closing releases the flock
 
     def _recover_locked(self) -> None:
         journal = self.root / JOURNAL_FILE
@@ -244,7 +245,9 @@ class SkillLibrary:
                 target = self.root / name / version
                 if op == "add":
                     committed = summary is not None and summary.get("manifest_digest") == entry.get("digest")
-                    if not committed:
+                    if committed:
+                        self._finish_audit(entry.get("audit"))
+                    else:
                         # Roll back: drop the half-installed copy, restore a replaced version.
                         if target.exists():
                             shutil.rmtree(target)
@@ -253,8 +256,10 @@ class SkillLibrary:
                             b = self.root / TMP_DIR / Path(backup).name / "old"
                             if b.is_dir():
                                 atomic_replace(b, target)
-                elif op == "remove" and summary is None and target.exists():
-                    shutil.rmtree(target)  # the index no longer lists it: finish the removal
+                elif op == "remove" and summary is None:
+                    if target.exists():
+                        shutil.rmtree(target)  # the index no longer lists it: finish the removal
+                    self._finish_audit(entry.get("audit"))
                 if (self.root / name).is_dir() and not any((self.root / name).iterdir()):
                     (self.root / name).rmdir()
             journal.unlink()
@@ -265,6 +270,18 @@ class SkillLibrary:
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+
+    def _finish_audit(self, record: Any) -> None:
+        """Append a committed change's audit record if the crash came before it was appended."""
+        if isinstance(record, dict) and isinstance(record.get("id"), str) and not has_record(self.audit_path, record["id"]):
+            append_audit(self.audit_path, record, tmp_dir=self.root / TMP_DIR)
+
+    def _record(self, op: str, **details: Any) -> dict[str, Any]:
+        return new_record(op, details, self.ring.default_key_id())
+
+    def _audit(self, op: str, **details: Any) -> None:
+        """Append one record to the library's audit log (the caller holds the lock)."""
+        append_audit(self.audit_path, self._record(op, **details), tmp_dir=self.root / TMP_DIR)
 
     def _journal(self, op: str, name: str, version: str, **extra: Any) -> None:
         data = json.dumps({"op": op, "name": name, "version": version, **extra}).encode()
@@ -300,6 +317,12 @@ class SkillLibrary:
                         added=s.get("added", ""),
                         success_rate=s.get("success_rate"),
                         path=self.root / name / version,
+                        signer_key_id=(s.get("signer") or {}).get("key_id"),
+                        signer_name=(s.get("signer") or {}).get("name"),
+                        trust=s.get("trust", "legacy"),
+                        overrides=tuple(s.get("overrides", ())),
+                        publisher_key_id=s.get("publisher"),
+                        added_by=s.get("added_by", ""),
                     )
                 )
         out.sort(key=lambda e: (e.name, version_key(e.version)))
@@ -386,66 +409,137 @@ class SkillLibrary:
             return wanted <= set(atoms)
         return any(a.lstrip("!").split("(")[0] == query for a in atoms)
 
+    def _summary_of(self, entry: SkillEntry) -> dict[str, Any]:
+        summary = self.read_index()["skills"].get(entry.name, {}).get(entry.version)
+        if summary is None:  # pragma: no cover - removed between resolve and read
+            raise SkillNotFoundError(f"{entry.ref} was removed from {self.root}")
+        return summary
+
+    def policy(self, ref: str) -> SignaturePolicy:
+        """What the installed package of `ref` must pass on load (`trust_policy.entry_policy`)."""
+        return entry_policy(self._summary_of(self.resolve(ref)), self.keyring)
+
+    def read(self, ref: str) -> PackageContents:
+        """Read and verify the installed package of `ref` against its index entry: signature by the
+        recorded key (never a revoked one), the recorded manifest digest, every file hash."""
+        entry = self.resolve(ref)
+        summary = self._summary_of(entry)
+        contents = read_package(entry.path, policy=entry_policy(summary, self.keyring))
+        self._check_identity(entry, summary, contents.manifest)
+        return contents
+
+    @staticmethod
+    def _check_identity(entry: SkillEntry, summary: dict[str, Any], m: Manifest) -> None:
+        if m.name != entry.name or m.version != entry.version:
+            raise SkillPackageError(f"{entry.path}: manifest says {m.ref}, index says {entry.ref}")
+        recorded = summary.get("manifest_digest")
+        if recorded and m.source_digest != recorded:
+            raise SkillIntegrityError(
+                f"{entry.path}: manifest digest {str(m.source_digest)[:16]}... is not the one installed "
+                f"({recorded[:16]}...): the package was replaced outside the library"
+            )
+
     def manifest(self, ref: str) -> Manifest:
-        """Verified manifest of `ref` (reads and checks the whole package)."""
-        return read_package(self.resolve(ref).path).manifest
+        """Verified manifest of `ref` (reads and checks the whole package, see `read`)."""
+        return self.read(ref).manifest
 
     def load(self, ref: str, device: str | None = "cpu") -> Any:
-        """Verify and load `ref` as a callable `Skill` (see skill_library.skill.load_skill)."""
+        """Verify `ref` (see `read`) and load it as a callable `Skill` (skill_library.skill.load_skill)."""
         from skill_library.skill import load_skill
 
         entry = self.resolve(ref)
-        skill = load_skill(entry.path, device=device)
-        if skill.manifest.name != entry.name or skill.manifest.version != entry.version:
-            raise SkillPackageError(f"{entry.path}: manifest says {skill.ref}, index says {entry.ref}")
+        summary = self._summary_of(entry)
+        skill = load_skill(entry.path, device=device, policy=entry_policy(summary, self.keyring))
+        self._check_identity(entry, summary, skill.manifest)
         return skill
 
     # ------------------------------------------------------------------ changes
-    def add(self, package: str | os.PathLike[str], *, force: bool = False) -> SkillEntry:
-        """Verify a package and copy it into `<library>/<name>/<version>/`; update the index.
+    def add(
+        self,
+        package: str | os.PathLike[str],
+        *,
+        force: bool = False,
+        allow_unsigned: bool = False,
+        allow_untrusted: bool = False,
+        allow_signer_change: bool = False,
+    ) -> SkillEntry:
+        """Verify a package, apply the trust policy, and copy it into `<library>/<name>/<version>/`.
 
+        The signature is checked before anything beyond the manifest is parsed. Refused by
+        default (see `skill_library.trust_policy`): unsigned packages, untrusted signers, a
+        signer other than the one of the installed versions of the name, revoked signers
+        (always). The `allow_*` flags accept the first three with a `SkillTrustWarning`,
+        recorded in the index and the audit log, as is every refusal by the policy.
         Refuses an existing `name@version` unless `force` (then replaces it). The source is
         verified, copied to staging, and the *copy* verified again before it is renamed
         into place; a crash at any point leaves the library as it was.
         """
         source = Path(package)
-        contents = read_package(source)
-        m = contents.manifest
+        try:
+            contents = read_package(source, policy=SignaturePolicy(allow_unsigned=True, allow_untrusted=True, keyring=self.keyring))
+        except (SkillSignatureError, SkillRevokedError) as exc:
+            with self._locked():
+                self._audit("add-refused", source=str(source.absolute()), reason=str(exc))
+            raise
+        m, sig = contents.manifest, contents.signature
         with self._locked():
             index = self.read_index()
-            exists = m.version in index["skills"].get(m.name, {})
+            versions = index["skills"].get(m.name, {})
+            exists = m.version in versions
             if exists and not force:
                 raise SkillExistsError(f"{m.ref} is already in {self.root}; versions are immutable (use force to replace)")
+            try:
+                overrides = decide_add(m, sig, versions, allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted,
+                                       allow_signer_change=allow_signer_change)  # fmt: skip
+            except (SkillSignatureError, SkillTrustError) as exc:
+                self._audit("add-refused", ref=m.ref, source=str(source.absolute()), signer=sig.to_dict(), reason=str(exc))
+                raise
             staging = Path(tempfile.mkdtemp(prefix="add-", dir=self.root / TMP_DIR))
             pkg = staging / "pkg"
             pkg.mkdir()
-            for fname in [MANIFEST_FILE, *sorted(m.files)]:
+            extra = [SIGNATURE_FILE] if sig.signed else []
+            for fname in [MANIFEST_FILE, *extra, *sorted(m.files)]:
                 shutil.copyfile(source / fname, pkg / fname)
                 fsync_file(pkg / fname)
-            copied = read_package(pkg).manifest  # the copy is what we install: verify it, not the source
-            if copied.to_dict() != m.to_dict():
+            # The copy is what we install: verify it (by the same signer), not the source.
+            copied = read_package(pkg, policy=SignaturePolicy(allow_unsigned=not sig.signed, allow_untrusted=True,
+                                                              expected_key_id=sig.key_id, keyring=self.keyring))  # fmt: skip
+            if copied.manifest.to_dict() != m.to_dict():
                 raise SkillPackageError(f"{source}: package changed while it was being added")
             _test_sleep("staged")
-            target = self.root / m.name / m.version
-            target.parent.mkdir(exist_ok=True)
-            digest = m.source_digest or m.to_dict()["manifest_digest"]
-            # Journal first: recovery rolls back to the previous state unless the index
-            # already lists this exact manifest (digest) - then the add is committed.
-            self._journal("add", m.name, m.version, digest=digest, backup=staging.name if exists else None)
-            if exists:
-                atomic_replace(target, staging / "old")  # the replaced version, restored on rollback
-            atomic_replace(pkg, target)  # flushes pkg's entries, renames, flushes target.parent
-            _test_sleep("placed")
-            index["skills"].setdefault(m.name, {})[m.version] = _summary(m, _now())
-            self._write_index(index)
-            self._end_journal()
-            shutil.rmtree(staging, ignore_errors=True)
+            summary = index_summary(m, _now(), sig, publisher=sig.key_id, overrides=overrides, added_by=login_name())
+            record = self._record("add", ref=m.ref, manifest_digest=summary["manifest_digest"], signer=sig.to_dict(),
+                                  overrides=overrides, replaced=exists, source=str(source.absolute()))  # fmt: skip
+            self._install_locked(pkg, m, index, summary, record, exists)
         return self.resolve(m.ref)
+
+    def _install_locked(
+        self, pkg: Path, m: Manifest, index: dict[str, Any], summary: dict[str, Any], record: dict[str, Any], exists: bool
+    ) -> None:
+        """Rename a verified staged package (`pkg` in its own folder under .tmp/) into place and commit
+        the index and the audit record; journaled, so a crash rolls back or completes the change."""
+        staging = pkg.parent
+        target = self.root / m.name / m.version
+        target.parent.mkdir(exist_ok=True)
+        # Journal first: recovery rolls back to the previous state unless the index already
+        # lists this exact manifest (digest) - then the change is committed (and its audit record appended).
+        self._journal("add", m.name, m.version, digest=summary["manifest_digest"], backup=staging.name if exists else None,
+                      audit=record)  # fmt: skip
+        if exists:
+            atomic_replace(target, staging / "old")  # the replaced version, restored on rollback
+        atomic_replace(pkg, target)  # flushes pkg's entries, renames, flushes target.parent
+        _test_sleep("placed")
+        index["skills"].setdefault(m.name, {})[m.version] = summary
+        self._write_index(index)
+        append_audit(self.audit_path, record, tmp_dir=self.root / TMP_DIR)
+        self._end_journal()
+        shutil.rmtree(staging, ignore_errors=True)
 
     def remove(self, ref: str, *, all_versions: bool = False) -> list[str]:
         """Remove `name@version`, or with `all_versions` every version of `name`; returns removed refs.
 
         A bare `name` with several versions is refused unless `all_versions` (say which one).
+        Each removal is recorded in the audit log.
         """
         name, version = parse_ref(ref)
         removed = []
@@ -465,47 +559,65 @@ class SkillLibrary:
                 )
             for v in targets:
                 index = self.read_index()
-                self._journal("remove", name, v)
+                summary = index["skills"][name][v]
+                record = self._record("remove", ref=f"{name}@{v}", manifest_digest=summary.get("manifest_digest"),
+                                      signer=summary.get("signer"))  # fmt: skip
+                self._journal("remove", name, v, audit=record)
                 del index["skills"][name][v]
                 if not index["skills"][name]:
                     del index["skills"][name]
                 self._write_index(index)
-                self._recover_locked()  # deletes the now-unlisted directory and ends the journal
+                self._recover_locked()  # deletes the now-unlisted directory, appends the record, ends the journal
                 removed.append(f"{name}@{v}")
         return removed
 
-    def update_manifest(self, ref: str, manifest: Manifest) -> Manifest:
+    def update_manifest(self, ref: str, manifest: Manifest, *, signing_key: SigningKey | None = None) -> Manifest:
         """Replace an installed version's manifest (same name, version and files), e.g. to store descriptors.
 
-        The new manifest is sealed and written atomically; the index summary is refreshed.
+        The new manifest is sealed and re-signed by `signing_key` (default: the user's key: you
+        vouch for what you changed); the index keeps the version's publisher for trust on first
+        use and records the new signer. Staged and renamed into place through the journal.
         """
+        key = signing_key if signing_key is not None else self.ring.default_key()
         with self._locked():
             entry = self.resolve(ref)
             if (manifest.name, manifest.version) != (entry.name, entry.version):
                 raise SkillLibraryError(f"manifest is {manifest.ref}, not {entry.ref}")
-            sealed = rewrite_manifest(entry.path, manifest, tmp_dir=self.root / TMP_DIR)
             index = self.read_index()
-            index["skills"][entry.name][entry.version] = _summary(sealed, entry.added or _now())
-            self._write_index(index)
+            old = index["skills"][entry.name][entry.version]
+            staging = Path(tempfile.mkdtemp(prefix="update-", dir=self.root / TMP_DIR))
+            pkg = staging / "pkg"
+            pkg.mkdir()
+            sealed = stage_resigned(entry.path, manifest, pkg, key, entry_policy(old, self.keyring))
+            sig = SignatureInfo(key.key_id, key.name, self.ring.state(key.key_id))
+            publisher = old.get("publisher") if "trust" in old else key.key_id
+            summary = index_summary(sealed, entry.added or _now(), sig, publisher=publisher,
+                                    overrides=list(old.get("overrides", [])), added_by=old.get("added_by") or login_name())  # fmt: skip
+            record = self._record("update", ref=entry.ref, manifest_digest=summary["manifest_digest"], signer=sig.to_dict(),
+                                  previous_digest=old.get("manifest_digest"))  # fmt: skip
+            self._install_locked(pkg, sealed, index, summary, record, exists=True)
         return sealed
 
     def export(self, ref: str, out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Copy a verified package out of the library to `out_dir` (atomically, via a sibling temp dir)."""
+        """Copy a verified package (signature included) out of the library to `out_dir` (atomically)."""
         entry = self.resolve(ref)
-        read_package(entry.path)
+        policy = self.policy(ref)
+        read_package(entry.path, policy=policy)
         out = Path(out_dir).absolute()
         if out.exists() and not overwrite:
             raise SkillLibraryError(f"{out}: already exists (use overwrite/--force to replace)")
         with staged_dir(out, ".export") as staging:
             shutil.copytree(entry.path, staging, dirs_exist_ok=True)
-            read_package(staging)
+            read_package(staging, policy=policy)
         return out
 
-    def reindex(self) -> list[str]:
+    def reindex(self, *, allow_unsigned: bool = False, allow_untrusted: bool = False) -> list[str]:
         """Rebuild index.json from the package directories (verifying each); returns the refs indexed.
 
-        For recovery from a lost or corrupt index. Directories that fail verification are
-        left in place and not indexed.
+        For recovery from a lost or corrupt index. A version the old index still lists is
+        checked against its entry (signer, overrides) and keeps them; any other must pass the
+        default policy (trusted signer) unless `allow_unsigned` / `allow_untrusted` (recorded
+        as overrides). Directories that fail are left in place and not indexed.
         """
         with self._locked():
             try:
@@ -515,16 +627,26 @@ class SkillLibrary:
             skills: dict[str, dict[str, Any]] = {}
             for name_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
                 for ver_dir in sorted(p for p in name_dir.iterdir() if p.is_dir()):
+                    prev = old.get(name_dir.name, {}).get(ver_dir.name)
+                    policy = entry_policy(prev, self.keyring) if prev else SignaturePolicy(
+                        allow_unsigned=allow_unsigned, allow_untrusted=allow_untrusted, keyring=self.keyring)
                     try:
-                        m = read_package(ver_dir).manifest
-                    except SkillPackageError:
+                        contents = read_package(ver_dir, policy=policy)
+                    except (SkillPackageError, SkillTrustError):
                         continue
+                    m, sig = contents.manifest, contents.signature
                     if (m.name, m.version) != (name_dir.name, ver_dir.name):
                         continue
-                    added = old.get(m.name, {}).get(m.version, {}).get("added") or _now()
-                    skills.setdefault(m.name, {})[m.version] = _summary(m, added)
+                    prev = prev or {}
+                    overrides = list(prev.get("overrides") or [o for o, used in (("unsigned", not sig.signed),
+                                     ("untrusted", sig.state == "untrusted")) if used])  # fmt: skip
+                    skills.setdefault(m.name, {})[m.version] = index_summary(
+                        m, prev.get("added") or _now(), sig, publisher=prev.get("publisher", sig.key_id),
+                        overrides=overrides, added_by=prev.get("added_by") or login_name())  # fmt: skip
             self._write_index({"format": INDEX_FORMAT, "format_version": 1, "skills": skills})
-        return [f"{n}@{v}" for n in sorted(skills) for v in sorted(skills[n], key=version_key)]
+            refs = [f"{n}@{v}" for n in sorted(skills) for v in sorted(skills[n], key=version_key)]
+            self._audit("reindex", refs=refs)
+        return refs
 
 
 SkillRegistry = SkillLibrary  # alias: other layers look the registry up under this name

@@ -31,6 +31,7 @@ import numpy as np
 from skill_library.errors import SkillLibraryError, SkillNotBoundError, SkillPackageError
 from skill_library.manifest import Manifest
 from skill_library.package import read_package
+from skill_library.signing import SignaturePolicy
 
 __all__ = ["NetworkSkill", "ScriptedSkill", "Skill", "load_skill", "resolve_device"]
 
@@ -304,13 +305,15 @@ class ScriptedSkill(Skill):
         return np.asarray(ctrl.act(obs), dtype=np.dtype(self.manifest.action.dtype))
 
 
-def load_skill(path: str | os.PathLike[str], device: str | None = "cpu") -> Skill:
+def load_skill(path: str | os.PathLike[str], device: str | None = "cpu", *, policy: SignaturePolicy | None = None) -> Skill:
     """Verify and load a skill package directory into a callable `Skill`.
 
-    Hashes are checked before anything is parsed beyond the manifest; the weights are
-    parsed from the very bytes that were hashed, as safetensors (never pickle).
+    The signature (by default: a valid one by a key you trust, see `SignaturePolicy`) is
+    checked before anything is parsed beyond the manifest, then the schema, the weights
+    header against the network and every hash; the weights are parsed from the very bytes
+    that were hashed, as safetensors (never pickle).
     """
-    contents = read_package(path)
+    contents = read_package(path, policy=policy)
     manifest = contents.manifest
     if manifest.network is None:
         return ScriptedSkill(manifest, contents.path)

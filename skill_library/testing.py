@@ -7,13 +7,16 @@ a real, verifiable `rl` skill package without training anything.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from skill_library.manifest import Manifest
 
-__all__ = ["make_random_skill"]
+if TYPE_CHECKING:
+    from skill_library.keyring import SigningKey
+
+__all__ = ["make_random_skill", "reseal"]
 
 
 def make_random_skill(
@@ -82,3 +85,23 @@ def make_random_skill(
     finally:
         if own_env:
             env.close()
+
+
+def reseal(package: str | os.PathLike[str], mutate: Callable[[dict[str, Any]], Any] | None = None,
+           key: "SigningKey | None" = None) -> None:  # fmt: skip
+    """Edit a package's manifest as its author would: apply `mutate` to the manifest dict, name `key`
+    (default: the user's key) as signer, re-seal the digest and re-sign. Tests use it to reach the
+    checks behind the signature (schema, hashes) with a manifest its author signed.
+    """
+    import json
+
+    from skill_library.keyring import Keyring
+    from skill_library.signing import SIGNATURE_FILE, sign_manifest_dict
+
+    pkg = Path(package)
+    d = json.loads((pkg / "manifest.json").read_text())
+    if mutate is not None:
+        mutate(d)
+    manifest_bytes, signature_bytes = sign_manifest_dict(d, key or Keyring().default_key())
+    (pkg / "manifest.json").write_bytes(manifest_bytes)
+    (pkg / SIGNATURE_FILE).write_bytes(signature_bytes)

@@ -60,7 +60,7 @@ def test_descriptors_stored_in_manifest_with_hashes_kept(net_pkg, tmp_path):
     after = read_package(pkg).manifest  # verifies hashes and the new digest
     assert after.descriptors["totals"] == desc["totals"] and after.files == before.files
     assert after.source_digest != before.source_digest
-    assert sorted(p.name for p in pkg.iterdir()) == ["manifest.json", "weights.safetensors"]
+    assert sorted(p.name for p in pkg.iterdir()) == ["manifest.json", "signature.json", "weights.safetensors"]
     # through the library: the index summary follows
     lib = SkillLibrary(tmp_path / "lib")
     lib.add(net_pkg)

@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skill_library.errors import SkillLibraryError
-from skill_library.manifest import canonical_bytes, compute_digest
+from skill_library.keyring import Keyring
 from skill_library.registry import SkillLibrary
+from skill_library.signing import SIGNATURE_FILE, sign_manifest_dict
 from skill_library.skill import load_skill
 from skill_library.testing import make_random_skill
 
@@ -87,11 +88,18 @@ def _tree(root: Path) -> dict[str, str]:
     }
 
 
-def _check(manifest_bytes: bytes) -> str:
+def _signed(d: dict) -> tuple[bytes, bytes]:
+    """Re-seal and re-sign a manifest dict as its author (the user's key) would."""
+    return sign_manifest_dict(d, Keyring().default_key())
+
+
+def _check(manifest_bytes: bytes, signature_bytes: bytes | None = None) -> str:
     work = Path(tempfile.mkdtemp(dir=_WORK))
     pkg = work / "pkg"
     shutil.copytree(_TEMPLATE, pkg)
     (pkg / "manifest.json").write_bytes(manifest_bytes)
+    if signature_bytes is not None:
+        (pkg / SIGNATURE_FILE).write_bytes(signature_bytes)
     lib = SkillLibrary(_LIB_ROOT)
     before = _tree(_LIB_ROOT)
     try:
@@ -131,11 +139,9 @@ def test_mutated_manifests_load_or_raise_library_error(mutations, seal):
         except (KeyError, IndexError, TypeError):
             continue  # an earlier mutation removed this path
     if seal:
-        d["manifest_digest"] = compute_digest(d)
-        data = canonical_bytes(d)
+        outcome = _check(*_signed(d))
     else:
-        data = json.dumps(d).encode()
-    outcome = _check(data)
+        outcome = _check(json.dumps(d).encode())
     if not seal and d != BASE:
         assert outcome == "refused"
 
@@ -159,5 +165,4 @@ def test_hostile_manifest_bytes_are_refused(payload):
 def test_valid_reseal_still_loads():
     d = copy.deepcopy(BASE)
     d["description"] = "edited by its author and re-sealed"
-    d["manifest_digest"] = compute_digest(d)
-    assert _check(canonical_bytes(d)) == "loaded"
+    assert _check(*_signed(d)) == "loaded"

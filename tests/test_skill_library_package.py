@@ -14,10 +14,10 @@ import torch
 
 import envs
 from skill_library.errors import SkillIntegrityError, SkillLibraryError, SkillNotBoundError, SkillPackageError
-from skill_library.manifest import canonical_bytes, compute_digest
+from skill_library.manifest import canonical_bytes
 from skill_library.package import read_package, verify_package
 from skill_library.skill import NetworkSkill, ScriptedSkill, load_skill
-from skill_library.testing import make_random_skill
+from skill_library.testing import make_random_skill, reseal
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +147,8 @@ def test_layout_rules(pkg, tmp_path):
 
 
 def _reseal(pkg: Path, mutate) -> None:
-    """Edit the manifest like an author would (then re-seal the digest and canonical form)."""
-    d = json.loads((pkg / "manifest.json").read_text())
-    mutate(d)
-    d["manifest_digest"] = compute_digest(d)
-    (pkg / "manifest.json").write_bytes(canonical_bytes(d))
+    """Edit the manifest like an author would (then re-seal the digest and canonical form, and re-sign)."""
+    reseal(pkg, mutate)
 
 
 @pytest.mark.parametrize(

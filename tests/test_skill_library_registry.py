@@ -115,7 +115,7 @@ def test_export_and_force_replace(packages, tmp_path):
     lib = SkillLibrary(tmp_path / "lib")
     lib.add(packages["grab_b@0.1.0"])
     out = lib.export("grab_b", tmp_path / "exported")
-    assert sorted(os.listdir(out)) == ["manifest.json", "weights.safetensors"]
+    assert sorted(os.listdir(out)) == ["manifest.json", "signature.json", "weights.safetensors"]  # the signature travels
     with pytest.raises(SkillLibraryError, match="already exists"):
         lib.export("grab_b", out)
     # replacing a version needs force; the replacement is what loads afterwards
