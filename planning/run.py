@@ -47,6 +47,7 @@ def run_task(
     on_episode: Callable[[int, dict[str, Any]], None] | None = None,
     blender: str | os.PathLike[str] | None = None,
     blender_out: str | os.PathLike[str] | None = None,
+    lock: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of `task` and report success rate, skills per episode, re-plans, safety cost.
 
@@ -58,6 +59,8 @@ def run_task(
     $SKILLSTACK_PREFERENCES or ~/.skillstack/preferences); nothing is written when `adapt` is False.
     blender: (blend mode) a saved blending policy to evaluate instead of training one;
     blender_out: (blend mode) where to save the freshly trained one (replaced if present).
+    lock: a lock file (`skillstack skills lock TASK`): load exactly the skills it pins and refuse
+    anything else (another version or digest, a skill it does not pin, another task).
     """
     import envs
     import sim_assets
@@ -69,11 +72,24 @@ def run_task(
     spec = task if isinstance(task, TaskSpec) else resolve_task(task, goal)
     if spec.env_id is None:
         raise ValueError(f"task {spec.name!r} names no env; add 'env:' to its spec")
+    if lock is not None:
+        from skill_library.lockfile import read_lock
+
+        pins = read_lock(lock)
+        pins.check_task(spec.name)
+        if skills is not None:  # given skills must be exactly the pinned ones
+            for s in skills:
+                pins.check(s.manifest, str(s.path))
     if skills is None:
         from skill_library.registry import SkillLibrary
 
         lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
-        skills = load_library_skills(lib, kinds)
+        if lock is not None:
+            from skill_library.lockfile import load_locked_skills
+
+            skills = load_locked_skills(lib, pins, kinds)
+        else:
+            skills = load_library_skills(lib, kinds)
     elif kinds == "learned" and any(s.kind not in ("rl", "bc") for s in skills):
         raise ValueError("learned-only run refuses scripted skills: " + ", ".join(s.ref for s in skills if s.kind not in ("rl", "bc")))
     skills = list(skills)
@@ -85,6 +101,7 @@ def run_task(
         "episodes": episodes,
         "seed": seed,
         "skill_kinds": figure_label(skills),
+        "lock": None if lock is None else str(lock),
         "skills": [{"ref": s.ref, "kind": s.kind} for s in skills],
     }
     frames: list[Any] = []

@@ -143,6 +143,7 @@ class HierarchicalPolicy:
         *,
         library_root: str | None = None,
         kinds: str = "all",
+        lock_file: str | None = None,
         max_episode_steps: int = 1000,
         wait_fraction: float = 0.5,
         period_s: float = 0.04,
@@ -154,7 +155,14 @@ class HierarchicalPolicy:
         self.task = task
         self.goal = tuple(goal)
         self.lock = lock
-        self.controller = HierarchicalController(load_library_skills(SkillLibrary(library_root or None), kinds), seed=seed)
+        library = SkillLibrary(library_root or None)
+        if lock_file:  # exactly the pinned skills, each checked against its pin
+            from skill_library.lockfile import load_locked_skills
+
+            skills = load_locked_skills(library, lock_file, kinds)
+        else:
+            skills = load_library_skills(library, kinds)
+        self.controller = HierarchicalController(skills, seed=seed)
         self.max_episode_steps = int(max_episode_steps)
         self.wait_s = wait_fraction * period_s
         self.env: RobotTaskEnv | None = None

@@ -55,6 +55,7 @@ class ExecutorParams:
     task: str = ""  # env id whose observation/IK the skill uses; "" = the skill's own (Reach for expert)
     skill: str = "expert"  # "expert", a skill package directory, or name[@version]
     library_root: str = ""  # skill library root ("" = the library's default)
+    lock_file: str = ""  # a lock file (skillstack skills lock): run only the skills it pins ("" = no lock)
     plan_task: str = ""  # long-horizon task (name, env id or YAML spec): run the hierarchical controller
     plan_goal: str = ""  # goal expression overriding the plan task's own (e.g. "on(red,blue)")
     plan_skills: str = "all"  # library skills the controller may use: all | learned | scripted

@@ -72,15 +72,15 @@ class SkillExecutor(Node):
             steps = p.plan_max_steps or 4 * int(getattr(self.task.env.spec, "max_episode_steps", None) or 250)
             self.policy = HierarchicalPolicy(
                 self.task, goal_literals, self._task_lock, library_root=p.library_root or None,
-                kinds=p.plan_skills, max_episode_steps=steps, period_s=1.0 / rate,
+                kinds=p.plan_skills, lock_file=p.lock_file or None, max_episode_steps=steps, period_s=1.0 / rate,
             )  # fmt: skip
             self.info = PolicyInfo(f"plan:{p.plan_task}", rate)
         else:
-            env_id, env_kwargs = resolve_task(p.skill, p.task, p.library_root or None)
+            env_id, env_kwargs = resolve_task(p.skill, p.task, p.library_root or None, p.lock_file or None)
             self.task = TaskModel(env_id, env_kwargs)
             if p.goal:
                 self.task.set_goal(p.goal)
-            self.policy, self.info = load_policy(p.skill, self.task, p.library_root or None)
+            self.policy, self.info = load_policy(p.skill, self.task, p.library_root or None, p.lock_file or None)
             rate = p.control_rate or self.info.control_hz or 1.0 / self.task.control_dt
         self.period = 1.0 / rate
         safety_cfg = dataclasses.replace(p.safety, period_s=self.period)

@@ -186,17 +186,27 @@ class _SkillPolicy:
         return bool(self.skill.done)
 
 
-def _skill_path(spec: str, library_root: str | None) -> Path:
-    """Package directory of a skill given as a directory or name[@version] in the library."""
+def _library_skill(spec: str, library_root: str | None, lock_file: str | None, load: bool) -> Any:
+    """A package directory (verified: trusted signer) or a library `name[@version]` (verified against its
+    index entry) - its manifest, or the loaded skill with `load` - checked against `lock_file` if given."""
     path = Path(spec).expanduser()
     if path.is_dir():
-        return path
-    from skill_library import SkillLibrary
+        from skill_library import load_skill, read_package
 
-    return Path(SkillLibrary(library_root or None).resolve(spec).path)
+        found = load_skill(path) if load else read_package(path).manifest
+    else:
+        from skill_library import SkillLibrary
+
+        lib = SkillLibrary(library_root or None)
+        found = lib.load(spec) if load else lib.manifest(spec)
+    if lock_file:
+        from skill_library.lockfile import read_lock
+
+        read_lock(lock_file).check(found.manifest if load else found, spec)
+    return found
 
 
-def resolve_task(skill: str, task: str = "", library_root: str | None = None) -> tuple[str, dict[str, Any]]:
+def resolve_task(skill: str, task: str = "", library_root: str | None = None, lock_file: str | None = None) -> tuple[str, dict[str, Any]]:
     """The env id (and kwargs) the executor should model: `task` if given, else the task the
     skill package was trained on (read from its verified manifest), else PandaReach.
 
@@ -205,30 +215,31 @@ def resolve_task(skill: str, task: str = "", library_root: str | None = None) ->
     """
     spec = (skill or "expert").strip()
     if spec == "expert":
+        if lock_file:
+            raise ValueError("a lock file pins library skills; the built-in expert is not one (give --skill NAME)")
         return (task or DEFAULT_TASK), {}
-    from skill_library import read_package
-
-    manifest = read_package(_skill_path(spec, library_root)).manifest
+    manifest = _library_skill(spec, library_root, lock_file, load=False)
     if task and task != manifest.task.env_id:
         return task, {}
     return manifest.task.env_id, dict(manifest.task.env_kwargs)
 
 
-def load_policy(spec: str, task: TaskModel, library_root: str | None = None) -> tuple[Policy, PolicyInfo]:
+def load_policy(spec: str, task: TaskModel, library_root: str | None = None, lock_file: str | None = None) -> tuple[Policy, PolicyInfo]:
     """Resolve the executor's `skill` parameter to a policy bound to `task`.
 
     spec: ``expert`` (the task's scripted expert through the same IK and safety path),
     a skill package directory, or ``name[@version]`` in the skill library (optionally
     rooted at `library_root`). Packages load without unpickling (safetensors + JSON) and
-    are checked against the task's embodiment, action and observation shapes.
+    are checked against the task's embodiment, action and observation shapes, and, with
+    `lock_file`, against the version, digest and signer the lock pins.
     """
     spec = (spec or "expert").strip()
     if spec == "expert":
+        if lock_file:
+            raise ValueError("a lock file pins library skills; the built-in expert is not one (give --skill NAME)")
         pol = _ExpertPolicy(task)
         return pol, PolicyInfo(f"expert:{type(pol.expert).__name__}", 1.0 / task.control_dt)
-    from skill_library import load_skill
-
-    skill = load_skill(_skill_path(spec, library_root))
+    skill = _library_skill(spec, library_root, lock_file, load=True)
     pol = _SkillPolicy(skill, task)
     hz = float(skill.manifest.control_hz or 0.0) or None
     return pol, PolicyInfo(skill.ref, hz)

@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "import_bag",
     "segment",
     "skills",
+    "keys",
     "run_task",
     "deploy",
     "train",

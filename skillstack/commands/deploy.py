@@ -7,6 +7,7 @@ Thin layer over `ros_bridge.deploy.deploy`; the same parameter YAML works with
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skill", default=None, help="override: 'expert', a skill package directory, or name[@version]")
     p.add_argument("--plan", default=None, metavar="TASK", help="override: run the hierarchical controller over library skills on a long-horizon task (pick-place, stack-two, ... or a YAML spec)")
     p.add_argument("--library", default=None, help="override: skill library root for --skill NAME and --plan")
+    p.add_argument("--lock", metavar="FILE", default=None, help="override: run only the skills this lock file pins (skillstack skills lock); anything else is refused")
     p.add_argument("--task", default=None, help="override: env id whose observation/IK the skill uses (e.g. skillstack/PandaReach-v0)")
     p.add_argument("--goal", nargs="+", type=float, default=None, metavar="X", help="override: task goal numbers (e.g. --goal 0.5 0.1 0.25)")
     p.add_argument("--interface", choices=("position", "trajectory"), default=None, help="override: /<controller>/commands or /<controller>/joint_trajectory")
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         over["plan_task"] = args.plan
     if args.library is not None:
         over["library_root"] = args.library
+    if args.lock is not None:
+        over["lock_file"] = str(Path(args.lock).absolute())
     if args.goal is not None:
         over["goal"] = parse_goal(args.goal)
     if args.interface is not None:

@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--blend-algo", choices=("sac", "ppo"), default="sac", help="SB3 algorithm for blending (default sac)")
     p.add_argument("--save-blender", metavar="DIR", default=None, help="with --mode blend: save the trained blending policy (JSON + safetensors)")
     p.add_argument("--blender", metavar="DIR", default=None, help="with --mode blend: evaluate this saved blending policy instead of training one")
+    p.add_argument("--lock", metavar="FILE", default=None, help="run exactly the skills this lock file pins (skillstack skills lock TASK); anything else is refused")
     p.add_argument("--verbose", "-v", action="store_true", help="print every decision")
     p.set_defaults(func=run)
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode, video=args.video, camera=args.camera, preferences=args.preferences, adapt=not args.no_adapt,
         config=cfg, blend=BlendConfig(total_steps=args.blend_steps, algo=args.blend_algo, seed=args.seed),
         on_episode=on_episode if args.mode == "plan" else None, blender=args.blender, blender_out=args.save_blender,
+        lock=args.lock,
     )  # fmt: skip
     s = report["summary"]
     kinds_used = {k: sum(1 for x in report["skills"] if x["kind"] == k) for k in ("rl", "bc", "scripted")}

@@ -12,7 +12,7 @@ from typing import Any
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "skills",
-        help="manage the skill library (list, show, verify, add, remove, evaluate, export)",
+        help="manage the skill library (list, show, verify, add, remove, lock, audit, evaluate, export)",
         description="Manage a skill library: a directory of verified skill packages (manifest.json + "
         "weights.safetensors) with an index. Library: --library, else $SKILLSTACK_LIBRARY, else ~/.skillstack/skills.",
     )
@@ -40,10 +40,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     vp.add_argument("path", metavar="PATH|NAME[@VERSION]")
     vp.set_defaults(func=_verify)
 
-    ap = ssub.add_parser("add", help="verify and add a package to the library", description="Verify a package and copy it into the library.")
+    ap = ssub.add_parser(
+        "add", help="verify and add a signed package to the library",
+        description="Verify a package (signature first) and copy it into the library. Refused by default: unsigned "
+        "packages, packages signed by a key you do not trust (skillstack keys trust), and a new version signed by "
+        "another key than the installed versions of the skill (trust on first use); a revoked signer always. The "
+        "--allow-* flags accept those with a warning, recorded in the index and the audit log.",
+    )  # fmt: skip
     ap.add_argument("path", metavar="PATH")
     ap.add_argument("--force", action="store_true", help="replace an existing NAME@VERSION")
+    ap.add_argument("--allow-unsigned", action="store_true", help="accept an unsigned package (warns; recorded)")
+    ap.add_argument("--allow-untrusted", action="store_true", help="accept a signer you do not trust (warns; recorded)")
+    ap.add_argument("--allow-signer-change", action="store_true",
+                    help="accept a version signed by another key than the installed versions (warns; recorded)")
     ap.set_defaults(func=_add)
+
+    kp = ssub.add_parser(
+        "lock", help="pin the exact skills a task runs with (a lock file)",
+        description="Write a lock file of the exact names, versions, manifest digests and signers of the skills "
+        "TASK would run with now (the latest version of each library skill of the chosen kinds), or of --skill refs. "
+        "run-task --lock, deploy --lock and the controller on the robot then run exactly those and refuse anything else.",
+    )  # fmt: skip
+    kp.add_argument("task", metavar="TASK_OR_PLAN", nargs="?", default=None,
+                    help="long-horizon task (pick-place, stack-two, ...), env id or YAML spec; omit with --skill")
+    kp.add_argument("--skill", action="append", default=None, metavar="NAME[@VERSION]", help="lock these skills (repeatable)")
+    kp.add_argument("--kinds", choices=("all", "learned", "scripted"), default="all", help="which library skills (default all)")
+    kp.add_argument("--goal", default=None, help="goal overriding the task's (checked, as run-task would)")
+    kp.add_argument("--out", default=None, metavar="FILE", help="lock file to write (default: TASK.skills.lock.json)")
+    kp.set_defaults(func=_lock)
+
+    up = ssub.add_parser("audit", help="show the library's audit log", description="Print every add, remove, update, refusal and override with who and when, after checking the log's hash chain.")
+    up.add_argument("--json", action="store_true", help="print JSON records")
+    up.set_defaults(func=_audit)
 
     rp = ssub.add_parser("remove", help="remove NAME@VERSION (or NAME)", description="Remove a skill version from the library.")
     rp.add_argument("ref", metavar="NAME[@VERSION]")
@@ -145,7 +173,7 @@ def _list(args: argparse.Namespace) -> int:
     )  # fmt: skip
     empty = not entries and not lib.entries()
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([{**e.to_dict(), "trust_now": _trust_now(lib, e)} for e in entries], indent=2))
         if empty:
             print(empty_library_hint(lib.root, args.library), file=sys.stderr)  # stdout stays valid JSON
         return 0
@@ -157,11 +185,24 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     rows = [
         [e.name, e.version, e.kind, e.env_id.split("/")[-1], ",".join(e.tags) or "-", _pct(e.success_rate),
-         " & ".join(e.effects) or "-"]
+         " & ".join(e.effects) or "-", _signer(e), _trust_now(lib, e)]
         for e in entries
     ]  # fmt: skip
-    print_table(["NAME", "VERSION", "KIND", "ENV", "TAGS", "SUCCESS", "EFFECTS"], rows)
+    print_table(["NAME", "VERSION", "KIND", "ENV", "TAGS", "SUCCESS", "EFFECTS", "SIGNER", "TRUST"], rows)
     return 0
+
+
+def _signer(e: Any) -> str:
+    return "-" if e.signer_key_id is None else f"{e.signer_name} {e.signer_key_id[:8]}"
+
+
+def _trust_now(lib: Any, e: Any) -> str:
+    """The signer's state for this user now (a revocation after the add shows), with the overrides used."""
+    if e.trust == "legacy":
+        return "legacy (added before signing)"
+    state = "unsigned" if e.signer_key_id is None else lib.ring.state(e.signer_key_id)
+    overrides = [o for o in e.overrides if o != "unsigned"]
+    return state + (f" (allowed: {', '.join(overrides)})" if overrides else " (allowed)" if e.overrides else "")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -178,6 +219,8 @@ def _show(args: argparse.Namespace) -> int:
     if m.description:
         print(f"  {m.description}")
     print(f"  path           {entry.path}")
+    signer = "unsigned" if m.signer is None else f"{m.signer.name} ({m.signer.key_id}): {_trust_now(lib, entry)}"
+    print(f"  signer         {signer}" + (f"; overrides at add: {', '.join(entry.overrides)}" if entry.overrides else ""))
     print(f"  robot          {m.embodiment.robot}  ({m.embodiment.action_mode}; {len(m.embodiment.arm_joint_names)} arm joints)")
     print(f"  task           {m.task.family}  {m.task.env_id}")
     print(f"  control        {m.control_hz:g} Hz")
@@ -224,10 +267,17 @@ def _verify(args: argparse.Namespace) -> int:
 
     target = Path(args.path)
     if not target.exists() and "/" not in args.path:
-        target = _lib(args).resolve(args.path).path
-    contents = read_package(target)
-    m = contents.manifest
+        lib = _lib(args)
+        target = lib.resolve(args.path).path
+        contents = lib.read(args.path)
+    else:
+        contents = read_package(target)
+    m, sig = contents.manifest, contents.signature
     print(f"OK {m.ref} ({m.kind}) at {target}")
+    if sig.signed:
+        print(f"  {'signature.json':22s} Ed25519 by {sig.key_id} ({sig.name}), {sig.state}  verified")
+    else:
+        print(f"  {'signature.json':22s} none: unsigned package (accepted here only as allowed)")
     for fname, digest in sorted(m.files.items()):
         print(f"  {fname:22s} sha256 {digest}  verified")
     print(f"  {'manifest.json':22s} digest {m.source_digest}  verified")
@@ -235,10 +285,49 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _add(args: argparse.Namespace) -> int:
+    import warnings
+
+    from skill_library.errors import SkillTrustWarning
+
     lib = _lib(args)
-    entry = lib.add(args.path, force=args.force)
-    print(f"added {entry.ref} ({entry.kind}) to {lib.root}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkillTrustWarning)
+        entry = lib.add(args.path, force=args.force, allow_unsigned=args.allow_unsigned,
+                        allow_untrusted=args.allow_untrusted, allow_signer_change=args.allow_signer_change)  # fmt: skip
+    for w in caught:
+        print(f"skillstack skills: warning: {w.message}", file=sys.stderr)
+    signer = "unsigned" if entry.signer_key_id is None else f"signed by {entry.signer_name} ({entry.signer_key_id}, {entry.trust})"
+    print(f"added {entry.ref} ({entry.kind}, {signer}) to {lib.root}")
     return 0
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from planning.executor import LEARNED_KINDS
+    from planning.spec import resolve_task
+    from skill_library.lockfile import lock_skills, write_lock
+
+    lib = _lib(args)
+    task = None if args.task is None else resolve_task(args.task, args.goal).name
+    if args.skill:
+        refs = list(args.skill)
+    elif task is None:
+        raise ValueError("give TASK_OR_PLAN, or --skill NAME[@VERSION] (repeatable)")
+    else:  # what run-task loads: the latest version of each library skill of the kinds
+        keep = {"all": lambda e: True, "learned": lambda e: e.kind in LEARNED_KINDS, "scripted": lambda e: e.kind == "scripted"}
+        refs = [e.ref for e in lib.search(latest_only=True) if keep[args.kinds](e)]
+    lock = lock_skills(lib, refs, task=task, kinds=args.kinds)
+    default = f"{(task or 'skills').replace('/', '_').replace(' ', '_')}.skills.lock.json"
+    out = write_lock(lock, Path(args.out or default))
+    print(f"locked {len(lock.skills)} skill(s) for {task or 'the given skills'} in {out}: {', '.join(s.ref for s in lock.skills)}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from skillstack.commands.keys import print_audit
+
+    return print_audit(_lib(args).audit_path, args.json)
 
 
 def _remove(args: argparse.Namespace) -> int:
