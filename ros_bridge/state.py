@@ -49,7 +49,8 @@ class JointStateCache:
         """names: the joints to keep, in the order readings are returned.
         max_velocity: per-joint speed limits; when given, a reading whose joints moved
         further than 1.5 x limit x elapsed time + `jump_slack` since the last accepted one
-        is rejected as implausible (a bogus or confused publisher on /joint_states)."""
+        with finite positions is rejected as implausible (a bogus or confused publisher on
+        /joint_states)."""
         if not names:
             raise ValueError("JointStateCache needs at least one joint name")
         if len(set(names)) != len(names):
@@ -63,6 +64,9 @@ class JointStateCache:
         self._lock = threading.Lock()
         self._latest: JointReading | None = None
         self._prev: JointReading | None = None
+        # The plausibility check's reference: the last accepted reading with finite positions.
+        # A NaN reading in between must not let the next finite one (say, garbage) through.
+        self._last_finite: JointReading | None = None
         self.accepted = 0
         self.rejected = 0
         self.last_error = ""
@@ -113,11 +117,12 @@ class JointStateCache:
             return self._reject(f"joint state has {vel_all.size} velocities for {len(names)} names")
         q = pos[idx]
         with self._lock:
-            prev = self._latest
-            if self.max_velocity is not None and prev is not None and np.all(np.isfinite(q)) and np.all(np.isfinite(prev.position)):
-                dt = max(stamp_s - prev.stamp_s, received_s - prev.received_s, 0.0)
+            prev, ref = self._latest, self._last_finite
+            finite = bool(np.all(np.isfinite(q)))
+            if self.max_velocity is not None and ref is not None and finite:
+                dt = max(stamp_s - ref.stamp_s, received_s - ref.received_s, 0.0)
                 bound = 1.5 * self.max_velocity * dt + self.jump_slack
-                jump = np.abs(q - prev.position)
+                jump = np.abs(q - ref.position)
                 if np.any(jump > bound):
                     worst = int(np.argmax(jump - bound))
                     self.rejected += 1
@@ -131,6 +136,8 @@ class JointStateCache:
                 vel = (q - prev.position) / dt if prev is not None and 1e-4 < dt < 0.5 else np.zeros_like(q)
             self._prev = prev
             self._latest = JointReading(q, vel, float(stamp_s), float(received_s))
+            if finite:
+                self._last_finite = self._latest
             self.accepted += 1
         return None
 
@@ -148,7 +155,7 @@ class JointStateCache:
     def clear(self) -> None:
         """Forget all readings (e.g. after the robot restarted)."""
         with self._lock:
-            self._latest = self._prev = None
+            self._latest = self._prev = self._last_finite = None
 
 
 def quat_angular_velocity(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:

@@ -364,6 +364,23 @@ def test_joint_state_cache_rejects_implausible_jumps() -> None:
     assert c.update(PANDA_JOINTS, nan, [], 2.01, 2.01) is None  # NaN goes through: the safety layer holds on it
 
 
+def test_joint_state_cache_checks_jumps_against_the_last_finite_reading() -> None:
+    """A NaN reading (accepted: the safety layer holds on it) must not open the door to the
+    next finite one: garbage after it is still an implausible jump, the real robot is not."""
+    c = JointStateCache(PANDA_JOINTS, max_velocity=LIMITS.velocity)
+    assert c.update(PANDA_JOINTS, HOME, [], 1.0, 1.0) is None
+    nan = HOME.copy()
+    nan[0] = np.nan
+    assert c.update(PANDA_JOINTS, nan, [], 1.001, 1.001) is None
+    garbage = HOME + 5.0
+    err = c.update(PANDA_JOINTS, garbage, [], 1.002, 1.002)
+    assert err is not None and "implausible" in err
+    assert c.update(PANDA_JOINTS, HOME, [], 1.005, 1.005) is None  # the robot itself goes through
+    np.testing.assert_array_equal(c.latest().position, HOME)
+    c.clear()
+    assert c.update(PANDA_JOINTS, garbage, [], 1.01, 1.01) is None  # after clear() there is no reference
+
+
 def test_joint_state_cache_index_memo_is_bounded() -> None:
     c = JointStateCache(PANDA_JOINTS)
     for i in range(500):
