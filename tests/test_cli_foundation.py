@@ -26,6 +26,7 @@ def test_console_entry_point_help():
     assert "demo" in out.stdout and "bench" in out.stdout
 
 
+@pytest.mark.slow
 def test_demo_writes_one_video_per_task(tmp_path, capsys):
     # The train and deploy stages are covered by the training and ROS tests; here the fast ones.
     assert main(["demo", "--out", str(tmp_path), "--stages", "experts,compose"]) == 0
@@ -52,7 +53,10 @@ def test_bench_envs_writes_json(tmp_path, capsys):
 
     data = json.loads(out.read_text())
     row = data["results"][0]
-    assert row["env_steps_per_s"] > 0 and row["overhead_ratio"] > 1.0
+    # The figures' meaning, not their size (speed is the benchmark's output, never a test's):
+    # with one round the overhead is exactly env time over physics time of the same steps.
+    assert row["env_steps_per_s"] > 0 and row["physics_steps_per_s"] > 0
+    assert row["overhead_ratio"] == pytest.approx(row["physics_steps_per_s"] / row["env_steps_per_s"])
     assert "overhead ratio" in capsys.readouterr().out
 
 

@@ -113,14 +113,13 @@ def test_unreachable_goals_say_no_plan_and_why():
 
 
 def test_planning_stays_fast_with_many_groundings():
-    import time
-
     ops = pick_place_ops() + [
         op(f"noise{i}({c})", f"on_table({c})", f"at({c},table_goal) & on_table({c})", success=0.5) for i in range(5) for c in CUBES
     ]
-    t = time.perf_counter()
-    plans = plan(START, lits("on(red,blue) & on(green,red) & !holding(green)"), ops, DOMAIN)
-    assert time.perf_counter() - t < 5.0 and len(plans[0].steps) == 4
+    # Fast in search effort, not wall time: the irrelevant groundings are pruned and the plan
+    # is found within 100 expanded states (the default budget is 20,000; 8 suffice today).
+    plans = plan(START, lits("on(red,blue) & on(green,red) & !holding(green)"), ops, DOMAIN, PlannerConfig(max_expansions=100))
+    assert plans[0].labels == ["pick(red)", "place(red,blue)", "pick(green)", "place(green,red)"]
 
 
 def test_goal_strings_yaml_specs_and_task_names(tmp_path):
