@@ -38,6 +38,7 @@ def test_grid_parsing_and_trial_names():
         parse_grid(["gamma"])
 
 
+@pytest.mark.slow
 def test_two_seed_sweep_completes_with_both_results(local_ray, tmp_path):
     summary = sweep("configs/reach.yaml", seeds=2, out=tmp_path, overrides=TINY, progress=False)
     assert [t["status"] for t in summary["trials"]] == ["ok", "ok"]
@@ -51,6 +52,7 @@ def test_two_seed_sweep_completes_with_both_results(local_ray, tmp_path):
     assert png.stat().st_size > 5000
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_resumes_from_checkpoint(local_ray, tmp_path, monkeypatch):
     marker = tmp_path / "killed.pid"
     monkeypatch.setenv(sweep_mod.KILL_ONCE_ENV, str(marker))
@@ -63,6 +65,7 @@ def test_killed_worker_is_retried_and_resumes_from_checkpoint(local_ray, tmp_pat
     assert trial["env_steps"] == 200
 
 
+@pytest.mark.slow
 def test_failing_trial_reports_traceback_and_others_finish(local_ray, tmp_path):
     summary = sweep("configs/reach.yaml", seeds=1, grid={"env_id": ["skillstack/PandaReach-v0", "skillstack/Nope-v0"]},
                     out=tmp_path, overrides=TINY, progress=False)

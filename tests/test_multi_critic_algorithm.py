@@ -155,6 +155,7 @@ def test_running_scale() -> None:
 
 
 @pytest.mark.parametrize("layout", ["shared", "separate"])
+@pytest.mark.slow
 def test_each_critic_learns_its_own_term(layout: str) -> None:
     model = MultiCriticSAC(
         "MlpPolicy", BanditTerms(), critic_layout=layout, learning_starts=256, batch_size=128,
@@ -178,6 +179,7 @@ def test_each_critic_learns_its_own_term(layout: str) -> None:
     assert abs(scale[2] - 2.0) < 0.2
 
 
+@pytest.mark.slow
 def test_each_critic_bootstraps_its_own_term() -> None:
     gamma = 0.8
     model2 = MultiCriticSAC(

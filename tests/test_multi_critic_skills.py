@@ -149,6 +149,7 @@ def test_metra_representation_respects_distance_constraint() -> None:
     assert logs["lambda"] > 0
 
 
+@pytest.mark.slow
 def test_joint_training_with_multi_critic_sac_gives_diverse_skills() -> None:
     env = SkillConditionedWrapper(PointEnv(True), make_prior({"skill_dim": 4}), seed=0)
     model = MultiCriticSAC(

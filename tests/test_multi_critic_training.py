@@ -153,6 +153,7 @@ def test_skill_discovery_run_exports_one_skill_per_z(tmp_path) -> None:
     assert skill.manifest.provenance.eval["skill"] == [0.0, 1.0, 0.0]
 
 
+@pytest.mark.slow
 def test_reach_learns_clearly_above_random(tmp_path) -> None:
     """The shipped Reach config (two critics: goal + safety, HER), cut to 2500 steps."""
     run = train(

@@ -83,6 +83,7 @@ def test_students_are_bc_skills_with_the_teachers_predicates_and_data_budget(tea
     assert [s.ref for s in load_library_skills(lib, "learned")] == [st.ref]
 
 
+@pytest.mark.slow
 def test_a_distilled_student_solves_stack_two_on_its_own(teachers, tmp_path):
     """Learning happened: the bc student stacks without any scripted skill."""
     lib = SkillLibrary(tmp_path / "lib")

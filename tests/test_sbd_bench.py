@@ -62,6 +62,7 @@ def test_final_hold_counts_only_boundaries_after_the_robot_stops():
     assert _hold_start(late, 0.05) == 13  # a phase change inside the stillness: the hold starts after it
 
 
+@pytest.mark.slow
 def test_bench_scores_each_heldout_task(tmp_path, capsys):
     from bench import sbd
     from demos import record_demos

@@ -78,6 +78,7 @@ def test_fit_chooses_gap_on_validation_and_round_trips(fitted):
         Segmenter.load(out.parent / "nothing")
 
 
+@pytest.mark.slow
 def test_validation_chooses_the_rule_when_not_fixed(fitted):
     from segmentation import tune_detector
 
