@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -162,7 +164,8 @@ def print_audit(path: Any, as_json: bool) -> int:
         extra = d.get("reason") or ",".join(d.get("overrides") or []) or ""
         rows.append([r["seq"], r["time"], r["op"], what, r["user"], (r.get("key_id") or "-")[:12], str(extra)[:80]])
     print_table(["#", "TIME", "OP", "WHAT", "USER", "USER KEY", "NOTE"], rows)
-    print(f"{len(records)} record(s); hash chain intact ({path})")
+    head = hashlib.sha256(Path(path).read_bytes().splitlines()[-1]).hexdigest()
+    print(f"{len(records)} record(s); hash chain intact ({path}); head {head} (keep it elsewhere to detect a rewritten tail)")
     return 0
 
 
