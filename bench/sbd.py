@@ -7,7 +7,7 @@ One run:
    (`--heldout-task A,B,...`: each is scored on its own);
 2. splits the training tasks' episodes into train / validation / test (episode level), and adds
    `--extra-val-episodes` freshly recorded episodes per training task to validation (a choice among
-   ~6,000 rule candidates on 15 episodes per task was noisy: see the README);
+   ~6,000 rule candidates on 15 episodes per task was noisy: see docs/segmentation.md);
 3. trains the causal action predictor by behaviour cloning on the train split only
    (`--predictor-members` of them from consecutive seeds, scored by their mean loss; the
    `one predictor` rows are member 0 alone, tuned and scored the same way);

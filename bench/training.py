@@ -243,7 +243,7 @@ def _speed_measure() -> str:
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
-# (label, config file, overrides): the experiments the README reports.
+# (label, config file, overrides): the experiments docs/benchmarks.md reports.
 LEARNING_PLANS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("reach", "reach.yaml", ()),
     ("push", "push.yaml", ()),

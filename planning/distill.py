@@ -12,7 +12,7 @@ preconditions and effects, descriptors evaluated like any other skill, and prove
 whose `env_steps` is the number of env steps the demonstrations took (the budget a flat
 policy is given in `skillstack bench tasks`).
 
-Two choices matter for closed-loop success of the students (measured in the README):
+Two choices matter for closed-loop success of the students (measured in docs/planning.md):
 
 - DART-style noise injection (Laskey et al., 2017): the executed action is the teacher's
   plus Gaussian noise on the translation components, the recorded label is the teacher's

@@ -1,6 +1,6 @@
 """Skill boundary detection (SBD) in unsegmented demonstrations, and segments to skills.
 
-Pipeline (see README "Skill boundary detection"):
+Pipeline (see docs/segmentation.md):
 
 1. `dataset`: episodes from demonstration HDF5 files (frames, actions, proprioception,
    phase labels for evaluation only) or plain mp4 videos.

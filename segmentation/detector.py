@@ -15,7 +15,7 @@ The loss may be read with a bin tolerance w (`DetectorParams.bin_tolerance`, our
 paper's): loss_t = -log P(each action dimension within w bins of a_t's bin). The predictor is
 trained on targets smoothed over neighbouring bins, so the mass on the exact bin swings with
 where in its bin an action falls; within +-1 bin that noise is gone, and the smaller changes
-at predictable switches stand out (measured in the README's SBD section). Validation chooses w.
+at predictable switches stand out (measured in docs/segmentation.md). Validation chooses w.
 
 The gap may be measured in units of the loss's spread (`DetectorParams.gap_unit="episode_std"`,
 ours): the threshold at step t is gap * sd_t, where sd_t is the standard deviation of the

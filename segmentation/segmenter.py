@@ -55,7 +55,7 @@ DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(-3.
 DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
 DEFAULT_BIN_TOLERANCES: tuple[int, ...] = (0, 1, 2)
-# fewer validation episodes of a task than this and the rule's choice is noisy (bench sbd, README: "Validation size")
+# fewer validation episodes of a task than this and the rule's choice is noisy (bench sbd; docs/segmentation.md, "Validation size")
 ADVISED_VAL_EPISODES_PER_TASK = 30
 DEFAULT_PLATEAU = 1  # neighbouring gaps on each side averaged into a candidate's validation score (tune_detector)
 # gaps in units of the episode's loss spread ("episode_std"), and that spread's priors (nats)
@@ -280,7 +280,7 @@ def tune_detector(
     own `tie_metric`, then the larger gap. Why: a gap at the centre of a plateau of good
     validation scores holds up on new episodes better than a lone peak, which is partly the
     validation split's noise (six trainings of `bench sbd`, gap in nats: 0.897 against 0.893 on
-    average on fresh episodes, up to +0.026, down 0.018 in one; see the README).
+    average on fresh episodes, up to +0.026, down 0.018 in one; see docs/segmentation.md).
     `plateau=0` ranks by the candidate's own score alone. The returned scores are the chosen
     candidate's own, plus `f"{metric}_plateau"`, the averaged score it was ranked by.
 
@@ -463,7 +463,7 @@ def fit_segmenter(
         few = small_validation_tasks(val)
         if few:
             log(f"note: only {', '.join(f'{n} validation episodes of {t}' for t, n in few.items())}; the rule is chosen among "
-                f"thousands of candidates and with 15 per task that choice was noisy (README, 'Validation size'): "
+                f"thousands of candidates and with 15 per task that choice was noisy (docs/segmentation.md, 'Validation size'): "
                 f"{ADVISED_VAL_EPISODES_PER_TASK} or more per task, from more demos or a larger validation fraction, steady it")
     model_idm = None
     if idm:

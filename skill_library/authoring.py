@@ -1,6 +1,6 @@
 """Build skill packages from an env plus a network, an SB3 model, or a scripted controller.
 
-Typical use after training (see README "Skill library")::
+Typical use after training (see docs/skill_library.md)::
 
     from skill_library.authoring import save_sb3_skill
     save_sb3_skill(model, "out/push_red", name="push_red", version="1.0.0", env=env,
