@@ -39,7 +39,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,15 @@ from skill_library.errors import (
 )
 from skill_library.flock import exclusive_lock
 from skill_library.keyring import Keyring, SigningKey
+from skill_library.library_entries import (
+    DEFAULT_LIBRARY,
+    ENV_VAR,
+    SkillEntry,
+    entry_from_summary,
+    matches_predicate,
+    parse_ref,
+    resolve_library_path,
+)
 from skill_library.manifest import Manifest, parse_version, validate_name, version_key
 from skill_library.package import MANIFEST_FILE, PackageContents, read_package, stage_resigned
 from skill_library.signing import SIGNATURE_FILE, SignatureInfo, SignaturePolicy
@@ -73,8 +81,6 @@ __all__ = [
     "resolve_library_path",
 ]
 
-ENV_VAR = "SKILLSTACK_LIBRARY"
-DEFAULT_LIBRARY = "~/.skillstack/skills"
 INDEX_FILE = "index.json"
 LOCK_FILE = ".lock"
 JOURNAL_FILE = ".journal.json"
@@ -85,92 +91,10 @@ INDEX_FORMAT = "skillstack-library"
 _TEST_SLEEP_ENV = "SKILLSTACK_TEST_ADD_SLEEP"
 
 
-def resolve_library_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Library root: `path` if given, else $SKILLSTACK_LIBRARY, else ~/.skillstack/skills."""
-    chosen = path or os.environ.get(ENV_VAR) or DEFAULT_LIBRARY
-    return Path(os.path.expanduser(str(chosen))).absolute()
-
-
-def parse_ref(ref: str) -> tuple[str, str | None]:
-    """Split `name[@version]`, validating both parts (SkillLibraryError on a bad reference)."""
-    if not isinstance(ref, str) or not ref:
-        raise SkillLibraryError(f"bad skill reference {ref!r}; expected NAME or NAME@VERSION")
-    name, sep, version = ref.partition("@")
-    try:
-        validate_name(name, "skill reference")
-        if sep:
-            parse_version(version, "skill reference version")
-    except SkillPackageError as exc:
-        raise SkillLibraryError(str(exc).replace("manifest.json: ", "")) from None
-    return name, (version if sep else None)
-
-
-@dataclass(frozen=True)
-class SkillEntry:
-    """One indexed skill version: what `list`/`search` return (from the index, no package read)."""
-
-    name: str
-    version: str
-    kind: str
-    robot: str
-    env_id: str
-    family: str
-    tags: tuple[str, ...]
-    preconditions: tuple[str, ...]
-    effects: tuple[str, ...]
-    description: str
-    added: str
-    success_rate: float | None
-    path: Path
-    signer_key_id: str | None = None
-    signer_name: str | None = None
-    trust: str = "legacy"  # the signer's state when added: trusted | untrusted | unsigned (legacy: before signing)
-    overrides: tuple[str, ...] = ()
-    publisher_key_id: str | None = None
-    added_by: str = ""
-
-    @property
-    def ref(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (used by `skillstack skills list --json`)."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "kind": self.kind,
-            "robot": self.robot,
-            "env_id": self.env_id,
-            "family": self.family,
-            "tags": list(self.tags),
-            "preconditions": list(self.preconditions),
-            "effects": list(self.effects),
-            "description": self.description,
-            "added": self.added,
-            "success_rate": self.success_rate,
-            "path": str(self.path),
-            "signer": None if self.signer_key_id is None else {"key_id": self.signer_key_id, "name": self.signer_name},
-            "trust": self.trust,
-            "overrides": list(self.overrides),
-            "publisher": self.publisher_key_id,
-            "added_by": self.added_by,
-        }
-
-
 def _now() -> str:
     from skill_library.audit import utc_now
 
     return utc_now()
-
-
-def _atoms(expr: str) -> list[str]:
-    """Normalised literals of a predicate conjunction, e.g. 'on(red,blue) & !holding(red)'."""
-    from envs.predicates import parse
-
-    try:
-        return [str(lit) for lit in parse(expr)]
-    except ValueError:
-        return [expr.replace(" ", "")]
 
 
 class SkillLibrary:
@@ -299,32 +223,8 @@ class SkillLibrary:
     # ------------------------------------------------------------------ queries
     def entries(self) -> list[SkillEntry]:
         """Every indexed skill version, sorted by name then semantic version."""
-        out = []
-        for name, versions in self.read_index()["skills"].items():
-            for version, s in versions.items():
-                out.append(
-                    SkillEntry(
-                        name=name,
-                        version=version,
-                        kind=s.get("kind", "?"),
-                        robot=s.get("robot", "?"),
-                        env_id=s.get("env_id", "?"),
-                        family=s.get("family", "?"),
-                        tags=tuple(s.get("tags", ())),
-                        preconditions=tuple(s.get("preconditions", ())),
-                        effects=tuple(s.get("effects", ())),
-                        description=s.get("description", ""),
-                        added=s.get("added", ""),
-                        success_rate=s.get("success_rate"),
-                        path=self.root / name / version,
-                        signer_key_id=(s.get("signer") or {}).get("key_id"),
-                        signer_name=(s.get("signer") or {}).get("name"),
-                        trust=s.get("trust", "legacy"),
-                        overrides=tuple(s.get("overrides", ())),
-                        publisher_key_id=s.get("publisher"),
-                        added_by=s.get("added_by", ""),
-                    )
-                )
+        out = [entry_from_summary(name, version, s, self.root / name / version)
+               for name, versions in self.read_index()["skills"].items() for version, s in versions.items()]  # fmt: skip
         out.sort(key=lambda e: (e.name, version_key(e.version)))
         return out
 
@@ -385,7 +285,7 @@ class SkillLibrary:
                 joints = index[e.name][e.version].get("arm_joint_names", [])
                 if embodiment != e.robot and embodiment.lower() not in e.robot.lower() and embodiment not in joints:
                     continue
-            if predicate is not None and not self._matches_predicate(e, predicate, where):
+            if predicate is not None and not matches_predicate(e, predicate, where):
                 continue
             out.append(e)
         if latest_only:
@@ -394,20 +294,6 @@ class SkillLibrary:
                 latest[e.name] = e  # entries are in ascending version order
             out = list(latest.values())
         return out
-
-    @staticmethod
-    def _matches_predicate(e: SkillEntry, predicate: str, where: str) -> bool:
-        exprs = []
-        if where in ("any", "precondition"):
-            exprs += e.preconditions
-        if where in ("any", "effect"):
-            exprs += e.effects
-        atoms = [a for x in exprs for a in _atoms(x)]
-        query = predicate.replace(" ", "")
-        if "(" in query or query.startswith("!"):
-            wanted = set(_atoms(predicate))
-            return wanted <= set(atoms)
-        return any(a.lstrip("!").split("(")[0] == query for a in atoms)
 
     def _summary_of(self, entry: SkillEntry) -> dict[str, Any]:
         summary = self.read_index()["skills"].get(entry.name, {}).get(entry.version)
