@@ -41,6 +41,7 @@ from typing import Any
 from common.atomic import atomic_write_bytes
 from skill_library.audit import AUDIT_FILE, append_audit, login_name, new_record, utc_now
 from skill_library.errors import SkillLibraryError
+from skill_library.files import read_bounded
 from skill_library.flock import exclusive_lock
 
 __all__ = [
@@ -162,13 +163,7 @@ def parse_public_key(data: bytes, where: str) -> PublicKey:
 
 def read_public_key_file(path: str | os.PathLike[str]) -> PublicKey:
     """Read and check a `.pub` file (see `PublicKey.to_file_bytes`)."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_KEY_FILE + 1)
-    except OSError as exc:
-        raise SkillLibraryError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_public_key(data, str(path))
+    return parse_public_key(read_bounded(path, _MAX_KEY_FILE, "public key file"), str(path))
 
 
 PROJECT_KEY = PublicKey.from_raw(base64.b64decode(PROJECT_PUBLIC_KEY), PROJECT_KEY_NAME)

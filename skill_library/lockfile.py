@@ -27,6 +27,7 @@ from typing import Any
 from common.atomic import atomic_write_bytes
 from skill_library.audit import utc_now
 from skill_library.errors import SkillLibraryError, SkillLockError, SkillNotFoundError
+from skill_library.files import read_bounded
 from skill_library.manifest import Manifest, parse_version, validate_name
 
 __all__ = ["LOCK_FORMAT", "LockedSkill", "SkillLock", "load_locked_skills", "lock_skills", "read_lock", "write_lock"]
@@ -138,14 +139,7 @@ def _parse(d: Any, where: str) -> SkillLock:
 
 def read_lock(path: str | os.PathLike[str]) -> SkillLock:
     """Read and check a lock file; `SkillLockError` names the bad field."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_LOCK_BYTES + 1)
-    except OSError as exc:
-        raise SkillLockError(f"{path}: cannot read the lock file ({exc.strerror})") from None
-    if len(data) > _MAX_LOCK_BYTES:
-        raise _lock_error(str(path), f"over {_MAX_LOCK_BYTES} bytes")
+    data = read_bounded(path, _MAX_LOCK_BYTES, "lock file", SkillLockError)
     try:
         d = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
