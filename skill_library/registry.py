@@ -86,8 +86,9 @@ LOCK_FILE = ".lock"
 JOURNAL_FILE = ".journal.json"
 TMP_DIR = ".tmp"
 INDEX_FORMAT = "skillstack-library"
-# Test hook: "<stage>:<seconds>" sleeps inside add() at stage "staged" (copied to .tmp) or
-# "placed" (renamed into place, index not yet written), so a test can kill the process there.
+# Test hook: "<stage>:<seconds>" sleeps inside add() at stage "staged" (copied to .tmp), "placed"
+# (renamed into place, index not yet written) or "indexed" (index written, audit record not yet
+# appended), so a test can kill the process there.
 _TEST_SLEEP_ENV = "SKILLSTACK_TEST_ADD_SLEEP"
 
 
@@ -417,6 +418,7 @@ class SkillLibrary:
         _test_sleep("placed")
         index["skills"].setdefault(m.name, {})[m.version] = summary
         self._write_index(index)
+        _test_sleep("indexed")  # committed, audit record not yet appended: recovery appends it
         append_audit(self.audit_path, record, tmp_dir=self.root / TMP_DIR)
         self._end_journal()
         shutil.rmtree(staging, ignore_errors=True)

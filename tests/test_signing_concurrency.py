@@ -135,3 +135,37 @@ def test_concurrent_first_writes_share_one_generated_key(tmp_path, monkeypatch, 
     ring = Keyring(tmp_path / "keys")
     assert ring.own_key_ids() == [results[0]["key"]] and ring.default_key_id() == results[0]["key"]
     assert [r["op"] for r in read_audit(ring.audit_path)] == ["generate"]
+
+
+_KILLED_ADD = """
+import sys
+from skill_library.registry import SkillLibrary
+SkillLibrary(sys.argv[1]).add(sys.argv[2])
+"""
+
+
+def test_add_killed_after_its_index_commit_gets_its_audit_record_on_recovery(tmp_path, monkeypatch):
+    import signal
+
+    monkeypatch.setenv("SKILLSTACK_KEYS", str(tmp_path / "keys"))
+    make_random_skill(tmp_path / "pkg", name="late", hidden=(4,))
+    lib_root = tmp_path / "lib"
+    marker = tmp_path / "marker"
+    env = dict(os.environ, SKILLSTACK_TEST_ADD_SLEEP="indexed:60", SKILLSTACK_TEST_ADD_SLEEP_MARKER=str(marker))
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_ADD, str(lib_root), str(tmp_path / "pkg")], cwd=REPO, env=env,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "add never reached the stage"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    lib = SkillLibrary(lib_root)
+    assert [e.ref for e in lib.entries()] == ["late@0.1.0"]  # committed: the index lists it
+    assert not lib.audit_path.exists() or read_audit(lib.audit_path) == []  # ... but the record was not appended
+    lib.recover()
+    records = read_audit(lib.audit_path)
+    assert [(r["op"], r["details"]["ref"]) for r in records] == [("add", "late@0.1.0")]
+    lib.recover()  # appended once, not again
+    assert len(read_audit(lib.audit_path)) == 1 and lib.load("late").ref == "late@0.1.0"
