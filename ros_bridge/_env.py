@@ -13,6 +13,10 @@ Two supported installs, same code:
 * a system ROS 2 install (``source /opt/ros/jazzy/setup.bash``): nothing to do; the
   sourced environment already has everything and no wheel directories are found.
 
+Interface packages built by `ros_bridge.interfaces` into another prefix than the
+interpreter's are found through ``SKILLSTACK_ROS_PREFIX`` (prefixes separated by ``:``):
+their ``lib`` joins the library path and their site-packages ``sys.path`` / ``PYTHONPATH``.
+
 The RMW is whatever ROS picks (Fast DDS on Jazzy, the only one the wheels ship).
 Nothing here imports rclpy at module import time.
 """
@@ -30,6 +34,7 @@ __all__ = [
     "RosUnavailableError",
     "child_env",
     "ensure_ros_env",
+    "extra_prefixes",
     "require_rclpy",
     "ros_available",
     "wheel_library_dirs",
@@ -48,6 +53,21 @@ class RosUnavailableError(ImportError):
     so `except ImportError` around an optional ROS feature catches it)."""
 
 
+def extra_prefixes() -> list[Path]:
+    """Prefixes named by SKILLSTACK_ROS_PREFIX (interface packages built elsewhere), existing ones."""
+    raw = os.environ.get("SKILLSTACK_ROS_PREFIX", "")
+    return [Path(p).resolve() for p in raw.split(os.pathsep) if p and Path(p).is_dir()]
+
+
+def _extra_python_dirs() -> list[str]:
+    out = []
+    for prefix in extra_prefixes():
+        site = sysconfig.get_paths(vars={"base": str(prefix), "platbase": str(prefix)})["platlib"]
+        if Path(site).is_dir():
+            out.append(site)
+    return out
+
+
 def wheel_library_dirs() -> list[str]:
     """Directories holding the ROS wheels' shared libraries for this interpreter (may be empty).
 
@@ -62,7 +82,7 @@ def wheel_library_dirs() -> list[str]:
         prefix_lib = Path(sys.prefix) / "lib"
         if prefix_lib.is_dir():
             dirs.append(str(prefix_lib.resolve()))
-    return dirs
+    return [str(p / "lib") for p in extra_prefixes() if (p / "lib").is_dir()] + dirs
 
 
 def _with_library_path(env: dict[str, str]) -> dict[str, str]:
@@ -97,6 +117,10 @@ def child_env(
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     # Unbuffered output so a parent sees node logs as they happen.
     env.setdefault("PYTHONUNBUFFERED", "1")
+    python_dirs = _extra_python_dirs()
+    if python_dirs:
+        parts = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join([d for d in python_dirs if d not in parts] + parts)
     if extra:
         env.update(extra)
     return env
@@ -116,6 +140,15 @@ def require_rclpy() -> ModuleType:
 
     The error says how to install ROS 2 for pip or how to source a system install.
     """
+    for d in _extra_python_dirs():
+        if d not in sys.path:
+            sys.path.append(d)
+    # rosidl's type support dispatch dlopens interface libraries by name along LD_LIBRARY_PATH
+    # as it is when the type is first used, so extra prefixes work without a re-exec.
+    libs = [str(p / "lib") for p in extra_prefixes()]
+    parts = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    if any(d not in parts for d in libs):
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([d for d in libs if d not in parts] + parts)
     try:
         rclpy = importlib.import_module("rclpy")
         for mod in ("sensor_msgs.msg", "geometry_msgs.msg", "std_msgs.msg", "std_srvs.srv", "trajectory_msgs.msg"):

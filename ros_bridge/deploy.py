@@ -1,10 +1,16 @@
 """`skillstack deploy`: the pip-only way to run what deploy.launch.py runs.
 
 Starts sim_robot (robot="sim") and skill_executor as processes with one parameter YAML
-(the packaged config/deploy.yaml unless given), follows the executor's ~/status over
-ROS 2, prints progress, and stops the nodes when the task is done, the time is up, a
-node dies, or the user presses Ctrl-C. With no arguments it reaches to the default goal
-with the task's scripted expert on sim_robot, so a newcomer sees the arm move.
+(the packaged config/deploy.yaml unless given), prints the executor's start-up summary
+(topics, joints, limits and rates in force), follows its ~/status over ROS 2, prints
+progress, and stops the nodes when the task is done, the time is up, a node dies, or the
+user presses Ctrl-C. With no arguments it reaches to the default goal with the task's
+scripted expert on sim_robot, so a newcomer sees the arm move.
+
+`profile` picks a robot profile for both nodes (sim_robot then speaks that driver). On a
+real robot (robot="real") the executor never starts by itself: it waits for ~/start, or
+starts at once only with `start=True`; `shadow=True` sends nothing to the controllers and
+publishes every would-be command on /skill_executor/preview instead.
 """
 
 from __future__ import annotations
@@ -66,6 +72,9 @@ def deploy(
     log_dir: str | Path | None = None,
     echo: Callable[[str], None] = print,
     startup_timeout: float = 30.0,
+    profile: str | None = None,
+    shadow: bool = False,
+    start: bool = False,
 ) -> DeployResult:
     """Run skill_executor (and sim_robot for robot="sim") until done/duration/Ctrl-C.
 
@@ -75,7 +84,9 @@ def deploy(
     no limit). until_done: stop when the executor reports "done". domain_id /
     localhost_only: ROS_DOMAIN_ID and localhost discovery for the nodes (default: from
     the environment; localhost-only for sim). log_dir: write node output there instead of
-    this terminal.
+    this terminal. profile: robot profile for both nodes (None: the file's). shadow: compute
+    but send nothing (~/preview). start: on a real robot, start at once instead of waiting
+    for ~/start (ignored for sim, which follows the file's autostart).
     """
     if robot not in ("sim", "real"):
         raise ValueError(f"robot must be 'sim' or 'real', got {robot!r}")
@@ -88,6 +99,14 @@ def deploy(
     overrides = {k: dict(v) for k, v in (overrides or {}).items()}
     base = Path(params_file) if params_file is not None else DEFAULT_PARAMS_FILE
     file_nodes = read_params_file(base)
+    ex_over = overrides.setdefault("skill_executor", {})
+    if profile is not None:
+        ex_over["profile"] = profile
+        overrides.setdefault("sim_robot", {})["profile"] = profile
+    if shadow:
+        ex_over["shadow"] = True
+    if robot == "real":
+        ex_over["autostart"] = bool(start)  # never moves a real arm on its own
 
     with tempfile.TemporaryDirectory(prefix="skillstack-deploy-") as tmp:
         if robot == "sim":
@@ -120,10 +139,11 @@ def deploy(
         last: dict[str, Any] | None = None
         try:
             status = probe.record_status()
+            summary = probe.record_summary()
             for node in nodes:
                 node.start()
             echo(f"deploy: robot={robot} params={base}" + (f" domain={domain_id}" if domain_id is not None else ""))
-            last_state, last_print = "", 0.0
+            last_state, last_print, summary_shown = "", 0.0, False
             while True:
                 time.sleep(0.05)
                 now = time.monotonic() - t0
@@ -132,6 +152,13 @@ def deploy(
                     reason = "node exited"
                     echo(f"deploy: {', '.join(dead)} exited (code {[n.proc.returncode for n in nodes if not n.alive()]})")
                     break
+                if not summary_shown and summary.last() is not None:
+                    summary_shown = True
+                    for line in summary.last().get("lines", []):
+                        echo(f"deploy: {line}")
+                    if robot == "real" and not start:
+                        echo("deploy: the robot does not move until you call /skill_executor/start "
+                             "(ros2 service call /skill_executor/start std_srvs/srv/Trigger) or pass --start")
                 last = status.last()
                 if last is None:
                     if now > startup_timeout:

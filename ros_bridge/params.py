@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from ros_bridge.profile import ARM_INTERFACES, DEFAULT_PROFILE, RobotProfile, load_profile
 from ros_bridge.safety import SafetyConfig
 from sim_assets import DEFAULT_ROBOT, RobotDescription, load_robot
 
@@ -45,7 +46,8 @@ __all__ = [
 ]
 
 DEFAULT_PARAMS_FILE = Path(__file__).resolve().parent / "config" / "deploy.yaml"
-INTERFACES = ("position", "trajectory")
+INTERFACES = ARM_INTERFACES
+STATE_SOURCES = ("", "sources", "merged")
 
 
 @dataclass
@@ -63,11 +65,15 @@ class ExecutorParams:
     goal: list[float] = field(default_factory=list)  # task goal; [] = the task's seed-0 goal
     goal_topic: str = ""  # optional geometry_msgs/PoseStamped goal (3-D goals)
     control_rate: float = 0.0  # Hz; 0 = the skill's own rate (25 Hz for the envs)
-    controller: str = "arm_controller"  # ros2_control controller name
-    interface: str = "position"  # "position": Float64MultiArray on /<controller>/commands;
-    # "trajectory": JointTrajectory on /<controller>/joint_trajectory
-    joints: list[str] = field(default_factory=lambda: list(load_robot(DEFAULT_ROBOT).joint_names))  # commanded, in order
-    joint_states_topic: str = "/joint_states"
+    profile: str = DEFAULT_PROFILE  # robot profile (config/profiles/NAME.yaml or a path): the driver's names,
+    # topics, rates, controllers, gripper path, frames and limits; the four below override it
+    controller: str = ""  # ros2_control controller name ("" = the profile's)
+    interface: str = ""  # "" = the profile's; "position": Float64MultiArray on /<controller>/commands;
+    # "trajectory": JointTrajectory on /<controller>/joint_trajectory; "action": FollowJointTrajectory
+    joints: list[str] = field(default_factory=list)  # the arm controller's joints in order, driver names ([] = the profile's)
+    joint_states_topic: str = ""  # "" = the profile's topics; a topic = one topic carrying every joint
+    state_source: str = ""  # "" = the profile's choice; "sources" (each device's topic) or "merged"
+    shadow: bool = False  # compute every command but send none: publish each on ~/preview (JointTrajectory)
     object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
     stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
     autostart: bool = True  # start the skill as soon as states arrive
@@ -78,21 +84,27 @@ class ExecutorParams:
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
     def __post_init__(self) -> None:
-        if self.interface not in INTERFACES:
-            raise ValueError(f"interface must be one of {INTERFACES}, got {self.interface!r}")
+        if self.interface and self.interface not in INTERFACES:
+            raise ValueError(f"interface must be one of {INTERFACES} ('' = the profile's), got {self.interface!r}")
+        if self.state_source not in STATE_SOURCES:
+            raise ValueError(f"state_source must be one of {STATE_SOURCES}, got {self.state_source!r}")
+        if self.joint_states_topic and not self.joint_states_topic.startswith("/"):
+            raise ValueError(f"joint_states_topic must be an absolute topic name, got {self.joint_states_topic!r}")
         if self.stamp_source not in ("header", "receipt"):
             raise ValueError(f"stamp_source must be 'header' or 'receipt', got {self.stamp_source!r}")
         if not (self.control_rate >= 0 and math.isfinite(self.control_rate)):
             raise ValueError(f"control_rate must be >= 0 (0 = the skill's rate), got {self.control_rate}")
-        if not self.joints:
-            raise ValueError("joints must name at least one commanded joint")
-        valid = load_robot(DEFAULT_ROBOT).joint_names  # the executor drives the default robot
-        unknown = [j for j in self.joints if j not in valid]
-        if unknown:
-            raise ValueError(f"unknown joints {unknown}; valid: {list(valid)}")
-        if len(set(self.joints)) != len(self.joints):
-            raise ValueError(f"duplicate names in joints: {self.joints}")
-        if not self.controller or "/" in self.controller.strip("/"):
+        profile = self.robot_profile  # raises (a ValueError) naming the shipped profiles
+        if self.joints:
+            valid = profile.driver_joints
+            unknown = [j for j in self.joints if j not in valid]
+            if unknown:
+                raise ValueError(f"unknown joints {unknown}; the {profile.name} profile's joints: {list(valid)}")
+            if len(set(self.joints)) != len(self.joints):
+                raise ValueError(f"duplicate names in joints: {self.joints}")
+        if self.state_source:
+            profile.with_state_source(self.state_source)  # raises when the profile has no merged topic
+        if "/" in self.controller.strip("/"):
             raise ValueError(f"controller must be a plain name like 'arm_controller', got {self.controller!r}")
         if self.status_rate <= 0:
             raise ValueError("status_rate must be > 0")
@@ -101,12 +113,20 @@ class ExecutorParams:
         if self.plan_max_steps < 0:
             raise ValueError("plan_max_steps must be >= 0")
 
+    @property
+    def robot_profile(self) -> RobotProfile:
+        """The robot profile these parameters name (ProfileError, a ValueError, when unknown or bad)."""
+        return load_profile(self.profile)
+
 
 @dataclass
 class SimRobotParams:
     """Parameters of the sim_robot node (MuJoCo as the robot)."""
 
     robot: str = DEFAULT_ROBOT  # a shipped robot (`skillstack robots`) or a robot description YAML path
+    profile: str = ""  # "" = the topics below; a robot profile: publish and obey what that driver does
+    # (its joint names, topics and rates, a separate gripper, its controllers and actions; robot from it)
+    object_frame: str = ""  # frame_id of object poses ("" = "world", or the profile's base frame)
     objects: list[str] = field(default_factory=list)  # cube colours in the scene
     object_positions: list[float] = field(default_factory=list)  # x y z per object ([] = in front of the robot)
     initial_qpos: list[float] = field(default_factory=list)  # one per robot joint, arm then gripper ([] = home)
@@ -132,6 +152,14 @@ class SimRobotParams:
             raise ValueError("real_time_factor must be > 0")
         if self.object_positions and len(self.object_positions) != 3 * len(self.objects):
             raise ValueError(f"object_positions needs 3 numbers per object ({3 * len(self.objects)}), got {len(self.object_positions)}")
+        if self.profile:
+            prof = self.robot_profile  # raises (a ValueError) naming the shipped profiles
+            if self.robot not in (DEFAULT_ROBOT, prof.robot):
+                raise ValueError(f"robot {self.robot!r} conflicts with profile {prof.name!r}, which drives the {prof.robot}")
+            fixed = {"controller": "arm_controller", "joints": [], "joint_states_topic": "/joint_states"}
+            overridden = [k for k, v in fixed.items() if getattr(self, k) != v]
+            if overridden:
+                raise ValueError(f"{overridden} are set by profile {prof.name!r}; leave them at their defaults")
         names = self.description.joint_names  # raises (a ValueError) naming the shipped robots
         if self.initial_qpos and len(self.initial_qpos) != len(names):
             raise ValueError(f"initial_qpos needs {len(names)} values (the {self.robot} joints {list(names)}), got {len(self.initial_qpos)}")
@@ -140,9 +168,14 @@ class SimRobotParams:
             raise ValueError(f"joints must be distinct joints of the {self.robot}, {list(names)} ([] = all), got {self.joints}")
 
     @property
+    def robot_profile(self) -> RobotProfile | None:
+        """The profile sim_robot speaks (None: its own topics)."""
+        return load_profile(self.profile) if self.profile else None
+
+    @property
     def description(self) -> RobotDescription:
-        """The simulated robot's description."""
-        return load_robot(self.robot)
+        """The simulated robot's description (the profile's robot when a profile is given)."""
+        return load_robot(self.robot_profile.robot if self.profile else self.robot)
 
     @property
     def command_joints(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ ensure_ros_env()
 import rclpy  # noqa: E402
 from rclpy.context import Context  # noqa: E402
 from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.qos import QoSProfile  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -112,12 +112,21 @@ class Probe:
 
     def record_status(self, node: str = "skill_executor") -> Recorder:
         """Record /<node>/status, parsing its JSON (messages are dicts)."""
-        rec = Recorder(f"/{node}/status")
+        return self._record_json(f"/{node}/status", 50)
+
+    def record_summary(self, node: str = "skill_executor") -> Recorder:
+        """Record /<node>/summary, the executor's latched start-up summary (a dict: profile,
+        topics, joints, limits, rates, command paths; `lines` is what it logged)."""
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        return self._record_json(f"/{node}/summary", latched)
+
+    def _record_json(self, topic: str, qos: QoSProfile | int) -> Recorder:
+        rec = Recorder(topic)
 
         def on(msg: String) -> None:
             rec._on(json.loads(msg.data))
 
-        rec.subscription = self.node.create_subscription(String, f"/{node}/status", on, 50)
+        rec.subscription = self.node.create_subscription(String, topic, on, qos)
         return rec
 
     def publisher(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS) -> Any:

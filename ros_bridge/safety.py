@@ -5,8 +5,9 @@ passes through `SafetyLayer.step`, which, in this order:
 
 1. e-stop latch: while latched nothing is sent (`estop()` returns one hold target for
    the caller to send once, so a trajectory controller stops where it is);
-2. watchdog: no joint state yet, or one older than `stale_after_s` (default 100 ms)
-   -> send nothing until fresh states return (forward_command_controller has no
+2. watchdog: no joint state yet, or one older than `stale_after_s` (default 100 ms; a
+   caller merging topics at different rates passes each call the threshold of the stalest
+   topic) -> send nothing until fresh states return (forward_command_controller has no
    timeout of its own, so the last sent, safe, target is what the robot holds);
 3. NaN/inf guard on the measured state and on the requested target -> hold: re-send
    the last safe target (or nothing if there is none yet) and record the fault;
@@ -15,7 +16,9 @@ passes through `SafetyLayer.step`, which, in this order:
 5. joint position limits of the model (minus `joint_margin`);
 6. velocity limit per control period: |target - previous target| <= v_max * scale * dt,
    where the previous target is the last one sent, or the measured joints (clamped to
-   the limits) after any pause (start, stale, e-stop, reset) -- "re-anchoring";
+   the limits) after any pause (start, stale, e-stop, reset) -- "re-anchoring"; with
+   `ramp_s` > 0 the limit itself ramps up from zero over that long after each re-anchor,
+   so the first commands after a start creep away from the measured joints;
 7. end-effector workspace box: forward kinematics of the TCP on the robot model; a
    target whose TCP would leave the box is pulled back along the straight joint-space
    segment from the previous target (bisection), so the arm stops at the wall. If the
@@ -198,12 +201,15 @@ class SafetyConfig:
     workspace_max: tuple[float, float, float] = (0.95, 0.7, 0.9)
     workspace_enabled: bool = True
     reject_implausible_states: bool = True  # drop joint states that jump faster than the limits allow
+    ramp_s: float = 0.0  # after each re-anchor the velocity limit ramps up from 0 over this long (0 = off)
 
     def __post_init__(self) -> None:
         for name in ("period_s", "velocity_scale", "stale_after_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"SafetyConfig.{name} must be a positive finite number, got {v!r}")
+        if not (self.ramp_s >= 0 and math.isfinite(self.ramp_s)):
+            raise ValueError(f"SafetyConfig.ramp_s must be >= 0, got {self.ramp_s!r}")
         if not (self.joint_margin >= 0 and math.isfinite(self.joint_margin)):
             raise ValueError(f"SafetyConfig.joint_margin must be >= 0, got {self.joint_margin!r}")
         if not self.max_tracking_error > 0:
@@ -300,6 +306,7 @@ class SafetyLayer:
         self._last: np.ndarray | None = None  # last published (safe) target
         self._last_violation = 0.0
         self._need_anchor = True
+        self._since_anchor = 0  # targets published since the last re-anchor (the ramp's clock)
         self._estop = False
         self.state = SafetyState.IDLE
         self.last_fault: Fault | None = None
@@ -355,13 +362,21 @@ class SafetyLayer:
         self._need_anchor = True
 
     # -- the filter ------------------------------------------------------------------------
-    def step(self, target: np.ndarray | None, measured: np.ndarray | None, state_age_s: float | None) -> SafetyOutput:
+    def step(
+        self,
+        target: np.ndarray | None,
+        measured: np.ndarray | None,
+        state_age_s: float | None,
+        stale_after_s: float | None = None,
+    ) -> SafetyOutput:
         """Decide what to send this period for the requested `target`.
 
         target: requested joint positions (controller order), or None to only hold.
         measured: the latest measured joint positions (same order), or None if none yet.
         state_age_s: age of `measured` in seconds (None if there is none).
+        stale_after_s: the watchdog threshold for this state (default `config.stale_after_s`).
         """
+        limit = self.config.stale_after_s if stale_after_s is None else stale_after_s
         n = len(self.limits.names)
         if self._estop:
             self.state = SafetyState.ESTOP
@@ -369,8 +384,8 @@ class SafetyLayer:
             return SafetyOutput(False, None, self.state, Fault.ESTOP)
         if measured is None or state_age_s is None:
             return self._silence(Fault.NO_STATE, "no joint state received yet")
-        if not (state_age_s <= self.config.stale_after_s):  # also catches NaN ages
-            return self._silence(Fault.STALE_STATE, f"joint state is {state_age_s * 1e3:.0f} ms old (limit {self.config.stale_after_s * 1e3:.0f} ms)")
+        if not (state_age_s <= limit):  # also catches NaN ages
+            return self._silence(Fault.STALE_STATE, f"joint state is {state_age_s * 1e3:.0f} ms old (limit {limit * 1e3:.0f} ms)")
         measured = np.asarray(measured, dtype=np.float64)
         if measured.shape != (n,):
             raise ValueError(f"measured joints have shape {measured.shape}, expected ({n},)")
@@ -390,8 +405,12 @@ class SafetyLayer:
             ref = np.clip(measured, self._lo, self._hi)
             self._last_violation = self._violation(ref)
             reanchored = True
+            self._since_anchor = 0
         else:
             ref = self._last
+        step = self._step
+        if self.config.ramp_s > 0:
+            step = step * min(1.0, (self._since_anchor + 1) * self.config.period_s / self.config.ramp_s)
         cand = target
         # 4. tracking window around the measured joints
         if math.isfinite(self.config.max_tracking_error):
@@ -406,7 +425,7 @@ class SafetyLayer:
             clamped.append("position")
         cand = c
         # 6. velocity per period, from the reference (which is inside the limits)
-        c = np.clip(cand, ref - self._step, ref + self._step)
+        c = np.clip(cand, ref - step, ref + step)
         if not np.array_equal(c, cand):
             clamped.append("velocity")
         cand = np.clip(c, self._lo, self._hi)  # ref +- step may poke out; both bounds convex
@@ -427,6 +446,7 @@ class SafetyLayer:
         self._last = cand
         self._last_violation = violation
         self._need_anchor = False
+        self._since_anchor += 1
         self.state = SafetyState.RUNNING
         self.counters.published += 1
         for name in clamped:

@@ -19,11 +19,14 @@ if __name__ == "__main__":  # colcon runs this file as a script; never on import
         version="0.1.0",
         packages=[PACKAGE],
         package_dir={PACKAGE: "."},
+        # Read through importlib.resources at run time (robot profiles, control_msgs definitions).
+        package_data={PACKAGE: ["config/profiles/*.yaml", "idl/control_msgs/LICENSE", "idl/control_msgs/*/*"]},
         data_files=[
             ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
             (f"share/{PACKAGE}", ["package.xml"]),
             (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
             (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+            (f"share/{PACKAGE}/config/profiles", glob("config/profiles/*.yaml")),
         ],
         install_requires=["setuptools"],
         zip_safe=True,

@@ -1,4 +1,4 @@
-"""sim_robot: MuJoCo as the robot, speaking ros2_control's topics.
+"""sim_robot: MuJoCo as the robot, speaking ros2_control's topics (or a real driver's: ``profile``).
 
 Runs the skillstack tabletop scene with the robot its `robot` parameter names (a robot
 description: panda, ur5e, ...) in real time and
@@ -16,7 +16,11 @@ description: panda, ur5e, ...) in real time and
   targets;
 * can simulate a worse robot: command latency (`latency_s`), Gaussian joint noise
   (`noise_std`) and dropped states/commands (`drop_rate`);
-* ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back.
+* ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back;
+* with a robot profile (``profile: fr3``, ``ur``, ``panda_sim``) it speaks that driver instead:
+  its joint names, state topics and rates (an arm and a separate gripper, a merged topic), its
+  controllers, the FollowJointTrajectory/GripperCommand action servers when control_msgs loads,
+  object poses in a frame of the profile (`ros_bridge.sim_driver`).
 
 Physics advances in a timer callback that catches up with the wall clock in 2 ms
 MuJoCo steps, then publishes; the executor is single-threaded, so commands apply
@@ -35,13 +39,12 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
-from ros_bridge._ros import COMMAND_QOS, declare_params, run_node, to_stamp
+from ros_bridge._ros import declare_params, run_node, to_stamp
 from ros_bridge.params import SimRobotParams
+from ros_bridge.sim_driver import SimDriverIO
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402  (after the ROS environment check)
 from rclpy.node import Node  # noqa: E402
-from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
@@ -87,9 +90,6 @@ class SimRobot(Node):
         self._qadr = np.concatenate((self.robot.arm_qpos, self.robot.finger_qpos))
         self._dadr = np.concatenate((self.robot.arm_dof, self.robot.finger_dof))
         self._act = np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))
-        self._act_by_name = dict(zip(self.robot.joint_names, self._act))
-        self._cmd_joints = p.command_joints
-        self._cmd_act = np.array([self._act_by_name[j] for j in self._cmd_joints])
         self._ctrl_lo = self.model.actuator_ctrlrange[:, 0].copy()
         self._ctrl_hi = self.model.actuator_ctrlrange[:, 1].copy()
         self._objects = []
@@ -103,21 +103,25 @@ class SimRobot(Node):
         self.last_command_time: float | None = None
         self.reset_scene()
 
-        controller = p.controller.strip("/")
-        self._js_pub = self.create_publisher(JointState, p.joint_states_topic, 10)
+        grip = description.gripper
+        self.io = SimDriverIO(self, p, self.robot.joint_names, self._on_command, lambda w: grip.joint_targets(np.clip(w, *grip.width_range)))
+        self._act_by_name = dict(zip(self.io.driver_names, self._act))  # the names commands use (the driver's)
+        self._cmd_joints = self.io.command_joints
+        self._cmd_act = np.array([self._act_by_name[j] for j in self._cmd_joints])
+        self._grip_act = np.array([self._act_by_name[j] for j in self.io.gripper_joints], dtype=np.int64)
         prefix = "/" + p.object_pose_prefix.strip("/") if p.object_pose_prefix.strip("/") else ""
         self._pose_pubs = [(name, adr, self.create_publisher(PoseStamped, f"{prefix}/{name}/pose", 10)) for name, adr in self._objects]
-        self.create_subscription(JointTrajectory, f"/{controller}/joint_trajectory", self._on_trajectory, COMMAND_QOS)
-        self.create_subscription(Float64MultiArray, f"/{controller}/commands", self._on_commands, COMMAND_QOS)
         self.create_service(Trigger, "~/reset_scene", self._on_reset_scene)
-        self._js_msg = JointState()
-        self._js_msg.name = list(self.robot.joint_names)
         self._wall0 = time.monotonic()
         self._sim0 = self.data.time
-        self._timer = self.create_timer(1.0 / p.publish_rate, self._on_timer)
+        self._pose_period = 1.0 / p.publish_rate
+        self._pose_due = 0.0
+        self._timer = self.create_timer(1.0 / self.io.rate_hz, self._on_timer)
+        streams = ", ".join(f"{s.topic} at {1.0 / s.period_s:g} Hz" for s in self.io.streams)
         self.get_logger().info(
-            f"sim_robot: {description.title} + {list(p.objects) or 'no objects'} at {p.publish_rate:g} Hz; "
-            f"commands on /{controller}/commands and /{controller}/joint_trajectory"
+            f"sim_robot: {description.title} + {list(p.objects) or 'no objects'}"
+            + (f" speaking profile {self.io.profile.name}" if self.io.profile else "")
+            + f"; joint states {streams}; poses in {self.io.object_frame!r} at {p.publish_rate:g} Hz; commands on {self.io.paths}"
         )
 
     # -- scene ---------------------------------------------------------------------------
@@ -156,19 +160,13 @@ class SimRobot(Node):
     def _drop(self) -> bool:
         return self.params.drop_rate > 0 and self._rng.random() < self.params.drop_rate
 
-    def _on_trajectory(self, msg: JointTrajectory) -> None:
+    def _on_command(self, kind: str, msg: object) -> None:
+        """Any command (topic message or accepted goal): dropped or delayed as configured, then applied."""
         self.last_command_time = time.monotonic()
         if self._drop():
             self.received["dropped"] += 1
             return
-        self._enqueue("trajectory", msg)
-
-    def _on_commands(self, msg: Float64MultiArray) -> None:
-        self.last_command_time = time.monotonic()
-        if self._drop():
-            self.received["dropped"] += 1
-            return
-        self._enqueue("commands", msg)
+        self._enqueue(kind, msg)
 
     def _enqueue(self, kind: str, msg: object) -> None:
         if self.params.latency_s > 0:
@@ -182,15 +180,17 @@ class SimRobot(Node):
 
     def _apply(self, kind: str, msg: object) -> None:
         d = self.data
-        if kind == "commands":
-            values = np.asarray(msg.data, dtype=np.float64)
-            if values.shape != (len(self._cmd_act),):
-                return self._reject(f"commands has {values.size} values, expected {len(self._cmd_act)} ({list(self._cmd_joints)})")
+        if kind in ("commands", "gripper_commands", "gripper_targets"):
+            act = self._cmd_act if kind == "commands" else self._grip_act
+            values = np.asarray(msg if kind == "gripper_targets" else msg.data, dtype=np.float64)
+            if values.shape != (len(act),):
+                return self._reject(f"{kind} has {values.size} values, expected {len(act)}")
             if not np.all(np.isfinite(values)):
-                return self._reject("NaN/inf in commands")
-            self._traj = None
-            d.ctrl[self._cmd_act] = np.clip(values, self._ctrl_lo[self._cmd_act], self._ctrl_hi[self._cmd_act])
-            self.received["commands"] += 1
+                return self._reject(f"NaN/inf in {kind}")
+            if self._traj is not None and kind == "commands":
+                self._traj = None
+            d.ctrl[act] = np.clip(values, self._ctrl_lo[act], self._ctrl_hi[act])
+            self.received["trajectory" if kind == "gripper_targets" else "commands"] += 1
             return
         traj: JointTrajectory = msg  # type: ignore[assignment]
         names = list(traj.joint_names)
@@ -235,27 +235,38 @@ class SimRobot(Node):
 
     def _publish(self) -> None:
         d = self.data
-        if self._drop():
-            self.received["dropped"] += 1
+        now = time.monotonic()
+        due = [s for s in self.io.streams if s.due(now)]
+        poses_due = now + 1e-4 >= self._pose_due
+        if not due and not poses_due:
             return
         stamp = self.get_clock().now().nanoseconds * 1e-9
-        msg = self._js_msg
-        to_stamp(msg.header.stamp, stamp)
         q = d.qpos[self._qadr]
-        if self.params.noise_std > 0:
-            q = q + self._rng.normal(0.0, self.params.noise_std, size=q.shape)
-        msg.position = q.tolist()
-        msg.velocity = d.qvel[self._dadr].tolist()
-        msg.effort = d.actuator_force[self._act].tolist()
-        self._js_pub.publish(msg)
+        if due:
+            if self.params.noise_std > 0:
+                q = q + self._rng.normal(0.0, self.params.noise_std, size=q.shape)
+            qd, effort = d.qvel[self._dadr], d.actuator_force[self._act]
+        for s in due:
+            if self._drop():
+                self.received["dropped"] += 1
+                continue
+            msg = s.message
+            to_stamp(msg.header.stamp, stamp)
+            msg.position = q[s.index].tolist()
+            msg.velocity = qd[s.index].tolist()
+            msg.effort = effort[s.index].tolist()
+            s.publisher.publish(msg)
+        if not poses_due:
+            return
+        self._pose_due = max(self._pose_due + self._pose_period, now + 0.5 * self._pose_period)
         for _name, adr, pub in self._pose_pubs:
             pose = PoseStamped()
             to_stamp(pose.header.stamp, stamp)
-            pose.header.frame_id = "world"
-            x, y, z, qw, qx, qy, qz = d.qpos[adr : adr + 7]
-            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = float(x), float(y), float(z)
-            pose.pose.orientation.w, pose.pose.orientation.x = float(qw), float(qx)
-            pose.pose.orientation.y, pose.pose.orientation.z = float(qy), float(qz)
+            pose.header.frame_id = self.io.object_frame
+            pos, quat = self.io.object_pose(d.qpos[adr : adr + 3], d.qpos[adr + 3 : adr + 7])
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
+            pose.pose.orientation.w, pose.pose.orientation.x = float(quat[0]), float(quat[1])
+            pose.pose.orientation.y, pose.pose.orientation.z = float(quat[2]), float(quat[3])
             pub.publish(pose)
 
     def close(self) -> None:

@@ -1,16 +1,25 @@
 """skill_executor: runs a skill from the library on a robot through ROS 2, always behind the safety layer.
 
-Inputs: sensor_msgs/JointState on `joint_states_topic` (names matched, any order, extra
-joints ignored) and one geometry_msgs/PoseStamped per task object
-(`object_pose_topics`, default /objects/<name>/pose); optionally a PoseStamped goal.
+The robot profile (`profile`, default ``panda_sim``; `ros_bridge.profile`) says how the driver
+names, publishes and accepts things; `bringup.plan_bringup` resolves it with the overrides.
+
+Inputs: sensor_msgs/JointState on the profile's topics (names matched, any order, extra
+joints ignored, the driver's names mapped onto the robot description; an arm and a gripper
+publishing separately are merged by name, each topic watched against its own rate) and one
+geometry_msgs/PoseStamped per task object (`object_pose_topics`, default
+/objects/<name>/pose) in the profile's base frame or a frame it has a static transform for;
+optionally a PoseStamped goal.
 
 Each control period (`control_rate`, default the skill's own rate) it fills the task's
 scratch environment with the measured state, builds the observation with the envs'
 code, runs the policy, maps the end-effector action to joint targets with the envs' IK
-path, passes them through `SafetyLayer`, and publishes in ros2_control's conventions:
-std_msgs/Float64MultiArray on /<controller>/commands (`interface: position`,
-forward_command_controller) or trajectory_msgs/JointTrajectory on
-/<controller>/joint_trajectory (`interface: trajectory`, joint_trajectory_controller).
+path, passes them through `SafetyLayer`, and sends them through `command_paths.CommandPaths`
+in ros2_control's conventions: the arm's controller by topic (Float64MultiArray or
+JointTrajectory) or FollowJointTrajectory action, the gripper by its own path (a
+GripperCommand action or its controller's topic). In shadow mode (`shadow`) nothing reaches a
+controller: every would-be command goes to ~/preview. Nothing is sent while a controller or
+action server is missing (state "waiting", the reason in the status). At start the executor
+logs a summary of the topics, joints, limits and rates in force and latches it on ~/summary.
 
 Control periods are clocked by arriving joint states (like ros2_control's
 read -> update -> write): the first fresh state at or after each period boundary triggers
@@ -19,14 +28,13 @@ runs the watchdog and the status topic when states stop arriving.
 
 Services (std_srvs/Trigger): ~/start, ~/stop, ~/estop (latches), ~/reset (clears the
 latch; call ~/start to run again). Topic ~/status (std_msgs/String, JSON): skill, task,
-state, last_fault, fault_detail, counters. With `publish_timing`, ~/timing
+state, last_fault, fault_detail, counters; ~/summary (JSON, transient local): the bring-up. With `publish_timing`, ~/timing
 (Float64MultiArray) carries per-command timing for the benchmark:
 [seq, state_stamp, state_received, tick_start, publish_time, compute_s] (seconds).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import threading
@@ -36,18 +44,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from ros_bridge._ros import COMMAND_QOS, STATE_QOS, declare_params, run_node, stamp_s
+from ros_bridge.bringup import plan_bringup, summary_lines
+from ros_bridge.command_paths import CommandPaths
+from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.params import ExecutorParams
-from ros_bridge.safety import PANDA_JOINTS, Fault, JointLimits, SafetyLayer, SafetyOutput, SafetyState, TcpKinematics
-from ros_bridge.state import JointStateCache, PoseCache
+from ros_bridge.profile import ProfileError
+from ros_bridge.safety import Fault, JointLimits, SafetyLayer, SafetyOutput, SafetyState, TcpKinematics
+from ros_bridge.state import PoseCache
 from ros_bridge.task import PolicyInfo, TaskModel, load_policy, resolve_task
 
-from builtin_interfaces.msg import Duration  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
 __all__ = ["SkillExecutor", "main"]
 
@@ -60,12 +71,13 @@ class SkillExecutor(Node):
         p: ExecutorParams = declare_params(self, ExecutorParams())
         self.params = p
         self._task_lock = threading.Lock()  # the scratch env is shared with a hierarchical controller's thread
+        robot = p.robot_profile.robot  # the profile's robot runs the task (its description's model and IK)
         if p.plan_task:
             from ros_bridge.hierarchy import HierarchicalPolicy, resolve_plan_task
 
             plan_env, goal_literals = resolve_plan_task(p.plan_task, p.plan_goal)
             env_id = p.task or plan_env
-            self.task = TaskModel(env_id)
+            self.task = TaskModel(env_id, robot=robot)
             if p.goal:
                 self.task.set_goal(p.goal)
             rate = p.control_rate or 1.0 / self.task.control_dt
@@ -77,44 +89,52 @@ class SkillExecutor(Node):
             self.info = PolicyInfo(f"plan:{p.plan_task}", rate)
         else:
             env_id, env_kwargs = resolve_task(p.skill, p.task, p.library_root or None, p.lock_file or None)
-            self.task = TaskModel(env_id, env_kwargs)
+            self.task = TaskModel(env_id, env_kwargs, robot=robot)
             if p.goal:
                 self.task.set_goal(p.goal)
             self.policy, self.info = load_policy(p.skill, self.task, p.library_root or None, p.lock_file or None)
             rate = p.control_rate or self.info.control_hz or 1.0 / self.task.control_dt
         self.period = 1.0 / rate
-        safety_cfg = dataclasses.replace(p.safety, period_s=self.period)
-        limits = JointLimits.from_model(self.task.model, p.joints)
+        env_id = self.task.env_id
+        self.plan = plan = plan_bringup(p, self.task.model, self.period)
+        self.profile = plan.profile
+        desc = self.profile.description
         self.safety = SafetyLayer(
-            limits,
-            safety_cfg,
-            TcpKinematics() if safety_cfg.workspace_enabled else None,
+            plan.limits,
+            plan.safety,
+            TcpKinematics(robot=desc) if plan.safety.workspace_enabled else None,
             on_fault=lambda f, d: self.get_logger().warning(f"safety: {f.value}: {d}"),
         )
-        self._cmd_idx = np.array([PANDA_JOINTS.index(j) for j in p.joints])
-        state_limits = JointLimits.from_model(self.task.model, PANDA_JOINTS)
-        self.joints = JointStateCache(
-            PANDA_JOINTS, max_velocity=state_limits.velocity if safety_cfg.reject_implausible_states else None
+        state_order = self.task.state_joints  # the description's joints, arm then gripper
+        self._cmd_idx = np.array([state_order.index(j) for j in plan.limits.names])
+        self._grip_idx = np.array([state_order.index(j) for j in self.profile.to_description(plan.gripper_joints)], dtype=np.int64)
+        self._n_arm = len(plan.arm_joints)
+        state_limits = JointLimits.from_model(self.task.model, state_order, robot=desc)
+        self.joints = MergedJointStates(
+            state_order,
+            plan.state_topics,
+            max_velocity=state_limits.velocity if plan.safety.reject_implausible_states else None,
+            aliases=plan.aliases,
         )
         self.poses = PoseCache(self.task.objects)
+        self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
+        self._grip_request: np.ndarray | None = None
+        self._not_ready = ""  # a missing controller or action server
         self.mode = "running" if p.autostart else "stopped"
         self.exec_fault = ""  # executor-level problem (e.g. waiting for object poses)
-        self.counters = {"ticks": 0, "published": 0, "missed_deadlines": 0, "late_ticks": 0, "policy_errors": 0}
+        self.counters = {"ticks": 0, "published": 0, "missed_deadlines": 0, "late_ticks": 0, "policy_errors": 0, "rejected_poses": 0}
+        self.pose_fault = ""  # the last object pose refused (a frame with no transform)
         self._next_tick: float | None = None
         self._success_since: float | None = None
         self._last_state_str = ""
         self._seq = 0
         self._last_tcp: list[float] | None = None
 
-        controller = p.controller.strip("/")
-        if p.interface == "position":
-            self._cmd_pub = self.create_publisher(Float64MultiArray, f"/{controller}/commands", COMMAND_QOS)
-        else:
-            self._cmd_pub = self.create_publisher(JointTrajectory, f"/{controller}/joint_trajectory", COMMAND_QOS)
-        self.command_topic = self._cmd_pub.topic_name
+        self.command_topic = self.paths.topic
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._timing_pub = self.create_publisher(Float64MultiArray, "~/timing", COMMAND_QOS) if p.publish_timing else None
-        self.create_subscription(JointState, p.joint_states_topic, self._on_joint_state, STATE_QOS)
+        for i, t in enumerate(plan.state_topics):
+            self.create_subscription(JointState, t.topic, lambda m, i=i: self._on_joint_state(m, i), STATE_QOS)
         topics = p.object_pose_topics or [f"/objects/{o}/pose" for o in self.task.objects]
         if len(topics) != len(self.task.objects):
             raise ValueError(f"object_pose_topics has {len(topics)} topics for objects {list(self.task.objects)}")
@@ -126,30 +146,36 @@ class SkillExecutor(Node):
         self.create_service(Trigger, "~/stop", self._srv_stop)
         self.create_service(Trigger, "~/estop", self._srv_estop)
         self.create_service(Trigger, "~/reset", self._srv_reset)
-        watchdog_period = min(self.safety.config.stale_after_s / 2.0, 0.05)
+        watchdog_period = min(min(t.stale_after_s for t in plan.state_topics) / 2.0, 0.05)
         self.create_timer(watchdog_period, self._on_watchdog)
         self.create_timer(1.0 / p.status_rate, self.publish_status)
         if self.mode == "running":
             self.policy.reset()
+        lines = summary_lines(plan, rate_hz=rate, arm_path=self.paths.arm_path, gripper_path=self.paths.gripper_path, autostart=p.autostart)
         self.get_logger().info(
             f"skill_executor: {self.info.name} on {env_id} at {rate:g} Hz -> {self.command_topic} "
-            f"({p.interface}); goal {np.round(self.task.goal, 3).tolist()}; mode {self.mode}"
+            f"({plan.interface}); goal {np.round(self.task.goal, 3).tolist()}; mode {self.mode}\n" + "\n".join(lines)
         )
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._summary_pub = self.create_publisher(String, "~/summary", latched)
+        summary = {**plan.to_dict(), "skill": self.info.name, "task": env_id, "rate_hz": rate, "arm_path": self.paths.arm_path,
+                   "gripper_path": self.paths.gripper_path, "notes": self.paths.notes, "autostart": p.autostart, "lines": lines}
+        self._summary_pub.publish(String(data=json.dumps(summary)))
 
     # -- inputs ----------------------------------------------------------------------------
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_joint_state(self, msg: JointState) -> None:
+    def _on_joint_state(self, msg: JointState, topic: int = 0) -> None:
         recv = self._now()
-        err = self.joints.update(msg.name, msg.position, msg.velocity, stamp_s(msg.header.stamp), recv)
+        err = self.joints.update(topic, msg.name, msg.position, msg.velocity, stamp_s(msg.header.stamp), recv)
         if err is not None:
             if err != self.exec_fault:
                 self.get_logger().warning(f"rejected joint state: {err}", throttle_duration_sec=1.0)
             self.exec_fault = err
             return
-        if self.mode != "running" or self.safety.estopped:
-            return
+        if topic != 0 or self.mode != "running" or self.safety.estopped:
+            return  # the first topic (the arm's) clocks the control periods
         mono = time.monotonic()
         if self._next_tick is None:
             self._next_tick = mono
@@ -166,7 +192,14 @@ class SkillExecutor(Node):
 
     def _on_pose(self, name: str, msg: PoseStamped) -> None:
         p, o = msg.pose.position, msg.pose.orientation
-        err = self.poses.update(name, (p.x, p.y, p.z), (o.w, o.x, o.y, o.z), stamp_s(msg.header.stamp), self._now())
+        try:
+            pos, quat = self.profile.to_base(msg.header.frame_id, (p.x, p.y, p.z), (o.w, o.x, o.y, o.z))
+        except ProfileError as exc:
+            self.counters["rejected_poses"] += 1
+            self.pose_fault = f"object {name!r}: {exc}"
+            self.get_logger().error(f"rejected object pose: {self.pose_fault}", throttle_duration_sec=2.0)
+            return
+        err = self.poses.update(name, pos, quat, stamp_s(msg.header.stamp), self._now())
         if err is not None:
             self.get_logger().warning(f"rejected object pose: {err}", throttle_duration_sec=1.0)
 
@@ -179,21 +212,32 @@ class SkillExecutor(Node):
             self.get_logger().warning(f"rejected goal: {exc}", throttle_duration_sec=1.0)
 
     # -- the control period ------------------------------------------------------------------
-    def _age(self, reading) -> float:
-        ref = reading.stamp_s if self.params.stamp_source == "header" else reading.received_s
-        return self._now() - ref
+    def _worst_age(self) -> tuple[str, float, float] | None:
+        """(topic, age, threshold) of the stalest state topic, or None before every topic has spoken."""
+        return self.joints.worst_age(self._now(), self.params.stamp_source == "header")
 
     def _tick(self, recv: float) -> None:
         t_start = time.perf_counter()
         tick_wall = self._now()
         reading = self.joints.latest()
         self.counters["ticks"] += 1
-        age = self._age(reading)
+        worst = self._worst_age()
+        if reading is None or worst is None:  # another topic (the gripper's) has not spoken yet
+            self.exec_fault = f"waiting for joint states on {self.joints.missing()}"
+            self.safety.step(None, None, None)
+            self._maybe_status()
+            return
+        _, age, limit = worst
         measured = reading.position[self._cmd_idx]
-        if not (age <= self.safety.config.stale_after_s) or not np.all(np.isfinite(measured)):
-            out = self.safety.step(None, measured, age)  # watchdog / NaN-state path
+        self._not_ready = self.paths.not_ready()
+        if self._not_ready:  # a controller or action server is missing: send nothing, start afresh later
+            self.exec_fault = self._not_ready
+            self.safety.pause()
+            out = SafetyOutput(False, None, SafetyState.WAITING)
+        elif not (age <= limit) or not np.all(np.isfinite(measured)):
+            out = self.safety.step(None, measured, age, limit)  # watchdog / NaN-state path
         else:
-            out = self._run_policy(reading, measured, age)
+            out = self._run_policy(reading, measured, age, limit)
         compute = time.perf_counter() - t_start
         if compute > self.period:
             self.counters["late_ticks"] += 1
@@ -205,10 +249,10 @@ class SkillExecutor(Node):
                 )
         self._maybe_status()
 
-    def _run_policy(self, reading, measured: np.ndarray, age: float) -> SafetyOutput:
+    def _run_policy(self, reading, measured: np.ndarray, age: float, limit: float) -> SafetyOutput:
         missing = self.poses.missing()
         if missing:
-            self.exec_fault = f"waiting for poses of {missing}"
+            self.exec_fault = f"waiting for poses of {missing}" + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
             return self.safety.hold(None)
         if not np.all(np.isfinite(reading.velocity)):
             return self.safety.hold(Fault.NONFINITE_STATE, "NaN/inf in joint velocities")
@@ -238,10 +282,14 @@ class SkillExecutor(Node):
         if not self._task_lock.acquire(timeout=0.3 * self.period):
             return self.safety.hold(None)
         try:
-            target = self.task.targets_for_action(action)[self._cmd_idx]
+            targets = self.task.targets_for_action(action)
         finally:
             self._task_lock.release()
-        return self.safety.step(target, measured, age)
+        out = self.safety.step(targets[self._cmd_idx], measured, age, limit)
+        if len(self._grip_idx):  # the gripper's own path: its requested opening, within its position limits
+            n = self._n_arm
+            self._grip_request = np.clip(targets[self._grip_idx], self.safety.limits.lower[n:], self.safety.limits.upper[n:])
+        return out
 
     def _check_done(self, obs) -> bool:
         now = time.monotonic()
@@ -279,15 +327,7 @@ class SkillExecutor(Node):
         self._close_policy()
 
     def _publish(self, target: np.ndarray) -> None:
-        if self.params.interface == "position":
-            msg = Float64MultiArray(data=target.tolist())
-        else:
-            msg = JointTrajectory()
-            msg.joint_names = list(self.params.joints)
-            sec = int(self.period)
-            point = JointTrajectoryPoint(positions=target.tolist(), time_from_start=Duration(sec=sec, nanosec=int((self.period - sec) * 1e9)))
-            msg.points = [point]
-        self._cmd_pub.publish(msg)
+        self.paths.send(target, self._grip_request)
         self._seq += 1
         self.counters["published"] += 1
 
@@ -296,12 +336,13 @@ class SkillExecutor(Node):
         if self.mode != "running" or self.safety.estopped:
             return
         reading = self.joints.latest()
-        if reading is None:
+        worst = self._worst_age()
+        if reading is None or worst is None:
             self.safety.step(None, None, None)
         else:
-            age = self._age(reading)
-            if not age <= self.safety.config.stale_after_s:
-                self.safety.step(None, reading.position[self._cmd_idx], age)
+            _, age, limit = worst
+            if not age <= limit:
+                self.safety.step(None, reading.position[self._cmd_idx], age, limit)
                 self._next_tick = None  # restart the clock when states return
         self._maybe_status()
 
@@ -312,6 +353,8 @@ class SkillExecutor(Node):
             return SafetyState.ESTOP.value
         if self.mode != "running":
             return self.mode
+        if self._not_ready:
+            return SafetyState.WAITING.value
         return self.safety.state.value
 
     def status(self) -> dict:
@@ -335,8 +378,13 @@ class SkillExecutor(Node):
             "suppressed": s.counters.suppressed,
             "clamped": dict(s.counters.clamped),
             "rejected_states": self.joints.rejected,
-            "command_subscribers": self._cmd_pub.get_subscription_count(),
-            "state_age": None if (r := self.joints.latest()) is None else round(self._age(r), 4),
+            "command_subscribers": self.paths.subscribers(),
+            "state_age": None if (w := self._worst_age()) is None else round(w[1], 4),
+            "state_topic": None if w is None else w[0],
+            "profile": self.profile.name,
+            "shadow": self.plan.shadow,
+            **self.paths.counters,
+            "command_error": self.paths.last_error,
         }
 
     def publish_status(self) -> None:
@@ -357,6 +405,7 @@ class SkillExecutor(Node):
         self.policy.reset()
         self.task.reset_episode()
         self.safety.pause()
+        self.paths.reset()
         self._success_since = None
         self._next_tick = None
         self.mode = "running"
@@ -377,7 +426,7 @@ class SkillExecutor(Node):
     def _srv_estop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         hold = self.safety.estop("~/estop called")
         if hold is not None:
-            self._publish(hold)  # one hold command so a trajectory controller stops here
+            self.paths.hold(hold)  # one hold command so a trajectory controller stops here
         self._close_policy()
         self.get_logger().error("E-STOP latched: no targets until ~/reset")
         self.publish_status()

@@ -24,7 +24,6 @@ from typing import Any, Protocol
 import mujoco
 import numpy as np
 
-from ros_bridge.safety import PANDA_JOINTS
 from ros_bridge.state import JointReading, ObjectReading
 
 __all__ = ["DEFAULT_TASK", "Policy", "PolicyInfo", "TaskModel", "load_policy", "resolve_task"]
@@ -45,13 +44,17 @@ class Policy(Protocol):
 class TaskModel:
     """Scratch environment of one task, filled from measured state (see module docstring)."""
 
-    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None):
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any] | None = None, robot: str | None = None):
+        """env_id: the task; env_kwargs: as recorded in a skill's manifest; robot: run the task
+        on this robot (a shipped name or description path) when it is not the id's own."""
         import envs
 
         kwargs = dict(env_kwargs or {})
         kwargs.setdefault("randomization", None)  # the robot supplies the noise
-        self.env_id = env_id
+        if robot is not None and kwargs.get("robot", envs.robot_of(env_id)) != robot:
+            kwargs["robot"] = robot
         self.env = envs.make(env_id, **kwargs).unwrapped
+        self.env_id = self.env.spec.id if self.env.spec is not None else env_id
         self.env.reset(seed=0)
         self.model: mujoco.MjModel = self.env.model
         self.data: mujoco.MjData = self.env.data
@@ -60,7 +63,7 @@ class TaskModel:
         self.control_dt: float = float(self.env.control_dt)
         self.goal_dim = int(self.env.goal.size)
         self.action_dim = int(self.env.action_space.shape[0])
-        self.state_joints: tuple[str, ...] = PANDA_JOINTS
+        self.state_joints: tuple[str, ...] = tuple(self.robot.joint_names)  # arm then gripper
         self._qadr = np.concatenate((self.robot.arm_qpos, self.robot.finger_qpos))
         self._dadr = np.concatenate((self.robot.arm_dof, self.robot.finger_dof))
         self._obj_adr = {}
@@ -89,7 +92,7 @@ class TaskModel:
 
     # -- state -> observation ----------------------------------------------------------------
     def load_state(self, joints: JointReading, objects: Mapping[str, ObjectReading]) -> None:
-        """Write measured joints (PANDA_JOINTS order) and object poses into the scratch data."""
+        """Write measured joints (`state_joints` order) and object poses into the scratch data."""
         d = self.data
         d.qpos[self._qadr] = joints.position
         d.qvel[self._dadr] = joints.velocity
@@ -118,7 +121,7 @@ class TaskModel:
 
     # -- action -> joint targets -------------------------------------------------------------
     def targets_for_action(self, action: np.ndarray) -> np.ndarray:
-        """Joint targets (PANDA_JOINTS order) for an action, through the env's own IK path.
+        """Joint targets (`state_joints` order) for an action, through the env's own IK path.
 
         The action is clipped to [-1, 1] like the env does; a non-finite action raises
         ValueError (the caller holds instead).

@@ -23,7 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "pip install 'skillstack[ros]'."
         ),
     )
-    p.add_argument("--robot", choices=("sim", "real"), default="sim", help="sim: also start sim_robot (default); real: talk to your ros2_control controllers")
+    p.add_argument("--robot", choices=("sim", "real"), default="sim", help="sim: also start sim_robot (default); real: talk to your ros2_control controllers (never moves before ~/start or --start)")
+    p.add_argument("--profile", default=None, metavar="NAME", help="robot profile for both nodes: panda_sim (default), fr3 (franka_ros2), ur (Universal Robots driver) or a profile YAML; sim_robot then speaks that driver")
+    p.add_argument("--shadow", action="store_true", help="compute every command but send none to the controllers: publish each on /skill_executor/preview (JointTrajectory)")
+    p.add_argument("--start", action="store_true", help="with --robot real: start moving at once instead of waiting for the ~/start service")
     p.add_argument("--params", metavar="FILE", default=None, help="ROS 2 parameter YAML for both nodes (default: the packaged config/deploy.yaml)")
     p.add_argument("--skill", default=None, help="override: 'expert', a skill package directory, or name[@version]")
     p.add_argument("--plan", default=None, metavar="TASK", help="override: run the hierarchical controller over library skills on a long-horizon task (pick-place, stack-two, ... or a YAML spec)")
@@ -31,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lock", metavar="FILE", default=None, help="override: run only the skills this lock file pins (skillstack skills lock); anything else is refused")
     p.add_argument("--task", default=None, help="override: env id whose observation/IK the skill uses (e.g. skillstack/PandaReach-v0)")
     p.add_argument("--goal", nargs="+", type=float, default=None, metavar="X", help="override: task goal numbers (e.g. --goal 0.5 0.1 0.25)")
-    p.add_argument("--interface", choices=("position", "trajectory"), default=None, help="override: /<controller>/commands or /<controller>/joint_trajectory")
+    p.add_argument("--interface", choices=("position", "trajectory", "action"), default=None, help="override: /<controller>/commands, /<controller>/joint_trajectory or the FollowJointTrajectory action")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: when the task is done, or Ctrl-C)")
     p.add_argument("--keep-running", action="store_true", help="do not stop when the task is done")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID for the nodes (default: from the environment)")
@@ -72,5 +75,8 @@ def run(args: argparse.Namespace) -> int:
         until_done=not args.keep_running,
         domain_id=args.domain_id,
         log_dir=args.log_dir,
+        profile=args.profile,
+        shadow=args.shadow,
+        start=args.start,
     )
     return 0 if result.ok else 1
