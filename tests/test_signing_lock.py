@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -108,3 +107,29 @@ def test_run_task_and_deploy_policy_honour_the_lock(lib, tmp_path, capsys):
         run_task("pick-place", library=lib, lock=task_lock, episodes=1)
     with pytest.raises(SkillLockError, match="push_b@0.1.0 is not in the lock file"):
         run_task("stack-two", skills=[lib.load("push_b")], lock=task_lock, episodes=1)
+
+
+def test_skillstack_deploy_with_a_lock_refuses_an_unpinned_skill_and_runs_a_pinned_one(lib, tmp_path):
+    """Through the real executor node over ROS 2 (sim_robot): the lock is honoured on the robot path."""
+    import random
+    import subprocess
+    import sys
+
+    from ros_bridge._env import child_env, ros_available
+
+    if not ros_available():
+        pytest.skip("ROS 2 (rclpy) not installed: pip install 'skillstack[ros]'")
+    lock = write_lock(lock_skills(lib, ["push_a@1.0.0"]), tmp_path / "push.lock.json")
+
+    def deploy(skill: str, logs: str) -> subprocess.CompletedProcess:
+        env = child_env(domain_id=random.randint(200, 230), localhost_only=True)
+        cmd = [sys.executable, "-m", "skillstack", "deploy", "--skill", skill, "--library", str(lib.root), "--lock", str(lock),
+               "--duration", "4", "--log-dir", str(tmp_path / logs)]  # fmt: skip
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+
+    refused = deploy("push_b", "refused")
+    assert refused.returncode != 0
+    assert "push_b@0.1.0 is not in the lock file" in (tmp_path / "refused" / "skill_executor.log").read_text()
+    pinned = deploy("push_a@1.0.0", "pinned")
+    assert pinned.returncode == 0, pinned.stdout[-2000:] + pinned.stderr[-2000:]
+    assert "push_a@1.0.0" in pinned.stdout + (tmp_path / "pinned" / "skill_executor.log").read_text()
