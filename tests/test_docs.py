@@ -136,6 +136,7 @@ def test_the_markers_are_known_and_sit_on_blocks_that_can_run():
                 assert b.lang in _SHELLS | {"python"}, f"{b.where()}: only python/bash/console blocks can be skipped"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", [p for p in PAGES if any(b.runs for b in code_blocks(p))], ids=_page_id)
 def test_runnable_blocks_of_the_page_run(page, tmp_path):
     work = tmp_path / "work"
