@@ -16,6 +16,9 @@ Two supported installs, same code:
 Interface packages built by `ros_bridge.interfaces` into another prefix than the
 interpreter's are found through ``SKILLSTACK_ROS_PREFIX`` (prefixes separated by ``:``):
 their ``lib`` joins the library path and their site-packages ``sys.path`` / ``PYTHONPATH``.
+rosidl dlopens type support libraries by name, which the loader resolves with the library
+path the process started with: entry points re-execute themselves when it lacks them, and
+other processes (a test runner) need ``<prefix>/lib`` on ``LD_LIBRARY_PATH`` from the start.
 
 The RMW is whatever ROS picks (Fast DDS on Jazzy, the only one the wheels ship).
 Nothing here imports rclpy at module import time.
@@ -143,12 +146,6 @@ def require_rclpy() -> ModuleType:
     for d in _extra_python_dirs():
         if d not in sys.path:
             sys.path.append(d)
-    # rosidl's type support dispatch dlopens interface libraries by name along LD_LIBRARY_PATH
-    # as it is when the type is first used, so extra prefixes work without a re-exec.
-    libs = [str(p / "lib") for p in extra_prefixes()]
-    parts = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
-    if any(d not in parts for d in libs):
-        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([d for d in libs if d not in parts] + parts)
     try:
         rclpy = importlib.import_module("rclpy")
         for mod in ("sensor_msgs.msg", "geometry_msgs.msg", "std_msgs.msg", "std_srvs.srv", "trajectory_msgs.msg"):
@@ -172,7 +169,9 @@ def ensure_ros_env() -> None:
     """
     try:
         require_rclpy()
-        return
+        env = _with_library_path(dict(os.environ))
+        if not extra_prefixes() or os.environ.get(_REEXEC_FLAG) or env.get("LD_LIBRARY_PATH") == os.environ.get("LD_LIBRARY_PATH"):
+            return  # (an extra prefix's libraries must be on the path from the start: re-execute once)
     except RosUnavailableError:
         env = _with_library_path(dict(os.environ))
         if os.environ.get(_REEXEC_FLAG) or env.get("LD_LIBRARY_PATH") == os.environ.get("LD_LIBRARY_PATH"):
