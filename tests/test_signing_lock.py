@@ -109,6 +109,7 @@ def test_run_task_and_deploy_policy_honour_the_lock(lib, tmp_path, capsys):
         run_task("stack-two", skills=[lib.load("push_b")], lock=task_lock, episodes=1)
 
 
+@pytest.mark.slow
 def test_skillstack_deploy_with_a_lock_refuses_an_unpinned_skill_and_runs_a_pinned_one(lib, tmp_path):
     """Through the real executor node over ROS 2 (sim_robot): the lock is honoured on the robot path."""
     import random
