@@ -127,6 +127,7 @@ class SimRobotParams:
     profile: str = ""  # "" = the topics below; a robot profile: publish and obey what that driver does
     # (its joint names, topics and rates, a separate gripper, its controllers and actions; robot from it)
     object_frame: str = ""  # frame_id of object poses ("" = "world", or the profile's base frame)
+    action_servers: bool = True  # with a profile: serve its arm and gripper actions (false: another node does)
     objects: list[str] = field(default_factory=list)  # cube colours in the scene
     object_positions: list[float] = field(default_factory=list)  # x y z per object ([] = in front of the robot)
     initial_qpos: list[float] = field(default_factory=list)  # one per robot joint, arm then gripper ([] = home)

@@ -113,14 +113,17 @@ class SimDriverIO:
         self._servers: list[object] = []
         if profile is None:
             return
-        try:
-            from rclpy.action import ActionServer, GoalResponse
+        self.gripper_joints = profile.gripper.joints
+        follow = grip = None
+        if params.action_servers:  # (false: another node, a benchmark's recorder, serves them)
+            try:
+                from rclpy.action import ActionServer, GoalResponse
 
-            from ros_bridge.interfaces import action_types
+                from ros_bridge.interfaces import action_types
 
-            follow, grip = action_types()
-        except ImportError:
-            follow = grip = None
+                follow, grip = action_types()
+            except ImportError:
+                pass
         known = set(self.driver_names)
         if follow is not None:
 
@@ -138,7 +141,6 @@ class SimDriverIO:
             self._servers.append(ActionServer(node, follow, name, arm_execute, goal_callback=arm_goal))
             self.paths.append(name)
         g = profile.gripper
-        self.gripper_joints = g.joints
         if g.interface == "action" and grip is not None:
             desc = profile.description
             k = list(g.joints).index(g.command_joint)

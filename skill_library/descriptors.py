@@ -21,11 +21,14 @@ Episode protocol:
    phase is not the expert's first is preceded by the expert running up to that phase;
    any skill whose preconditions do not hold is preceded by the task's expert until they
    do (`setup="auto"`; `setup="none"` disables this). A setup that fails re-draws;
-3. run the skill for at most `max_steps` control steps. Success = all effects hold (if
-   the skill declares effects), else the env's `info["is_success"]` - or, for a scripted
-   skill, its controller finishing its phases. The episode ends at success or when a scripted
-   skill is done. Duration = steps run x control_dt; safety cost = sum of
-   `info["safety_cost"]` over those steps.
+3. run the skill for at most `max_steps` control steps (`skill_library.episodes.run_skill_episode`):
+   success is the success test at the step the episode ends - the rule `skillstack eval`, run-task
+   and the benchmarks share (see `skill_library.episodes`). A skill with effects ends when they
+   hold, a scripted skill when its controller is done, any other at `max_steps`.
+   Duration = steps run x control_dt; safety cost = sum of `info["safety_cost"]` over those steps.
+
+Under a named condition (`envs.conditions`: latency, object noise, drops, dynamics) the same
+protocol runs in an env made for it; the result names the condition.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from skill_library.episodes import run_skill_episode, setup_skill
 from skill_library.errors import SkillLibraryError, SkillSetupError
 from skill_library.manifest import Manifest
 
@@ -161,70 +165,12 @@ def _goal_positions(u: Any) -> list[np.ndarray]:
     return [g[i : i + 3] for i in range(0, len(g) - 2, 3)]
 
 
-def _needs_expert_prefix(skill: Any) -> str | None:
-    c = skill.manifest.controller
-    if c is None or c.name != "expert_phases":
-        return None
-    return str(c.params["phases"][0])
-
-
-def _setup(env: Any, skill: Any, obs: Any, expert: Any, mode: str, budget: int) -> tuple[Any, bool]:
-    """Run the task's scripted expert until the skill can start; (obs, ok)."""
-    if mode == "none":
-        return obs, True
-    first_phase = _needs_expert_prefix(skill)
-    u = env.unwrapped
-    if first_phase is not None:
-        if expert is None or expert.PHASES.index(first_phase) == 0:
-            return obs, True
-        expert.reset()
-        for _ in range(budget):
-            if expert.phase == first_phase:
-                return obs, True
-            obs, *_ = env.step(expert.act(obs))
-        return obs, expert.phase == first_phase
-    if not skill.manifest.preconditions or skill.preconditions_hold(u.scene_state()):
-        return obs, True
-    if expert is None:
-        return obs, False
-    expert.reset()
-    for _ in range(budget):
-        obs, *_ = env.step(expert.act(obs))
-        if skill.preconditions_hold(u.scene_state()):
-            return obs, True
-    return obs, False
-
-
-def _run_episode(env: Any, skill: Any, obs: Any, max_steps: int, control_dt: float) -> tuple[bool, float, float]:
-    u = env.unwrapped
-    skill.reset()
-    scripted = skill.kind == "scripted"
-    has_effects = bool(skill.manifest.effects)
-    cost = 0.0
-    success = False
-    steps = 0
-    while steps < max_steps:
-        obs, _r, terminated, _trunc, info = env.step(skill(obs))
-        steps += 1
-        cost += float(info.get("safety_cost", 0.0))
-        if has_effects:
-            success = skill.effects_hold(u.scene_state())
-        elif scripted:
-            success = skill.done or bool(info.get("is_success", 0.0))
-        else:
-            success = bool(info.get("is_success", 0.0))
-        if success or terminated or (scripted and skill.done):
-            break
-    return success, steps * control_dt, cost
-
-
 def _evaluate_cell(
     env: Any, skill: Any, expert: Any, grid: GridSpec, flat: int, episodes: int, seed: int, max_steps: int, setup: str,
-    setup_steps: int,
+    setup_steps: int, record: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     idx, centre = grid.cell(flat)
     hw = np.asarray(grid.half_widths)
-    control_dt = float(getattr(env.unwrapped, "control_dt", 0.04))
     successes, durations, costs = 0, [], []
     for e in range(episodes):
         for attempt in range(_MAX_ATTEMPTS):
@@ -234,7 +180,7 @@ def _evaluate_cell(
             obs = _place(env, grid, xy)
             if obs is None:
                 continue
-            obs, ok = _setup(env, skill, obs, expert, setup, budget=setup_steps)
+            obs, ok = setup_skill(env, skill, obs, expert, setup, budget=setup_steps)
             if ok:
                 break
         else:
@@ -242,10 +188,13 @@ def _evaluate_cell(
                 f"cell {list(idx)} of {grid.variable}: no valid initial state in {_MAX_ATTEMPTS} attempts "
                 "(placement collisions or setup never reached the skill's preconditions)"
             )
-        ok, duration, cost = _run_episode(env, skill, obs, max_steps, control_dt)
-        successes += int(ok)
-        durations.append(duration)
-        costs.append(cost)
+        start = env.unwrapped.get_state() if record is not None else None
+        result = run_skill_episode(env, skill, obs, max_steps)
+        if record is not None:
+            record.append({"cell": flat, "state": start, **result.to_dict()})
+        successes += int(result.success)
+        durations.append(result.duration_s)
+        costs.append(result.safety_cost)
     return {
         "index": list(idx),
         "center": [float(c) for c in centre],
@@ -293,8 +242,14 @@ def evaluate_skill(
     env_kwargs: Mapping[str, Any] | None = None,
     setup: str = "auto",
     setup_steps: int | None = None,
+    condition: Any = None,
+    episodes_out: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Roll `skill` out over a grid of initial states; returns the descriptors dict.
+
+    `condition` (an `envs.conditions.Condition` or a name) runs every episode under it; the
+    result then names it. `episodes_out`, when given, receives each episode's start state
+    (after placement and setup) and result, for replaying the same episodes elsewhere.
 
     `env_id` defaults to the skill's task env; `max_steps` to that env's episode length.
     `setup_steps` bounds the expert steps that set up the skill's preconditions (default
@@ -318,7 +273,10 @@ def evaluate_skill(
         probe = envs.make(env_id, **kwargs)
         max_steps = int(probe.spec.max_episode_steps or 50)
         probe.close()
-    env = envs.make(env_id, **kwargs, max_episode_steps=1_000_000)
+    from envs.conditions import make_condition_env
+
+    env = make_condition_env(env_id, condition or "nominal", **kwargs, max_episode_steps=1_000_000)
+    cond_name = getattr(env, "condition", None)
     try:
         spec = make_grid(env, grid)
         skill.bind(env)
@@ -335,7 +293,7 @@ def evaluate_skill(
                 raise SkillLibraryError(f"cell {c} outside the grid's {spec.n_cells} cells")
         results = [
             _evaluate_cell(env, skill, expert, spec, c, episodes_per_cell, int(seed), max_steps, setup,
-                           4 * max_steps if setup_steps is None else int(setup_steps)) for c in chosen
+                           4 * max_steps if setup_steps is None else int(setup_steps), episodes_out) for c in chosen
         ]
         from skill_library.authoring import utc_now
 
@@ -353,6 +311,8 @@ def evaluate_skill(
             "totals": _totals(results),
             "date": utc_now(),
         }
+        if cond_name is not None:
+            out["condition"] = cond_name.name
     finally:
         env.close()
     return out
@@ -362,7 +322,7 @@ def merge_descriptors(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Join descriptor slices of one evaluation (same env, grid, seed, episodes) into one result."""
     if not parts:
         raise SkillLibraryError("nothing to merge")
-    keys = ("env_id", "variable", "axes", "seed", "episodes_per_cell", "max_steps", "setup")
+    keys = ("env_id", "variable", "axes", "seed", "episodes_per_cell", "max_steps", "setup", "condition")
     first = parts[0]
     for p in parts[1:]:
         for k in keys:

@@ -328,7 +328,7 @@ def as_descriptors(d: Any, where: str = "descriptors") -> dict[str, Any] | None:
         d,
         where,
         ("env_id", "variable", "axes", "seed", "episodes_per_cell", "max_steps", "cells", "totals"),
-        ("env_kwargs", "date", "control_dt", "cell_size", "setup", "obs_source"),
+        ("env_kwargs", "date", "control_dt", "cell_size", "setup", "obs_source", "condition", "conditions"),
     )
     as_str(d["env_id"], f"{where}.env_id", 256)
     as_str(d["variable"], f"{where}.variable", 64)
@@ -373,6 +373,13 @@ def as_descriptors(d: Any, where: str = "descriptors") -> dict[str, Any] | None:
         as_number_list(d["cell_size"], f"{where}.cell_size", len(dims))
     if "setup" in d and d["setup"] not in ("auto", "none"):
         raise field_error(f"{where}.setup", f"unknown {short_repr(d['setup'])}; valid: ['auto', 'none']")
+    if "condition" in d:
+        as_str(d["condition"], f"{where}.condition", 64)
+    for name, c in as_object(d.get("conditions", {}), f"{where}.conditions").items():  # per-condition totals
+        as_str(name, f"{where}.conditions key", 64)
+        c = as_object(c, f"{where}.conditions.{name}")
+        check_fields(c, f"{where}.conditions.{name}", stat_fields, ("condition", "seed", "date"))
+        _validate_stats(c, f"{where}.conditions.{name}")
     if d.get("obs_source") is not None:
         src = as_object(d["obs_source"], f"{where}.obs_source")
         check_fields(src, f"{where}.obs_source", ("key", "start"))

@@ -85,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--episodes-per-cell", type=int, default=4, help="episodes per grid cell (default 4)")
     ep.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     ep.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's episode length)")
+    ep.add_argument("--conditions", default=None, metavar="A,B,...", help="evaluate under these named conditions "
+                    "(or 'all'; envs/conditions.yaml): prints success x condition, stores per-condition results")
+    ep.add_argument("--conditions-file", default=None, metavar="YAML", help="more conditions, defined in a YAML file")
+    ep.add_argument("--plot", default=None, metavar="OUT.png", help="with --conditions: a PNG of success per condition")
     ep.add_argument("--dry-run", action="store_true", help="print results without writing them to the manifest")
     ep.add_argument("--workers", type=int, default=0,
                     help="split the grid across N Ray workers (needs the cluster extra; same result as serial)")
@@ -354,6 +358,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from skill_library.descriptors import attach_descriptors, evaluate_skill
 
     lib = _lib(args)
+    if args.conditions:
+        from skillstack.commands.skills_conditions import evaluate_conditions_command
+
+        return evaluate_conditions_command(args, lib, _parse_grid(args.grid))
     entry = lib.resolve(args.ref)
     skill = lib.load(entry.ref)
     if args.workers:
