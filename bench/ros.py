@@ -189,12 +189,11 @@ def _executor_phase(prof: Any, interface: str, args: argparse.Namespace, domain:
         time.sleep(float(args.seconds))
         t_end = time.time()
         st1 = status.last()
-        probe.call_trigger("/skill_executor/stop")
-        time.sleep(0.3)
+        time.sleep(0.3)  # commands and timing records in flight arrive
         cmd_items = commands.snapshot()
         tim_items = [m for _, m in timing.snapshot()]
     finally:
-        ex.stop()
+        ex.stop()  # SIGINT: the executor stops sending at once
         for rec in (commands, timing, status):
             if rec.subscription is not None:
                 probe.node.destroy_subscription(rec.subscription)
