@@ -162,12 +162,15 @@ def _executor_phase(prof: Any, interface: str, args: argparse.Namespace, domain:
         "profile": prof.name, "goal": [0.45, 0.2, 0.3], "control_rate": float(args.rate), "interface": exec_interface,
         "autostart": False, "stop_on_success": False, "publish_timing": True,
     }})  # fmt: skip
+    servers: list[Any] = []
+    if prof.gripper.interface == "action":  # the gripper's server lives here (sim_robot serves none)
+        servers.append(probe.serve_action(prof.gripper.action, "gripper"))
     if interface == "topic":
         cmd_type = Float64MultiArray if exec_interface == "position" else JointTrajectory
         commands = probe.record(prof.arm.commands_topic if exec_interface == "position" else prof.arm.trajectory_topic, cmd_type)
     else:
-        commands = None
-    commands, servers = _action_recorder(probe, prof, commands)
+        commands, server = probe.record_action_goals(prof.arm.action_name)
+        servers.append(server)
     timing = probe.record("/skill_executor/timing", Float64MultiArray)
     status = probe.record_status()
     ex = NodeProcess("skill_executor", params, domain_id=domain, localhost_only=True, log_path=tmp / f"skill_executor-{interface}.log")
@@ -200,40 +203,6 @@ def _executor_phase(prof: Any, interface: str, args: argparse.Namespace, domain:
         for server in servers:
             server.destroy()
     return {"interface": interface, "arm_interface": exec_interface, "raw": (cmd_items, tim_items, st0, st1, t_begin, t_end)}
-
-
-def _action_recorder(probe: Any, prof: Any, commands: Any) -> tuple[Any, list[Any]]:
-    """Serve the profile's actions in this process: the gripper's GripperCommand, and (when
-    `commands` is None: the action interface) the arm's FollowJointTrajectory, recording each
-    goal's arrival like a topic message. Returns (the arm's recorder, the servers)."""
-    if commands is not None and prof.gripper.interface != "action":
-        return commands, []
-    from rclpy.action import ActionServer, GoalResponse
-
-    from ros_bridge.interfaces import action_types
-    from ros_bridge.probe import Recorder
-
-    follow, grip = action_types()
-    rec = Recorder(prof.arm.action_name)
-
-    def on_goal(request: Any) -> Any:
-        rec._on(request.trajectory)  # receipt time of the goal request
-        return GoalResponse.ACCEPT
-
-    def execute(handle: Any) -> Any:
-        handle.succeed()
-        return follow.Result()
-
-    def grip_execute(handle: Any) -> Any:
-        handle.succeed()
-        return grip.Result()
-
-    servers = []
-    if commands is None:
-        servers.append(ActionServer(probe.node, follow, prof.arm.action_name, execute, goal_callback=on_goal))
-    if prof.gripper.interface == "action":
-        servers.append(ActionServer(probe.node, grip, prof.gripper.action, grip_execute))
-    return (rec if commands is None else commands), servers
 
 
 def _figures(cmd_items, tim_items, st0, st1, t_begin, t_end, relay_lat, rate) -> dict[str, Any]:

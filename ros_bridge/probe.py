@@ -129,6 +129,37 @@ class Probe:
         rec.subscription = self.node.create_subscription(String, topic, on, qos)
         return rec
 
+    def record_action_goals(self, name: str) -> tuple[Recorder, Any]:
+        """Serve control_msgs/FollowJointTrajectory on `name`, accepting every goal at once and
+        recording each goal's trajectory with its arrival time, like a topic message (the
+        benchmark times goals this way). Returns (recorder, server: call destroy() when done)."""
+        from rclpy.action import GoalResponse
+
+        rec = Recorder(name)
+
+        def on_goal(request: Any) -> Any:
+            rec._on(request.trajectory)
+            return GoalResponse.ACCEPT
+
+        return rec, self.serve_action(name, "arm", goal_callback=on_goal)
+
+    def serve_action(self, name: str, kind: str, goal_callback: Callable[[Any], Any] | None = None) -> Any:
+        """An action server on `name` that succeeds every goal at once: kind "arm"
+        (FollowJointTrajectory) or "gripper" (GripperCommand). Needs control_msgs (ImportError)."""
+        from rclpy.action import ActionServer
+
+        from ros_bridge.interfaces import action_types
+
+        follow, grip = action_types()
+        action = follow if kind == "arm" else grip
+
+        def execute(handle: Any) -> Any:
+            handle.succeed()
+            return action.Result()
+
+        kwargs = {"goal_callback": goal_callback} if goal_callback is not None else {}
+        return ActionServer(self.node, action, name, execute, **kwargs)
+
     def publisher(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS) -> Any:
         """A publisher on `topic` (publish from any thread)."""
         return self.node.create_publisher(msg_type, topic, qos)
