@@ -56,6 +56,7 @@ __all__ = [
     "build_control_msgs",
     "install_paths",
     "main",
+    "type_hashes",
 ]
 
 IDL_ROOT = Path(__file__).resolve().parent / "idl"
@@ -103,6 +104,25 @@ def action_types() -> tuple[Any, Any]:
     except Exception as exc:  # ImportError, or a library the loader cannot find
         raise ImportError(f"control_msgs actions unavailable ({type(exc).__name__}: {exc}); {_HINT}") from exc
     return types
+
+
+def type_hashes() -> dict[str, str]:
+    """RIHS01 type hashes of the built actions (type name -> hash), from the definitions installed
+    beside the package ({} when the package was not built here, e.g. a sourced ROS install)."""
+    import json
+
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or spec.origin is None:
+        return {}
+    prefix = Path(spec.origin).resolve().parents[4]  # <prefix>/lib/pythonX.Y/site-packages/control_msgs/__init__.py
+    out = {}
+    for name in ("FollowJointTrajectory", "GripperCommand"):
+        path = prefix / "share" / PACKAGE / "action" / f"{name}.json"
+        if path.is_file():
+            for entry in json.loads(path.read_text())["type_hashes"]:
+                if entry["type_name"] == f"{PACKAGE}/action/{name}":
+                    out[entry["type_name"]] = entry["hash_string"]
+    return out
 
 
 def actions_available() -> bool:
@@ -284,6 +304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(exc, file=sys.stderr)
             return 1
         print("control_msgs actions load: FollowJointTrajectory, GripperCommand")
+        for name, digest in type_hashes().items():
+            print(f"  {name} {digest}")
         return 0
     try:
         build_control_msgs(args.prefix)

@@ -450,3 +450,8 @@ def test_control_msgs_actions_build_here() -> None:
     out = subprocess.run([sys.executable, "-m", "ros_bridge.interfaces", "--check"], env=child_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, f"{out.stderr}\nbuild them: python -m ros_bridge.interfaces"
     assert "FollowJointTrajectory, GripperCommand" in out.stdout
+    # The same type hashes as control_msgs built by colcon from the same Jazzy definitions, so a
+    # real joint_trajectory_controller or franka_gripper takes these goals.
+    if "control_msgs/action/FollowJointTrajectory RIHS01_" in out.stdout:
+        assert "RIHS01_738ebcb7a2d7cfa42f9f1001cc99ce3a4383d1cfe508015d9be8485e4b1c66f6" in out.stdout
+        assert "RIHS01_e17c0e644eccf14bea84a0a93e0977182872c2eb7873ca6694900059b46dbc84" in out.stdout
