@@ -218,6 +218,11 @@ class CommandPaths:
         else:
             self._send_arm(target[: self.n_arm])
 
+    @property
+    def last_gripper_goal(self) -> float | None:
+        """The position of the last GripperCommand goal sent (None before one, or without that path)."""
+        return self._grip_last
+
     def reset(self) -> None:
         """Forget the last gripper goal (a restart sends the gripper's target again)."""
         self._grip_last = None

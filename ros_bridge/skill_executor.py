@@ -384,6 +384,7 @@ class SkillExecutor(Node):
             "profile": self.profile.name,
             "shadow": self.plan.shadow,
             **self.paths.counters,
+            "gripper_goal": self.paths.last_gripper_goal,
             "command_error": self.paths.last_error,
         }
 

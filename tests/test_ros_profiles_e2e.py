@@ -232,6 +232,11 @@ def test_stack_two_through_each_profile(rig_factory, tmp_path: Path, profile: st
         check_trajectories(rig.arm_commands.messages(), plan)
     if prof.gripper.interface == "action":
         assert st["gripper_goals"] >= 2 and st["gripper_goals_rejected"] == 0, st  # closed on red, opened on blue
+        n = len(plan.arm_joints)
+        k = plan.gripper_joints.index(prof.gripper.command_joint)
+        lo, hi = plan.limits.lower[n + k], plan.limits.upper[n + k]
+        goals = {s["gripper_goal"] for s in rig.status.messages() if s["gripper_goal"] is not None}
+        assert len(goals) >= 2 and all(lo <= g <= hi for g in goals), (goals, lo, hi)
 
 
 # --------------------------------------------------------------------------- merged 30 Hz states, actions
