@@ -75,13 +75,13 @@ def _controller_eval(task: str, skills: list[Any], episodes: int, seed: int, pre
     }  # fmt: skip
 
 
-def _rollouts(env_id: str, act: Any, episodes: int, seed: int) -> dict[str, float]:
+def _rollouts(env_id: str, act: Any, episodes: int, seed: int, obs_layout: str = "joint") -> dict[str, float]:
     """Deterministic episodes of `act(obs) -> action` on `env_id`: success at the last step, mean safety cost."""
     import numpy as np
 
     import envs
 
-    env = envs.make(env_id)
+    env = envs.make(env_id, obs_layout=obs_layout)
     successes, costs = [], []
     for ep in range(episodes):
         obs, _ = env.reset(seed=1000 + seed + ep)
@@ -124,6 +124,7 @@ def _distill_config(skills: list[Any]) -> Any:
         if isinstance(cfg, dict) and "teacher" in cfg and "episodes_per_task" in cfg:
             known = {k: v for k, v in cfg.items() if k in DistillConfig.__dataclass_fields__}
             known = {k: tuple(v) if isinstance(v, list) else v for k, v in known.items()}
+            known.setdefault("obs_layout", "joint")  # students distilled before the layout was recorded read joint angles
             return DistillConfig(**known)
     return None
 
@@ -143,14 +144,15 @@ def flat_bc(task: str, teachers: list[Any], config: Any, episodes: int, seed: in
     demos = flat[task]
     if not demos.episodes:
         return {"success_rate": 0.0, "mean_safety_cost": 0.0, "episodes_trained": 0, "steps_trained": 0}
-    env = envs.make(demos.env_id)
+    env = envs.make(demos.env_id, obs_layout=cfg.obs_layout)
     t0 = time.perf_counter()
     policy = train_bc(np.stack(demos.obs), np.stack(demos.actions), action_low=env.action_space.low,
                       action_high=env.action_space.high, hidden=cfg.hidden, epochs=cfg.epochs, batch=cfg.batch,
                       lr=cfg.lr, seed=cfg.seed)  # fmt: skip
     train_s = time.perf_counter() - t0
     env.close()
-    ev = _rollouts(demos.env_id, lambda obs: policy.predict(flat_observation(obs)).astype(np.float32), episodes, seed)
+    ev = _rollouts(demos.env_id, lambda obs: policy.predict(flat_observation(obs)).astype(np.float32), episodes, seed,
+                   cfg.obs_layout)
     return {**ev, "episodes_trained": demos.episodes, "steps_trained": len(demos.obs), "demo_env_steps": stats["env_steps"],
             "train_seconds": train_s}  # fmt: skip
 

@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.predicates import Literal
-from planning.grounding import GroundedSkill, ground_skill, staging_points
+from planning.grounding import GroundedSkill, ground_skill, skills_obs_layout, staging_points
 from planning.planner import PlannerConfig, plan
 from planning.symbolic import Domain, scene_atoms
 
@@ -180,7 +180,7 @@ def train_blender(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     dense = _dense_id(env_id)
-    env = envs.make(dense)
+    env = envs.make(dense, obs_layout=skills_obs_layout(skills))
     labels = list(labels) if labels else select_blend_skills(skills, env, goal, cfg.max_skills, cfg.seed)
     benv = gym.wrappers.TimeLimit(BlendEnv(env.unwrapped, skills, labels, cfg.subgoal_scale, cfg.logit_scale), env.spec.max_episode_steps)
     policy_kwargs = {"net_arch": list(cfg.hidden)}
@@ -210,7 +210,7 @@ def evaluate_blender(
     import envs
 
     cfg = config or BlendConfig()
-    env = envs.make(env_id)
+    env = envs.make(env_id, obs_layout=skills_obs_layout(skills))
     benv = BlendEnv(env.unwrapped, skills, labels, cfg.subgoal_scale, cfg.logit_scale)
     steps = int(env.spec.max_episode_steps)
     successes, costs, weights, frames = [], [], [], []

@@ -59,6 +59,7 @@ class DistillConfig:
     evaluate: bool = True  # descriptors for each student (grid x grid cells, episodes_per_cell each)
     grid: int = 3
     episodes_per_cell: int = 2
+    obs_layout: str = "tcp"  # the students' observation layout: "tcp" (no joint angles) runs on any robot
 
 
 @dataclass
@@ -178,7 +179,7 @@ def collect_skill_demos(
     ctrl_cfg = ControllerConfig(explore=False, adapt=False, finish_steps=0)
     for task in config.tasks:
         spec = resolve_task(task)
-        env = recorder = _StepRecorder(envs.make(spec.env_id))
+        env = recorder = _StepRecorder(envs.make(spec.env_id, obs_layout=config.obs_layout))
         task_demos = flat[task] = TaskDemos(spec.env_id)
         ctrl = HierarchicalController(teachers, ctrl_cfg, seed=config.seed, action_hook=hook)
         successes = 0
@@ -247,7 +248,7 @@ def distill_skills(
     with tempfile.TemporaryDirectory(prefix="skillstack-distill-") as tmp:
         for name, d in sorted(usable.items()):
             man = d.template.manifest
-            env = envs.make(man.task.env_id)
+            env = envs.make(man.task.env_id, obs_layout=config.obs_layout)
             x, y = np.stack(d.obs), np.stack(d.actions)
             policy = train_bc(x, y, action_low=env.action_space.low, action_high=env.action_space.high, hidden=config.hidden,
                               epochs=config.epochs, batch=config.batch, lr=config.lr, seed=config.seed)  # fmt: skip

@@ -146,16 +146,14 @@ def load_library_skills(library: Any, kinds: str = "all") -> list[Any]:
 
 
 def _hold_action(env: Any) -> np.ndarray:
-    """Stay put: gripper kept closed on a held cube, otherwise kept at its width."""
-    from envs.robot import MAX_GRIPPER_WIDTH
-
+    """Stay put: gripper kept closed on a held cube, otherwise kept at its width (mapped by the env's robot description)."""
     u = env.unwrapped
     scene = u.scene_state()
     a = np.zeros(env.action_space.shape, dtype=np.float32)
     if any(holding(scene, o) for o in scene.objects):
         a[-1] = -1.0
     else:
-        a[-1] = float(np.clip(2.0 * u.gripper_width() / MAX_GRIPPER_WIDTH - 1.0, -1.0, 1.0))
+        a[-1] = float(np.clip(u.robot.gripper_action(u.gripper_width()), -1.0, 1.0))
     return a
 
 

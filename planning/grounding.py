@@ -41,6 +41,7 @@ __all__ = [
     "DERIVED_GOALS",
     "GoalTarget",
     "GroundedSkill",
+    "skills_obs_layout",
     "Grounding",
     "SkillGroundingError",
     "ground_skill",
@@ -229,6 +230,14 @@ class GroundedSkill:
         return bool(self.skill.done)
 
 
+def skills_obs_layout(skills: Sequence[Any]) -> str:
+    """The observation layout the learned skills read ("joint" without any); ValueError if they disagree."""
+    layouts = {s.manifest.obs_layout for s in skills if s.kind in ("rl", "bc")}
+    if len(layouts) > 1:
+        raise ValueError(f"learned skills read different observation layouts {sorted(layouts)}; use one layout per run")
+    return layouts.pop() if layouts else "joint"
+
+
 def ground_skill(
     skill: Any,
     scene: SceneState,
@@ -298,7 +307,8 @@ class _GroundedView:
         self.task_cls = task_cls
         self.objects = tuple(getattr(task_cls, "objects", ()))
         self.goal_sites = tuple(getattr(task_cls, "goal_sites", ()))
-        for attr in ("model", "data", "robot", "action_mode", "max_delta", "yaw", "control_dt", "cube_half_size", "goal_threshold", "reward_type"):
+        for attr in ("model", "data", "robot", "action_mode", "max_delta", "yaw", "control_dt", "cube_half_size", "goal_threshold",
+                     "reward_type", "obs_layout"):
             setattr(self, attr, getattr(base, attr))
         self.action_space = base.action_space
         self.goal_offset = np.zeros(3)  # sub-goal shift added to every goal site (blending mode)
@@ -306,8 +316,10 @@ class _GroundedView:
         self.hover = {  # fixed where the skill starts
             site: pos for site, pos in grounding.goal_positions(scene, domain).items() if dict(grounding.goals)[site].kind == "hover"
         }
+        from envs.observation import robot_fields
+
         layout = base.observation_layout
-        idx = list(range(0, 15))
+        idx = list(range(sum(n for _, n in robot_fields(base.robot.n_arm, base.obs_layout))))  # the robot part, whatever the layout
         for o in self.objects:
             start = layout[f"{self._map[o]}_pos"].start
             idx += list(range(start, start + 16))

@@ -17,6 +17,7 @@ from typing import Any
 from planning.bandit import PreferenceStore
 from planning.blend import BlendConfig, evaluate_blender, load_blender, save_blender, train_blender
 from planning.executor import ControllerConfig, HierarchicalController, load_library_skills, summarize
+from planning.grounding import skills_obs_layout
 from planning.spec import TaskSpec, resolve_task
 
 __all__ = ["figure_label", "run_task"]
@@ -48,6 +49,7 @@ def run_task(
     blender: str | os.PathLike[str] | None = None,
     blender_out: str | os.PathLike[str] | None = None,
     lock: str | os.PathLike[str] | None = None,
+    robot: str | None = None,
 ) -> dict[str, Any]:
     """Run `episodes` episodes of `task` and report success rate, skills per episode, re-plans, safety cost.
 
@@ -61,6 +63,8 @@ def run_task(
     blender_out: (blend mode) where to save the freshly trained one (replaced if present).
     lock: a lock file (`skillstack skills lock TASK`): load exactly the skills it pins and refuse
     anything else (another version or digest, a skill it does not pin, another task).
+    robot: (plan mode) the robot description to run on (default the Panda); the env takes the
+    observation layout of the learned skills ("tcp" skills run on any robot).
     """
     import envs
     import sim_assets
@@ -107,11 +111,12 @@ def run_task(
     frames: list[Any] = []
     if mode == "plan":
         store = PreferenceStore(preferences)
-        robot, scene = sim_assets.ROBOT_MODEL_ID, spec.name
+        env = envs.make(spec.env_id, robot=robot or sim_assets.DEFAULT_ROBOT, obs_layout=skills_obs_layout(skills))
+        robot_id, scene = env.unwrapped.robot.description.model_id, spec.name
+        report["robot"] = robot_id
         cfg = config or ControllerConfig(adapt=adapt)
-        bandit = store.load(robot, scene)
+        bandit = store.load(robot_id, scene)
         ctrl = HierarchicalController(skills, cfg, bandit, seed=seed)
-        env = envs.make(spec.env_id)
         results = []
         for ep in range(episodes):
             r = ctrl.run_episode(env, spec.goal, seed=seed + ep, camera=camera if (video and ep == 0) else None)
@@ -123,10 +128,12 @@ def run_task(
         env.close()
         report["summary"] = summarize(results)
         report["results"] = [r.to_dict() for r in results]
-        report["preferences"] = {"robot": robot, "scene": scene, **bandit.to_dict()}
+        report["preferences"] = {"robot": robot_id, "scene": scene, **bandit.to_dict()}
         if cfg.adapt:
-            report["preferences_file"] = str(store.save(robot, scene, bandit))
+            report["preferences_file"] = str(store.save(robot_id, scene, bandit))
     else:
+        if robot is not None:
+            raise ValueError("blend mode runs on the default robot; --robot is for plan mode")
         if blender is not None:
             model = load_blender(blender, skills)
             if model.env_id != spec.env_id:

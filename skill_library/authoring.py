@@ -82,8 +82,11 @@ def new_provenance(
     return Provenance(command=command, config=config, seed=seed, env_steps=env_steps, source_commit=commit, date=utc_now(), eval=eval)
 
 
-def embodiment_from_env(env: Any) -> Embodiment:
-    """Robot model id, joint names and action convention of a skillstack env."""
+def embodiment_from_env(env: Any, with_layout: bool = True) -> Embodiment:
+    """Robot model id, joint names, action convention and (with `with_layout`) observation layout of a skillstack env.
+
+    Scripted skills pass `with_layout=False`: they read the simulator, not the observation.
+    """
     import sim_assets
 
     u = env.unwrapped
@@ -95,6 +98,7 @@ def embodiment_from_env(env: Any) -> Embodiment:
         arm_joint_names=tuple(u.robot.arm_joint_names),
         finger_joint_names=tuple(u.robot.finger_joint_names),
         action_mode=action_mode,
+        obs_layout=getattr(u, "obs_layout", "joint") if with_layout else None,
     )
 
 
@@ -296,7 +300,7 @@ def save_scripted_skill(
         name=name,
         version=version,
         kind="scripted",
-        embodiment=embodiment_from_env(env),
+        embodiment=embodiment_from_env(env, with_layout=False),
         task=task_from_env(env, family),
         observation=observation_spec_from_env(env, keys=tuple(env.observation_space.spaces)),
         action=action_spec_from_env(env),

@@ -14,7 +14,8 @@ Schema (format_version 1), every field required unless marked optional:
 - ``format``: "skillstack-skill"; ``format_version``: 1
 - ``name``: [a-z0-9][a-z0-9_.-]{0,63}; ``version``: semantic version (MAJOR.MINOR.PATCH[-pre][+build])
 - ``kind``: "rl" | "bc" | "scripted"; ``description`` (str); ``tags`` (list of str)
-- ``embodiment``: {robot, arm_joint_names, finger_joint_names, action_mode: "ee_delta"|"ee_delta_yaw"|"joint"}
+- ``embodiment``: {robot, arm_joint_names, finger_joint_names, action_mode: "ee_delta"|"ee_delta_yaw"|"joint",
+  optional obs_layout: "joint"|"tcp" and checked_on: [{robot, env_id, episodes, success_rate}]}
 - ``task``: {family, env_id, env_kwargs (object)}
 - ``observation``: {keys: [{name, shape, dtype, mean|null, std|null}], clip|null}: network input
   is the concatenation of the keys in order, each flattened and normalised (x - mean) / std, then clipped
@@ -61,6 +62,7 @@ from skill_library.manifest_checks import (
 )
 from skill_library.manifest_sections import (
     ACTION_MODES,
+    OBS_LAYOUTS,
     ActionSpec,
     ControllerSpec,
     Embodiment,
@@ -79,6 +81,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "MAX_MANIFEST_BYTES",
+    "OBS_LAYOUTS",
     "ActionSpec",
     "ControllerSpec",
     "Embodiment",
@@ -145,6 +148,11 @@ class Manifest:
     def ref(self) -> str:
         """`name@version`."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def obs_layout(self) -> str:
+        """The observation layout the skill reads: recorded in its embodiment, else its task env's ("joint" by default)."""
+        return self.embodiment.obs_layout or str(self.task.env_kwargs.get("obs_layout", "joint"))
 
     @classmethod
     def from_dict(cls, d: Any, *, check_digest: bool = True) -> "Manifest":

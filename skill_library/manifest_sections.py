@@ -32,6 +32,7 @@ from skill_library.manifest_checks import (
 
 __all__ = [
     "ACTION_MODES",
+    "OBS_LAYOUTS",
     "ActionSpec",
     "ControllerSpec",
     "Embodiment",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 ACTION_MODES = ("ee_delta", "ee_delta_yaw", "joint")
+OBS_LAYOUTS = ("joint", "tcp")  # envs.observation.OBS_LAYOUTS (checked equal by a test; the schema loads no envs)
 _OBS_DTYPES = ("float32", "float64")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _KEY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
@@ -51,34 +53,69 @@ _KEY_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 @dataclass(frozen=True)
 class Embodiment:
-    """Which robot the skill drives and in which action convention."""
+    """Which robot the skill drives, in which action convention, through which observation layout.
+
+    `obs_layout` ("joint" or "tcp", see `envs.observation`) decides where the skill may run:
+    a "tcp" skill reads no joint angles, so it runs on any robot; a "joint" skill only on a
+    robot with the same arm joints. None (manifests written before the field) means the
+    layout of the task's env kwargs. `checked_on` records each robot the skill was
+    evaluated on: {robot, env_id, episodes, success_rate}. Both are written only when set,
+    so older manifests (and their digests and signatures) stay valid.
+    """
 
     robot: str
     arm_joint_names: tuple[str, ...]
     finger_joint_names: tuple[str, ...]
     action_mode: str = "ee_delta"
+    obs_layout: str | None = None
+    checked_on: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "embodiment") -> "Embodiment":
         d = as_object(d, where)
-        check_fields(d, where, ("robot", "arm_joint_names", "finger_joint_names", "action_mode"))
+        check_fields(d, where, ("robot", "arm_joint_names", "finger_joint_names", "action_mode"), ("obs_layout", "checked_on"))
         mode = d["action_mode"]
         if mode not in ACTION_MODES:
             raise field_error(f"{where}.action_mode", f"unknown {mode!r}; valid: {list(ACTION_MODES)}")
+        layout = d.get("obs_layout")
+        if layout is not None and layout not in OBS_LAYOUTS:
+            raise field_error(f"{where}.obs_layout", f"unknown {short_repr(layout)}; valid: {list(OBS_LAYOUTS)}")
+        checked = d.get("checked_on", [])
+        if not isinstance(checked, list) or len(checked) > 64:
+            raise field_error(f"{where}.checked_on", f"expected a list of at most 64 objects, got {short_repr(checked)}")
         return cls(
             robot=as_str(d["robot"], f"{where}.robot", 128),  # type: ignore[arg-type]
             arm_joint_names=tuple(as_str_list(d["arm_joint_names"], f"{where}.arm_joint_names", max_items=64)),
             finger_joint_names=tuple(as_str_list(d["finger_joint_names"], f"{where}.finger_joint_names", max_items=16)),
             action_mode=mode,
+            obs_layout=layout,
+            checked_on=tuple(_check_record(c, f"{where}.checked_on[{i}]") for i, c in enumerate(checked)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "robot": self.robot,
             "arm_joint_names": list(self.arm_joint_names),
             "finger_joint_names": list(self.finger_joint_names),
             "action_mode": self.action_mode,
         }
+        if self.obs_layout is not None:
+            d["obs_layout"] = self.obs_layout
+        if self.checked_on:
+            d["checked_on"] = [dict(c) for c in self.checked_on]
+        return d
+
+
+def _check_record(c: Any, where: str) -> dict[str, Any]:
+    """One `checked_on` entry: {robot, env_id, episodes, success_rate}."""
+    c = as_object(c, where)
+    check_fields(c, where, ("robot", "env_id", "episodes", "success_rate"))
+    return {
+        "robot": as_str(c["robot"], f"{where}.robot", 128),
+        "env_id": as_str(c["env_id"], f"{where}.env_id", 256),
+        "episodes": as_int(c["episodes"], f"{where}.episodes", 1, 10**9),
+        "success_rate": as_number(c["success_rate"], f"{where}.success_rate", 0.0, 1.0),
+    }
 
 
 @dataclass(frozen=True)

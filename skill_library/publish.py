@@ -22,6 +22,7 @@ from typing import Any
 
 from skill_library.authoring import new_provenance, save_network_skill, specs_from_exported_actor
 from skill_library.descriptors import attach_descriptors, evaluate_skill
+from skill_library.embodiments import check_record, with_check
 from skill_library.manifest import ActionSpec, Manifest, ObservationSpec, Provenance
 from skill_library.package import rewrite_manifest
 from skill_library.registry import SkillEntry, SkillLibrary
@@ -104,7 +105,7 @@ def publish_skill(
         desc = evaluate_skill(skill, grid=descriptors.grid, episodes_per_cell=descriptors.episodes_per_cell,
                               seed=descriptors.seed, max_steps=descriptors.max_steps,
                               setup_steps=descriptors.setup_steps)
-        manifest = rewrite_manifest(out_dir, attach_descriptors(skill.manifest, desc))
+        manifest = rewrite_manifest(out_dir, with_check(attach_descriptors(skill.manifest, desc), check_record(desc)))
     entry = None
     if add_to_library:
         lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
@@ -130,7 +131,7 @@ def publish_run(run_dir: str | os.PathLike[str], command: str | None = None) -> 
     settings = None if exp.descriptors is None else DescriptorSettings(
         exp.descriptors.grid, exp.descriptors.episodes_per_cell, seed=cfg.seed)
     description = exp.description or f"{cfg.algo} policy trained by skillstack ({cfg.experiment})"
-    env = envs.make(cfg.env_id, **cfg.env_kwargs)
+    env = envs.make(cfg.env_id, **cfg.env_make_kwargs)
     records = []
     try:
         for policy in run.policies:

@@ -121,20 +121,35 @@ class Skill:
 
 
 def check_env_compatible(manifest: Manifest, env: Any) -> None:
-    """Raise SkillLibraryError when `env`'s robot joints, action or observation shapes differ from the manifest."""
+    """Raise SkillLibraryError when `env` cannot run the skill: another observation layout, another
+    arm for a skill that reads joint angles or commands joints, or other action or observation shapes.
+
+    A skill on the robot-independent "tcp" layout with end-effector actions runs on any robot;
+    a "joint"-layout skill only on a robot with the same arm joints. A scripted skill reads the
+    simulator, not the observation, so only its action shape (and joints, in joint mode) must match.
+    """
     u = env.unwrapped
+    scripted = manifest.network is None
+    env_layout = getattr(u, "obs_layout", "joint")
+    if not scripted and manifest.obs_layout != env_layout:
+        raise SkillLibraryError(
+            f"skill {manifest.ref} reads the {manifest.obs_layout!r} observation layout; env gives {env_layout!r} "
+            f"(make it with obs_layout={manifest.obs_layout!r})"
+        )
     robot = getattr(u, "robot", None)
-    if robot is not None:
+    needs_joints = manifest.embodiment.action_mode == "joint" or (not scripted and manifest.obs_layout == "joint")
+    if robot is not None and needs_joints:
         arm = tuple(getattr(robot, "arm_joint_names", ()))
         if arm and arm != manifest.embodiment.arm_joint_names:
             raise SkillLibraryError(
                 f"skill {manifest.ref} is for arm joints {list(manifest.embodiment.arm_joint_names)}; env has {list(arm)}"
+                + ("" if manifest.embodiment.action_mode == "joint" else " (a skill on the 'tcp' layout runs on any robot)")
             )
     shape = tuple(getattr(env.action_space, "shape", ()) or ())
     if shape and shape != manifest.action.shape:
         raise SkillLibraryError(f"skill {manifest.ref} emits actions of shape {manifest.action.shape}; env expects {shape}")
     spaces = getattr(env.observation_space, "spaces", None)
-    if spaces is not None:
+    if spaces is not None and not scripted:
         for key in manifest.observation.keys:
             if key.name not in spaces:
                 raise SkillLibraryError(f"skill {manifest.ref} needs observation key {key.name!r}; env has {sorted(spaces)}")

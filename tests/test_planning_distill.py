@@ -23,7 +23,7 @@ def _input_dim(skill):
 
 
 def test_collection_records_each_skill_in_its_own_layout_and_is_deterministic(teachers):
-    cfg = DistillConfig(tasks=("stack-three",), episodes_per_task=2, action_noise=0.1, seed=3)
+    cfg = DistillConfig(tasks=("stack-three",), episodes_per_task=2, action_noise=0.1, seed=3, obs_layout="joint")
     demos, stats, flat = collect_skill_demos(teachers, cfg)
     assert {"stack_red_on_blue", "pick_red", "place_red_on_blue"} <= set(demos)
     for d in demos.values():
@@ -66,7 +66,7 @@ def test_bad_config_is_refused(teachers):
 
 def test_students_are_bc_skills_with_the_teachers_predicates_and_data_budget(teachers, tmp_path):
     lib = SkillLibrary(tmp_path / "lib")
-    cfg = DistillConfig(tasks=("stack-two",), episodes_per_task=3, epochs=2, evaluate=False)
+    cfg = DistillConfig(tasks=("stack-two",), episodes_per_task=3, epochs=2, evaluate=False, obs_layout="joint")
     students, stats = distill_skills(teachers, lib, cfg)
     assert [s.ref for s in students] == ["stack_red_on_blue_bc@0.1.0"]
     st = students[0]

@@ -8,7 +8,7 @@ or a wrong type is an error naming the key and the allowed keys) and returns a
 
 The sections mirror the YAML layout::
 
-    experiment, env_id, env_kwargs, algo, seed, total_timesteps, n_envs, vec_env,
+    experiment, env_id, env_kwargs, obs_layout, algo, seed, total_timesteps, n_envs, vec_env,
     torch_threads, device, runs_dir, log_interval
     her:             HerConfig | null           HER relabelling (goal envs)
     normalize:       NormalizeConfig | null     observation running mean/std (VecNormalize)
@@ -66,6 +66,7 @@ __all__ = [
 
 CONFIG_FILE = "config.yaml"
 ALGOS = ("multi_critic_sac", "sac")
+OBS_LAYOUTS = ("tcp", "joint")  # envs.observation.OBS_LAYOUTS (a test keeps them equal; loading a config imports no envs)
 # Constructor arguments that come from the config's own keys, never from algo_kwargs.
 RESERVED_ALGO_KWARGS = frozenset({"env", "policy", "seed", "replay_buffer_class", "tensorboard_log", "device",
                                   "skill_discovery"})
@@ -178,6 +179,9 @@ class TrainConfig(ConfigSection):
     experiment: str = "run"
     env_id: str = "skillstack/PandaReach-v0"
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Observation layout of the env and of the skills the run exports: "tcp" (no joint angles)
+    # runs on any robot; "joint" adds the arm's joint angles. `env_kwargs.obs_layout` sets it too.
+    obs_layout: Literal["tcp", "joint"] = "tcp"
     algo: Literal["multi_critic_sac", "sac"] = "multi_critic_sac"
     seed: int = 0
     total_timesteps: int = 10_000
@@ -197,6 +201,11 @@ class TrainConfig(ConfigSection):
     log_interval: int = 10
 
     def __post_init__(self) -> None:
+        if "obs_layout" in self.env_kwargs:  # one place for it: the typed field
+            self.env_kwargs = dict(self.env_kwargs)
+            self.obs_layout = self.env_kwargs.pop("obs_layout")
+        if self.obs_layout not in OBS_LAYOUTS:
+            raise ConfigTypeError(f"obs_layout must be one of {list(OBS_LAYOUTS)}, got {self.obs_layout!r}")
         if self.algo not in ALGOS:
             raise ConfigTypeError(f"algo must be one of {ALGOS}, got {self.algo!r}")
         _at_least("total_timesteps", self.total_timesteps, 1)
@@ -210,6 +219,11 @@ class TrainConfig(ConfigSection):
         bad = RESERVED_ALGO_KWARGS & set(self.algo_kwargs)
         if bad:
             raise ConfigTypeError(f"algo_kwargs may not set {sorted(bad)}: they come from the config's own keys")
+
+    @property
+    def env_make_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``envs.make(env_id, ...)`` for this run: ``env_kwargs`` plus the layout."""
+        return {**self.env_kwargs, "obs_layout": self.obs_layout}
 
     @property
     def skill_key(self) -> str:
@@ -231,6 +245,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path}: not valid YAML ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config {path}: expected a mapping at the top level")
+    if path.name == CONFIG_FILE and "runs_dir" in raw and "obs_layout" not in raw:
+        # A run's saved (fully resolved) config from before the layout was a key: it trained on "joint".
+        raw["obs_layout"] = raw.get("env_kwargs", {}).get("obs_layout", "joint")
     return raw
 
 

@@ -85,7 +85,7 @@ def make_env(cfg: TrainConfig, render: bool = False, monitor: bool = True, seed:
     """One env of a run: ``envs.make`` (+ skill wrapper) (+ Monitor) + ``RunStateWrapper``."""
     import envs
 
-    kwargs = dict(cfg.env_kwargs)
+    kwargs = cfg.env_make_kwargs
     if render:
         kwargs.update(render_mode="rgb_array", render_width=cfg.eval.video_width,
                       render_height=cfg.eval.video_height, camera=cfg.eval.camera)

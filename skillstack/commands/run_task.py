@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default 0)")
     p.add_argument("--mode", choices=("plan", "blend"), default="plan", help="sequential planning (default) or blending")
+    p.add_argument("--robot", default=None, help="robot to run on (default panda; plan mode): skills on the tcp layout run on any robot")
     p.add_argument("--goal", default=None, help="goal predicates overriding the task's, e.g. 'on(red,blue) & on(green,red)'")
     kinds = p.add_mutually_exclusive_group()
     kinds.add_argument("--learned-only", action="store_true", help="use learned (rl/bc) skills only; scripted skills are refused")
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode, video=args.video, camera=args.camera, preferences=args.preferences, adapt=not args.no_adapt,
         config=cfg, blend=BlendConfig(total_steps=args.blend_steps, algo=args.blend_algo, seed=args.seed),
         on_episode=on_episode if args.mode == "plan" else None, blender=args.blender, blender_out=args.save_blender,
-        lock=args.lock,
+        lock=args.lock, robot=args.robot,
     )  # fmt: skip
     s = report["summary"]
     kinds_used = {k: sum(1 for x in report["skills"] if x["kind"] == k) for k in ("rl", "bc", "scripted")}

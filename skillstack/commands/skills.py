@@ -85,6 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ep.add_argument("--episodes-per-cell", type=int, default=4, help="episodes per grid cell (default 4)")
     ep.add_argument("--seed", type=int, default=0, help="evaluation seed (default 0)")
     ep.add_argument("--max-steps", type=int, default=None, help="steps per episode (default: the env's episode length)")
+    ep.add_argument("--robot", default=None, help="robot to run on (default: the skill's own); on another robot only a checked_on record is stored")
     ep.add_argument("--conditions", default=None, metavar="A,B,...", help="evaluate under these named conditions "
                     "(or 'all'; envs/conditions.yaml): prints success x condition, stores per-condition results")
     ep.add_argument("--conditions-file", default=None, metavar="YAML", help="more conditions, defined in a YAML file")
@@ -129,6 +130,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--no-evaluate", action="store_true", help="skip the students' descriptors")
     dp.add_argument("--grid", type=int, default=3, help="descriptor grid size (default 3)")
     dp.add_argument("--seed", type=int, default=0)
+    dp.add_argument("--obs-layout", choices=("tcp", "joint"), default="tcp",
+                    help="the students' observation layout (default tcp: no joint angles, runs on any robot)")
     dp.add_argument("--json", default=None, metavar="OUT", help="write the students and stats as JSON")
     dp.add_argument("--no-progress", action="store_true", help="no progress bar")
     dp.set_defaults(func=_distill)
@@ -226,6 +229,10 @@ def _show(args: argparse.Namespace) -> int:
     signer = "unsigned" if m.signer is None else f"{m.signer.name} ({m.signer.key_id}): {_trust_now(lib, entry)}"
     print(f"  signer         {signer}" + (f"; overrides at add: {', '.join(entry.overrides)}" if entry.overrides else ""))
     print(f"  robot          {m.embodiment.robot}  ({m.embodiment.action_mode}; {len(m.embodiment.arm_joint_names)} arm joints)")
+    runs_on = "any robot" if m.obs_layout == "tcp" or m.kind == "scripted" else "robots with these arm joints"
+    print(f"  layout         {m.obs_layout if m.kind != 'scripted' else 'simulator state'}  (runs on {runs_on})")
+    for c in m.embodiment.checked_on:
+        print(f"  checked on     {c['robot']}  {c['env_id']}: success {_pct(c['success_rate'])} over {c['episodes']} episodes")
     print(f"  task           {m.task.family}  {m.task.env_id}")
     print(f"  control        {m.control_hz:g} Hz")
     obs = ", ".join(f"{k.name}{list(k.shape)}{'*' if k.mean is not None else ''}" for k in m.observation.keys)
@@ -356,6 +363,7 @@ def _parse_grid(text: str) -> Any:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from skill_library.descriptors import attach_descriptors, evaluate_skill
+    from skill_library.embodiments import check_record, robot_env_kwargs, with_check
 
     lib = _lib(args)
     if args.conditions:
@@ -365,6 +373,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     entry = lib.resolve(args.ref)
     skill = lib.load(entry.ref)
     if args.workers:
+        if args.robot is not None:
+            print("error: --robot runs in this process; drop --workers", file=sys.stderr)
+            return 2
         from skill_library.distributed import evaluate_skill_distributed
 
         desc = evaluate_skill_distributed(
@@ -374,18 +385,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         desc = evaluate_skill(
             skill, env_id=args.env_id, grid=_parse_grid(args.grid), episodes_per_cell=args.episodes_per_cell,
-            seed=args.seed, max_steps=args.max_steps,
+            seed=args.seed, max_steps=args.max_steps, env_kwargs=robot_env_kwargs(skill.manifest, args.robot),
         )  # fmt: skip
     t = desc["totals"]
+    record = check_record(desc)
     print(
-        f"{entry.ref} on {desc['env_id']}: {len(desc['cells'])} cells x {desc['episodes_per_cell']} episodes: "
+        f"{entry.ref} on {desc['env_id']} ({record['robot']}): {len(desc['cells'])} cells x {desc['episodes_per_cell']} episodes: "
         f"success {_pct(t['success_rate'])}, mean duration {t['mean_duration_s']:.2f} s, safety cost {t['mean_safety_cost']:.3f}"
     )
     if args.dry_run:
         print("dry run: manifest unchanged")
         return 0
-    lib.update_manifest(entry.ref, attach_descriptors(skill.manifest, desc))
-    print(f"descriptors stored in {entry.path / 'manifest.json'}")
+    home = record["robot"] == skill.manifest.embodiment.robot
+    lib.update_manifest(entry.ref, with_check(attach_descriptors(skill.manifest, desc) if home else skill.manifest, record))
+    print(f"{'descriptors and ' if home else ''}checked_on record stored in {entry.path / 'manifest.json'}")
     return 0
 
 
@@ -423,7 +436,7 @@ def _distill(args: argparse.Namespace) -> int:
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
     cfg = DistillConfig(tasks=tuple(t for t in args.tasks.split(",") if t), episodes_per_task=args.episodes_per_task,
                         action_noise=args.noise, epochs=args.epochs, hidden=hidden, evaluate=not args.no_evaluate,
-                        grid=args.grid, seed=args.seed)  # fmt: skip
+                        grid=args.grid, seed=args.seed, obs_layout=args.obs_layout)  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="skillstack-teachers-") as tmp:
         if args.teachers:
             teachers = [lib.load(ref) for ref in args.teachers]
