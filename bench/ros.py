@@ -208,16 +208,23 @@ def _executor_phase(prof: Any, interface: str, args: argparse.Namespace, domain:
 def _figures(cmd_items, tim_items, st0, st1, t_begin, t_end, relay_lat, rate) -> dict[str, Any]:
     """Latency percentiles and missed deadlines of one executor phase."""
     period = 1.0 / rate
-    # Match command k with timing k (same publisher order, reliable QoS); the timing record
-    # carries seq = number of commands the executor had published, so check alignment.
-    by_seq = {int(m.data[0]): m.data for m in tim_items}
-    first_seq = int(tim_items[0].data[0]) if tim_items else 1
+    # Pair each command with the executor's timing record for it by the command's fingerprint
+    # (its values), in order: robust to a command or a record lost on the way.
+    from ros_bridge.command_paths import command_fingerprint
+
+    pending: dict[float, list[Any]] = {}
+    for m in tim_items:
+        pending.setdefault(round(m.data[6], 9), []).append(m.data)
     e2e, compute, transport, state_hop, in_node = [], [], [], [], []
     window_times, publish_times = [], []
-    for k, (t_recv, _) in enumerate(cmd_items):
-        d = by_seq.get(first_seq + k)
-        if d is None:
+    unmatched = 0
+    for t_recv, msg in cmd_items:
+        values = msg.data if hasattr(msg, "data") else msg.points[0].positions
+        candidates = pending.get(command_fingerprint(values))
+        if not candidates:
+            unmatched += 1
             continue
+        d = candidates.pop(0)
         if not (t_begin <= t_recv <= t_end):
             continue
         window_times.append(t_recv)
@@ -228,12 +235,12 @@ def _figures(cmd_items, tim_items, st0, st1, t_begin, t_end, relay_lat, rate) ->
         state_hop.append(_recv - state_stamp)
         in_node.append(pub_time - _recv)
         compute.append(comp)
-    aligned = len(cmd_items) == len(tim_items)
+    aligned = unmatched == 0
     expected = int(round((t_end - t_begin) * rate))
     missed_exec = int(st1["missed_deadlines"] - st0["missed_deadlines"])
     late_ticks = int(st1["late_ticks"] - st0["late_ticks"])
     short = max(0, expected - len(window_times))
-    holes = int(np.sum(np.diff(np.asarray(publish_times)) > 2.0 * period)) if len(publish_times) > 1 else 0
+    holes = int(np.sum(np.diff(np.sort(np.asarray(publish_times))) > 2.0 * period)) if len(publish_times) > 1 else 0
     result = {
         "rate_hz": rate,
         "seconds": round(t_end - t_begin, 3),

@@ -37,7 +37,13 @@ from rclpy.node import Node  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-__all__ = ["CommandPaths"]
+__all__ = ["CommandPaths", "command_fingerprint"]
+
+
+def command_fingerprint(values) -> float:
+    """A number identifying an arm command by its values (the sum, rounded to 1e-9), so a
+    receiver can pair what it got with the executor's timing record for it."""
+    return round(float(np.sum(np.asarray(values, dtype=np.float64))), 9)
 
 
 def _duration(seconds: float) -> Duration:

@@ -158,7 +158,8 @@ class Probe:
             return action.Result()
 
         kwargs = {"goal_callback": goal_callback} if goal_callback is not None else {}
-        return ActionServer(self.node, action, name, execute, **kwargs)
+        # Results kept 1 s (not 15 min): every status message lists all goals kept.
+        return ActionServer(self.node, action, name, execute, result_timeout=1, **kwargs)
 
     def publisher(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS) -> Any:
         """A publisher on `topic` (publish from any thread)."""

@@ -138,7 +138,9 @@ class SimDriverIO:
                 return follow.Result(error_code=follow.Result.SUCCESSFUL)
 
             name = f"/{c}/follow_joint_trajectory"
-            self._servers.append(ActionServer(node, follow, name, arm_execute, goal_callback=arm_goal))
+            # Results are kept 1 s, not rclpy's 15 min: each status message lists every goal kept,
+            # and a goal per control period would grow it without end.
+            self._servers.append(ActionServer(node, follow, name, arm_execute, goal_callback=arm_goal, result_timeout=1))
             self.paths.append(name)
         g = profile.gripper
         if g.interface == "action" and grip is not None:
@@ -152,7 +154,7 @@ class SimDriverIO:
                 handle.succeed()
                 return grip.Result(position=float(handle.request.command.position), reached_goal=True)
 
-            self._servers.append(ActionServer(node, grip, g.action, grip_execute))
+            self._servers.append(ActionServer(node, grip, g.action, grip_execute, result_timeout=1))
             self.paths.append(g.action)
         elif g.interface in ("trajectory", "position"):
             kind = "trajectory" if g.interface == "trajectory" else "gripper_commands"

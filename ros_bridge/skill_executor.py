@@ -30,7 +30,8 @@ Services (std_srvs/Trigger): ~/start, ~/stop, ~/estop (latches), ~/reset (clears
 latch; call ~/start to run again). Topic ~/status (std_msgs/String, JSON): skill, task,
 state, last_fault, fault_detail, counters; ~/summary (JSON, transient local): the bring-up. With `publish_timing`, ~/timing
 (Float64MultiArray) carries per-command timing for the benchmark:
-[seq, state_stamp, state_received, tick_start, publish_time, compute_s] (seconds).
+[seq, state_stamp, state_received, tick_start, publish_time, compute_s] (seconds), then
+`command_fingerprint` of the arm command it timed (pairs timing and commands even when some are lost).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import numpy as np
 
 from ros_bridge._ros import COMMAND_QOS, STATE_QOS, declare_params, run_node, stamp_s
 from ros_bridge.bringup import plan_bringup, summary_lines
-from ros_bridge.command_paths import CommandPaths
+from ros_bridge.command_paths import CommandPaths, command_fingerprint
 from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.params import ExecutorParams
 from ros_bridge.profile import ProfileError
@@ -245,7 +246,8 @@ class SkillExecutor(Node):
             self._publish(out.target)
             if self._timing_pub is not None:
                 self._timing_pub.publish(
-                    Float64MultiArray(data=[float(self._seq), reading.stamp_s, recv, tick_wall, self._now(), compute])
+                    Float64MultiArray(data=[float(self._seq), reading.stamp_s, recv, tick_wall, self._now(), compute,
+                                            command_fingerprint(out.target[: self._n_arm])])
                 )
         self._maybe_status()
 
