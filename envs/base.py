@@ -153,7 +153,7 @@ class TabletopEnv(gym.Env):
     def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
         """Per-goal-object distances, shape (..., n_goal_objects). Default: one 3-D goal."""
         diff = achieved - desired
-        return np.sqrt(np.sum(diff * diff, axis=-1))[..., None]
+        return np.sqrt((diff * diff).sum(axis=-1))[..., None]
 
     def _goal_site_positions(self) -> list[np.ndarray]:
         return [self.goal[3 * i : 3 * i + 3] for i in range(len(self.goal_sites))]
@@ -269,7 +269,7 @@ class TabletopEnv(gym.Env):
     def _apply_action(self, a: np.ndarray) -> None:
         d, robot = self.data, self.robot
         if self.action_mode == "ee":
-            target = np.clip(robot.tcp_pos(d) + self.max_delta * a[:3], WORKSPACE_LOW, WORKSPACE_HIGH)
+            target = np.minimum(np.maximum(robot.tcp_pos(d) + self.max_delta * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
             if self.yaw:
                 self._target_yaw = float(np.clip(self._target_yaw + 0.25 * a[3], -np.pi / 2, np.pi / 2))
             if self._target_yaw != self._target_mat_yaw:
@@ -279,8 +279,8 @@ class TabletopEnv(gym.Env):
             step = self.ik.config.velocity_scale * robot.qd_max * self.control_dt
             q = robot.arm_q(d)
             q_target = np.clip(q + a[: robot.n_arm] * step, robot.q_min, robot.q_max)
-        d.ctrl[robot.arm_actuators] = q_target
-        d.ctrl[robot.finger_actuators] = robot.gripper_targets(0.5 * (a[-1] + 1.0) * robot.max_gripper_width)
+        d.ctrl[robot.arm_actuators_ix] = q_target
+        d.ctrl[robot.finger_actuators_ix] = robot.gripper_targets(0.5 * (a[-1] + 1.0) * robot.max_gripper_width)
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         vec = self.obs_builder.build(self.data)

@@ -97,7 +97,7 @@ class DifferentialIK:
         """
         cfg = self.config
         robot = self.robot
-        q = data.qpos[robot.arm_qpos]
+        q = data.qpos[robot.arm_qpos_ix]
         pos = data.site_xpos[robot.tcp_site]
         mat = data.site_xmat[robot.tcp_site].reshape(3, 3)
         err = np.empty(6)
@@ -117,7 +117,7 @@ class DifferentialIK:
         dq = v + jac.T @ y
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
-        ratio = np.max(np.abs(dq) / (self._step_per_s * dt))
+        ratio = (np.abs(dq) / (self._step_per_s * dt)).max()
         if ratio > 1.0:
             dq /= ratio
         return np.minimum(np.maximum(q + dq, self._lo), self._hi)

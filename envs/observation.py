@@ -104,7 +104,7 @@ class ObservationBuilder:
         out[7] = robot.gripper_width_rate(data)
         i = self._robot_size
         if self._jacr is None:
-            out[8:i] = data.qpos[robot.arm_qpos]
+            out[8:i] = data.qpos[robot.arm_qpos_ix]
         else:
             out[8:14] = data.site_xmat[robot.tcp_site][_ROT6]
             out[14:17] = self._jacr @ data.qvel

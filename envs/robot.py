@@ -109,6 +109,10 @@ class Robot:
         )
 
     def __post_init__(self) -> None:
+        # Hot-path indices: a slice (a view, no gather) when the addresses are contiguous, as in
+        # our scenes; else the address array. Same values either way, so results stay bit-identical.
+        for name in ("arm_qpos", "arm_dof", "finger_qpos", "finger_dof", "arm_actuators", "finger_actuators"):
+            object.__setattr__(self, f"{name}_ix", _as_slice(getattr(self, name)))
         grip = self.description.gripper
         object.__setattr__(self, "_width_weights", grip.width_weights())
         object.__setattr__(self, "_width_offset", np.asarray(grip.width_to_joint_offset, dtype=np.float64))
@@ -125,11 +129,11 @@ class Robot:
 
     def gripper_width(self, data: mujoco.MjData) -> float:
         """Opening between the fingers (m), through the description's width map."""
-        return float(self._width_weights @ (data.qpos[self.finger_qpos] - self._width_offset))
+        return float(self._width_weights @ (data.qpos[self.finger_qpos_ix] - self._width_offset))
 
     def gripper_width_rate(self, data: mujoco.MjData) -> float:
         """Rate of change of the opening (m/s)."""
-        return float(self._width_weights @ data.qvel[self.finger_dof])
+        return float(self._width_weights @ data.qvel[self.finger_dof_ix])
 
     def gripper_targets(self, width: float) -> np.ndarray:
         """Gripper joint commands for an opening `width` (m)."""
@@ -159,6 +163,13 @@ class Robot:
 
 
 PandaRobot = Robot  # the name before robots were data
+
+
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """`index` as a slice when it is a contiguous ascending run, else unchanged."""
+    if len(index) and bool(np.all(np.diff(index) == 1)):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 def _has_ancestor(model: mujoco.MjModel, body: int, root: int) -> bool:

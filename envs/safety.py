@@ -43,10 +43,10 @@ class SafetyCost:
         """The three cost parts: joint_limit, table_contact, joint_speed."""
         cfg = self.config
         robot = self.robot
-        q = data.qpos[robot.arm_qpos]
+        q = data.qpos[robot.arm_qpos_ix]
         dist = np.minimum(q - robot.q_min, robot.q_max - q)
         limit = float(np.maximum(cfg.limit_margin - dist, 0.0).sum()) / cfg.limit_margin
-        ratio = np.abs(data.qvel[robot.arm_dof]) * self._inv_qd_max
+        ratio = np.abs(data.qvel[robot.arm_dof_ix]) * self._inv_qd_max
         speed = float(np.maximum(ratio - cfg.speed_fraction, 0.0).sum()) / (1.0 - cfg.speed_fraction)
         contact = self.table_contact_force(data) / cfg.contact_force_scale
         return {"joint_limit": limit, "table_contact": contact, "joint_speed": speed}
