@@ -332,9 +332,11 @@ def test_shadow_mode_sends_nothing_to_the_controllers(rig_factory) -> None:
         assert node.count_publishers(topic) == 0, topic
     assert len(rig.arm_commands) == 0
     assert get_action_client_names_and_types_by_node(node, "skill_executor", "/") == []
-    # The arm did not move; the preview carries every joint by the driver's names, within limits.
-    home = np.array(arm_states.messages()[0].position)
-    np.testing.assert_allclose(np.array(arm_states.last().position), home, atol=2e-3)
+    # The arm did not move (sim_robot starts at home); the preview carries every joint by the
+    # driver's names, within limits.
+    arm_states.clear()
+    assert rig.probe.wait_for(lambda: len(arm_states) > 0, 10), "no /franka/joint_states reached the probe"
+    np.testing.assert_allclose(np.array(arm_states.last().position), FR3.description.home_qpos[:7], atol=2e-3)
     plan = limits_of("fr3", "skillstack/PandaReach-v0")
     for m in rig.preview.messages():
         assert list(m.joint_names) == list(FR3.driver_joints)
