@@ -201,10 +201,10 @@ def test_sim_robot_speaks_the_profiles_driver(rig_factory, profile: str) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize("profile", ["panda_sim", pytest.param("fr3", marks=needs_actions), pytest.param("ur", marks=needs_actions)])
 def test_stack_two_through_each_profile(rig_factory, tmp_path: Path, profile: str) -> None:
-    """stack-two on sim_robot speaking the profile's driver: red ends on blue, every arm command
-    within the limits in force. panda_sim and fr3 run the hierarchical controller over the
-    library's starter skills (fr3: cube poses from a camera frame, transformed by the profile);
-    the starter skills are packaged for the Panda, so the UR5e runs the task's scripted expert."""
+    """stack-two on sim_robot speaking the profile's driver, by the hierarchical controller over
+    the library's starter skills: red ends on blue, every arm command and gripper goal within the
+    limits in force. Cube poses come in a frame other than the base for fr3 (a camera's) and ur
+    (UR's "base", turned by pi), transformed by the profile."""
     rig = rig_factory(profile)
     prof = rig.profile
     plan = limits_of(profile)
@@ -212,10 +212,7 @@ def test_stack_two_through_each_profile(rig_factory, tmp_path: Path, profile: st
     red = rig.probe.record("/objects/red/pose", PoseStamped, STATE_QOS)
     blue = rig.probe.record("/objects/blue/pose", PoseStamped, STATE_QOS)
     rig.start("sim_robot", profile=profile, objects=["red", "blue"], object_positions=STACK_POSITIONS, object_frame=frame)
-    if profile == "ur":
-        what = {"skill": "expert", "task": "skillstack/PandaStackTwo-v0"}
-    else:
-        what = {"plan_task": "stack-two", "library_root": str(starter_library(tmp_path / "library"))}
+    what = {"plan_task": "stack-two", "library_root": str(starter_library(tmp_path / "library"))}
     topic = prof.arm.interface == "trajectory"
     rig.start_executor(lambda st: st["command_subscribers"] >= 1 + topic and st["state_age"] is not None
                        and (not topic or rig.arm_commands.publisher_count() >= 1), **what)
