@@ -26,10 +26,11 @@ demo: $(STAMP)
 	$(VENV)/bin/skillstack demo
 
 # Tests run in two steps; CI (.ci/run) runs both and fails if either fails.
-#   make test       the fast set (-m "not slow"): every test but the heavy end-to-end ones;
-#                   under 10 minutes on 2 idle cores.
-#   make test-slow  the heavy end-to-end tests, marked @pytest.mark.slow (real training to a
-#                   success rate, ROS 2 nodes driven to the goal, whole pipelines).
+#   make test       the fast set (-m "not slow"): every test but the heavy end-to-end ones
+#                   (about 5 minutes on 2 idle cores).
+#   make test-slow  the heavy end-to-end tests, marked @pytest.mark.slow: training to a success
+#                   rate, every runnable block of the README and docs, `skillstack demo`, the SBD
+#                   benchmark, Ray sweeps (about 8 minutes on 2 idle cores).
 #   make test-all   both, one after the other.
 # No test asserts a speed: rates and latencies are measured by `skillstack bench ...`.
 test: $(STAMP)
