@@ -21,6 +21,9 @@ Two choices matter for closed-loop success of the students (measured in docs/pla
 - The teacher runs with `finish_steps=0`: each skill hands over as soon as its effects hold,
   as a learned skill will (it has no script to finish), so the next skill's data start
   where a student will hand over.
+
+And one for a short distillation: enough gradient updates (`batch` 64), or a student fitted on
+a few thousand steps dithers between closing and opening the gripper at the cube.
 """
 
 from __future__ import annotations
@@ -51,7 +54,10 @@ class DistillConfig:
     seed: int = 0
     hidden: tuple[int, ...] = (256, 256)
     epochs: int = 200
-    batch: int = 256
+    # Small batches: a student's data are a few thousand steps, and at 256 a short fit took too few updates to
+    # tell a grasp from a release (120 stack-two episodes x 60 epochs: 900 updates, 77 % closed-loop success;
+    # at 64: 87 %, at no extra time per epoch on the CPU).
+    batch: int = 64
     lr: float = 1e-3
     threads: int = 1  # torch threads for fitting (a second thread was 14x slower on 2 busy cores)
     suffix: str = "_bc"
