@@ -107,6 +107,11 @@ class MergedJointStates:
         head, got, tail = err.partition(" (got ")  # the message's own names stay as they came
         return self._driver_words(head) + got + tail
 
+    @property
+    def last_error(self) -> str:
+        """Why the most recent rejected message was rejected ('' when none was)."""
+        return next((c.last_error for c in self.caches if c.last_error), "")
+
     def latest(self) -> JointReading | None:
         """The merged reading once every topic has one (stamped like the first topic's), or None."""
         readings = [c.latest() for c in self.caches]

@@ -380,6 +380,7 @@ class SkillExecutor(Node):
             "suppressed": s.counters.suppressed,
             "clamped": dict(s.counters.clamped),
             "rejected_states": self.joints.rejected,
+            "state_error": self.joints.last_error,
             "command_subscribers": self.paths.subscribers(),
             "state_age": None if (w := self._worst_age()) is None else round(w[1], 4),
             "state_topic": None if w is None else w[0],

@@ -45,12 +45,24 @@ class ObjectReading:
 class JointStateCache:
     """Most recent complete joint state for a fixed list of joint names (thread-safe)."""
 
-    def __init__(self, names: Sequence[str], max_velocity: Sequence[float] | None = None, jump_slack: float = 0.05):
+    def __init__(
+        self,
+        names: Sequence[str],
+        max_velocity: Sequence[float] | None = None,
+        jump_slack: float = 0.05,
+        max_gap_s: float = 0.5,
+        reanchor_after: int = 5,
+    ):
         """names: the joints to keep, in the order readings are returned.
         max_velocity: per-joint speed limits; when given, a reading whose joints moved
         further than 1.5 x limit x elapsed time + `jump_slack` since the last accepted one
         with finite positions is rejected as implausible (a bogus or confused publisher on
-        /joint_states)."""
+        /joint_states).
+        max_gap_s: the elapsed time in that bound is capped here, so a stall of this process
+        (a queue of messages handled late) cannot widen the bound enough to let garbage in.
+        reanchor_after: a robot that really moved during a long gap (restarted, moved by
+        hand) is taken back once this many consecutive rejected readings agree with each
+        other; a garbage publisher's random readings never do."""
         if not names:
             raise ValueError("JointStateCache needs at least one joint name")
         if len(set(names)) != len(names):
@@ -60,6 +72,11 @@ class JointStateCache:
         if self.max_velocity is not None and self.max_velocity.shape != (len(self.names),):
             raise ValueError(f"max_velocity needs {len(self.names)} values, got {self.max_velocity.shape}")
         self.jump_slack = float(jump_slack)
+        self.max_gap_s = float(max_gap_s)
+        self.reanchor_after = int(reanchor_after)
+        # Consecutive rejected readings that agree with each other (the re-anchor candidate).
+        self._candidate: JointReading | None = None
+        self._candidate_count = 0
         self._index_cache: dict[tuple[str, ...], np.ndarray | str] = {}
         self._lock = threading.Lock()
         self._latest: JointReading | None = None
@@ -120,16 +137,18 @@ class JointStateCache:
             prev, ref = self._latest, self._last_finite
             finite = bool(np.all(np.isfinite(q)))
             if self.max_velocity is not None and ref is not None and finite:
-                dt = max(stamp_s - ref.stamp_s, received_s - ref.received_s, 0.0)
-                bound = 1.5 * self.max_velocity * dt + self.jump_slack
-                jump = np.abs(q - ref.position)
+                jump, bound, dt = self._jump(q, stamp_s, received_s, ref)
                 if np.any(jump > bound):
-                    worst = int(np.argmax(jump - bound))
-                    self.rejected += 1
-                    self.last_error = (
-                        f"implausible joint state: {self.names[worst]} jumped {jump[worst]:.3f} in {dt * 1e3:.1f} ms"
-                    )
-                    return self.last_error
+                    if self._confirmed(q, stamp_s, received_s):
+                        prev = None  # re-anchored: no finite difference across the jump
+                    else:
+                        worst = int(np.argmax(jump - bound))
+                        self.rejected += 1
+                        self.last_error = (
+                            f"implausible joint state: {self.names[worst]} jumped {jump[worst]:.3f} in {dt * 1e3:.1f} ms"
+                        )
+                        return self.last_error
+            self._candidate, self._candidate_count = None, 0
             if vel is None:
                 # Finite difference when the robot does not report velocities.
                 dt = stamp_s - prev.stamp_s if prev is not None else 0.0
@@ -140,6 +159,26 @@ class JointStateCache:
                 self._last_finite = self._latest
             self.accepted += 1
         return None
+
+    def _jump(
+        self, q: np.ndarray, stamp_s: float, received_s: float, ref: JointReading
+    ) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per-joint jump from `ref`, the bound it must stay within, and the elapsed time used."""
+        dt = min(max(stamp_s - ref.stamp_s, received_s - ref.received_s, 0.0), self.max_gap_s)
+        assert self.max_velocity is not None
+        return np.abs(q - ref.position), 1.5 * self.max_velocity * dt + self.jump_slack, dt
+
+    def _confirmed(self, q: np.ndarray, stamp_s: float, received_s: float) -> bool:
+        """Count a rejected reading towards a re-anchor; True once enough agree in a row."""
+        reading = JointReading(q, np.zeros_like(q), float(stamp_s), float(received_s))
+        cand = self._candidate
+        if cand is not None:
+            jump, bound, _ = self._jump(q, stamp_s, received_s, cand)
+            if np.all(jump <= bound):
+                self._candidate, self._candidate_count = reading, self._candidate_count + 1
+                return self._candidate_count >= self.reanchor_after
+        self._candidate, self._candidate_count = reading, 1
+        return self.reanchor_after <= 1
 
     def _reject(self, why: str) -> str:
         with self._lock:
@@ -156,6 +195,7 @@ class JointStateCache:
         """Forget all readings (e.g. after the robot restarted)."""
         with self._lock:
             self._latest = self._prev = self._last_finite = None
+            self._candidate, self._candidate_count = None, 0
 
 
 def quat_angular_velocity(q0: np.ndarray, q1: np.ndarray, dt: float) -> np.ndarray:

@@ -418,10 +418,17 @@ def test_flood_of_10khz_joint_states_stays_safe_and_recovers(bridge: Bridge) -> 
     assert ok, f"arm did not recover to the goal; status {bridge.status.last()}; {flood_info}"
     settled = bridge.wait_state("running", 10)
     assert settled["executor_fault"] == "", settled
-    rejected = settled["rejected_states"]
+
+    # The transport may still hand over flood messages it had queued when the generator
+    # exited (Fast DDS's shared-memory port on a loaded machine); the rejections must stop
+    # once that queue is drained: the counter holds still over half a second.
+    def rejections_stopped() -> bool:
+        rejected = bridge.status.last()["rejected_states"]
+        time.sleep(0.5)
+        return bridge.status.last()["rejected_states"] == rejected
+
+    assert any(rejections_stopped() for _ in range(30)), f"{bridge.status.last()}\n{bridge.logs()[-3000:]}"
     n0 = len(bridge.commands)
-    time.sleep(0.5)
-    assert bridge.status.last()["rejected_states"] == rejected, bridge.status.last()
     bridge.wait_commands(n0 + 3, 10)  # still commanding the arm (holding it at the goal)
     assert bridge.status.last()["ticks"] > after["ticks"] > before["ticks"]
 

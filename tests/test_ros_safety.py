@@ -484,3 +484,37 @@ def test_ament_python_build_installs_the_ros_layout(tmp_path: Path) -> None:
                 "share/ament_index/resource_index/packages/ros_bridge"):
         assert (inst / rel).is_file(), rel
     assert "'console_scripts', 'skill_executor'" in (inst / "lib/ros_bridge/skill_executor").read_text()
+
+
+def test_joint_state_cache_stall_does_not_let_garbage_in() -> None:
+    """A stall of the executor (messages handled seconds late) must not widen the jump
+    bound until random garbage passes: the elapsed time in the bound is capped."""
+    c = JointStateCache(PANDA_JOINTS, max_velocity=LIMITS.velocity)
+    assert c.update(PANDA_JOINTS, HOME, [], 1.0, 1.0) is None
+    garbage = HOME + 3.0  # within 1.5 x 2.6 rad/s x 3 s, far beyond the capped 0.5 s
+    err = c.update(PANDA_JOINTS, garbage, [], 4.0, 4.0)
+    assert err is not None and "implausible" in err
+    np.testing.assert_array_equal(c.latest().position, HOME)
+
+
+def test_joint_state_cache_reanchors_on_a_consistent_stream() -> None:
+    """A robot that really moved during a gap is taken back after `reanchor_after`
+    consecutive readings that agree with each other; interleaved garbage is not."""
+    c = JointStateCache(PANDA_JOINTS, max_velocity=LIMITS.velocity, reanchor_after=3)
+    assert c.update(PANDA_JOINTS, HOME, [], 1.0, 1.0) is None
+    moved = HOME.copy()
+    moved[:7] += 2.0
+    rng = np.random.default_rng(0)
+    t = 5.0
+    for _ in range(20):  # the real robot and a garbage publisher alternate: nothing agrees twice in a row
+        t += 0.001
+        assert c.update(PANDA_JOINTS, moved, [], t, t) is not None
+        t += 0.001
+        assert c.update(PANDA_JOINTS, rng.uniform(-10, 10, 9), [], t, t) is not None
+    np.testing.assert_array_equal(c.latest().position, HOME)
+    for i in range(3):  # the robot alone: three agreeing readings re-anchor
+        t += 0.001
+        err = c.update(PANDA_JOINTS, moved, [], t, t)
+        assert (err is None) == (i == 2), (i, err)
+    np.testing.assert_array_equal(c.latest().position[:7], moved[:7])
+    np.testing.assert_array_equal(c.latest().velocity, np.zeros(len(PANDA_JOINTS)))
