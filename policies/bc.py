@@ -36,6 +36,7 @@ class BCPolicy:
     action_high: np.ndarray
     train_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    _net: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
 
     def predict(self, obs: np.ndarray) -> np.ndarray:
         """Actions (N, A) in the action bounds for observations (N, D) (or one (D,) -> (A,))."""
@@ -44,10 +45,12 @@ class BCPolicy:
         x = np.atleast_2d(x)
         if x.shape[1] != self.arch["in_dim"]:
             raise ValueError(f"observation has {x.shape[1]} values, the policy takes {self.arch['in_dim']}")
-        net = build_network(self.arch)
-        net.load_state_dict(self.state_dict)
+        if self._net is None:  # built once: rebuilding per call dominated a rollout's cost
+            self._net = build_network(self.arch)
+            self._net.load_state_dict(self.state_dict)
+            self._net.eval()
         with torch.no_grad():
-            y = net(torch.from_numpy((x - self.obs_mean) / self.obs_std).float()).numpy()
+            y = self._net(torch.from_numpy((x - self.obs_mean) / self.obs_std).float()).numpy()
         a = self.action_low + (y + 1.0) * 0.5 * (self.action_high - self.action_low)
         return a[0] if single else a
 
