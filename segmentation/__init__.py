@@ -46,6 +46,7 @@ _EXPORTS = {
     "EpisodeSegments": "segmentation.segmenter",
     "fit_segmenter": "segmentation.segmenter",
     "tune_detector": "segmentation.segmenter",
+    "NoRuleBeatsBaselineError": "segmentation.segmenter",
     "label_with_idm": "segmentation.segmenter",
     "SkillTypes": "segmentation.clustering",
     "fit_skill_types": "segmentation.clustering",

@@ -43,13 +43,15 @@ def train_segmenter(
     seed: int = 0,
     predictor_members: int = 1,
     log: Callable[[str], None] | None = None,
+    beat_baseline: bool = True,
 ) -> Any:
     """Train on expert demo files (episodes split train/validation by `val_fraction`) and save to `model_dir`.
 
     `predictor_members` > 1 trains that many action predictors from consecutive seeds and
     scores their mean loss (`bench sbd` measures what that buys: on freshly recorded demos, no more than one).
     `two_sided` None lets validation choose the rule, `bin_tolerance` None the loss's bin tolerance,
-    `gap_unit` None the gap's unit (see `fit_segmenter`)."""
+    `gap_unit` None the gap's unit (see `fit_segmenter`). `beat_baseline` False keeps a rule
+    no better than fixed-length cuts instead of stopping (for smoke runs only)."""
     from segmentation.segmenter import fit_segmenter
 
     if not demo_files:
@@ -68,7 +70,8 @@ def train_segmenter(
         raise ValueError(f"{len(episodes)} episode(s) are too few to split into training and validation")
     seg = fit_segmenter(train, val, cameras=cameras, image_size=image_size, proprio=proprio, use_events=use_events,
                         two_sided=two_sided, bin_tolerance=bin_tolerance, gap_unit=gap_unit, epochs=epochs, idm=idm,
-                        skill_types=skill_types, seed=seed, predictor_members=predictor_members, log=log)
+                        skill_types=skill_types, seed=seed, predictor_members=predictor_members, log=log,
+                        beat_baseline=beat_baseline)
     seg.meta["train_files"] = [str(f) for f in demo_files]
     seg.save(model_dir)
     return seg

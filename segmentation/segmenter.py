@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from segmentation.baselines import tune_fixed_length
 from segmentation.dataset import SegEpisode, gripper_events
 from segmentation.detector import GAP_UNITS, Detection, DetectorParams, detect_boundaries, detect_with_model
 from segmentation.metrics import evaluate_episodes, segments_from_boundaries
@@ -38,6 +39,7 @@ __all__ = [
     "ADVISED_VAL_EPISODES_PER_TASK",
     "DEFAULT_BIN_TOLERANCES",
     "DEFAULT_GAPS",
+    "NoRuleBeatsBaselineError",
     "DEFAULT_MIN_LENS",
     "DEFAULT_PLATEAU",
     "DEFAULT_STD_GAPS",
@@ -51,7 +53,10 @@ __all__ = [
 ]
 
 SEGMENTER_FILE = "segmenter.json"
-DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(-3.0, 15.01, 0.25), 2))
+# Gaps in nats start above 0: a gap <= 0 fires whenever the loss is not below its running mean,
+# i.e. at nearly every step `min_len` allows, a fixed-length chopper in disguise (the video path
+# chose -2.25 nats before this range was closed).
+DEFAULT_GAPS: tuple[float, ...] = tuple(float(g) for g in np.round(np.arange(0.25, 15.01, 0.25), 2))
 DEFAULT_MIN_LENS: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 8)
 DEFAULT_IDLE_EPS: tuple[float, ...] = (0.0, 0.05)
 DEFAULT_BIN_TOLERANCES: tuple[int, ...] = (0, 1, 2)
@@ -268,6 +273,7 @@ def tune_detector(
     idm: Any = None,
     metric: str = "f1@5",
     tie_metric: str = "f1@2",
+    beat_baseline: bool = True,
 ) -> tuple[DetectorParams, dict[str, float]]:
     """Grid search of (gap, min_len, idle_eps, bin_tolerance, gap unit) on validation episodes (which must carry phase labels).
 
@@ -294,6 +300,13 @@ def tune_detector(
     inverse-dynamics model labels from the frames, as a video without actions would be
     segmented. Why: labelled actions are noisier than recorded ones, so their losses sit on
     another scale; the gap chosen on recorded actions missed half the boundaries on them.
+
+    `beat_baseline`: only a rule whose own validation `metric` beats the fixed-length chopper
+    (its segment length tuned on the same episodes, `baselines.tune_fixed_length`) may be
+    chosen; when none does, `NoRuleBeatsBaselineError` stops the training with both figures.
+    Why: a rule no better than cutting every k steps detects nothing; shipping it would hide
+    that. The baseline's figures are returned as `baseline_fixed_length_<metric>` and
+    `baseline_fixed_length_every`.
     """
     import torch
 
@@ -357,18 +370,37 @@ def tune_detector(
             raise ValueError("tune_detector: nothing to search (empty min_lens, idle_eps or std_priors)")
         return out
 
+    every, fixed = tune_fixed_length([len(ep.phases) for ep in episodes], phases, metric=metric)
+    floor = fixed[metric] if beat_baseline else -np.inf
+
+    def beats(p: DetectorParams) -> bool:
+        return score(p)[metric] > floor
+
     best: tuple[Any, DetectorParams] | None = None
     for two in ((False, True) if two_sided is None else (bool(two_sided),)):
-        ranked = sorted(((rank_key(p), p) for p in candidates(two)), key=lambda x: x[0], reverse=True)
+        ranked = sorted(((rank_key(p), p) for p in candidates(two) if beats(p)), key=lambda x: x[0], reverse=True)
         if reset_memory is None or reset_memory:
             rescored = [(rank_key(p2), p2) for _, p in ranked[:10] for p2 in [dataclasses.replace(p, reset_memory=True)]]
-            ranked = rescored + (ranked[:10] if reset_memory is None else [])
+            ranked = [r for r in rescored if beats(r[1])] + (ranked[:10] if reset_memory is None else [])
+            if not ranked and reset_memory:  # resets were asked for and none of the best 10 beats the chopper with them
+                continue
             ranked.sort(key=lambda x: x[0], reverse=True)
-        if best is None or ranked[0][0][:2] > best[0][:2]:  # gaps of the two rules are not comparable: a tie keeps the paper's
+        if ranked and (best is None or ranked[0][0][:2] > best[0][:2]):  # gaps of the two rules are not comparable: a tie keeps the paper's
             best = ranked[0]
-    assert best is not None
+    if best is None:
+        path = "video path (actions from inverse dynamics)" if idm is not None else "action path"
+        raise NoRuleBeatsBaselineError(
+            f"tune_detector: no boundary rule beats the fixed-length baseline on the {len(episodes)} validation episodes "
+            f"({path}): cutting every {every} steps scores {metric} {fixed[metric]:.3f}, and no rule searched scored more. "
+            f"The predictor does not separate skills yet: train it longer or on more demonstrations, or check the "
+            f"validation episodes' phase labels.")
     (smoothed, _, _), params = best
-    return params, {**score(params), f"{metric}_plateau": smoothed}
+    baseline = {f"baseline_fixed_length_{metric}": float(fixed[metric]), "baseline_fixed_length_every": float(every)}
+    return params, {**score(params), f"{metric}_plateau": smoothed, **baseline}
+
+
+class NoRuleBeatsBaselineError(ValueError):
+    """Raised when validation finds no boundary rule better than fixed-length segments."""
 
 
 def label_with_idm(ep: SegEpisode, idm: Any) -> SegEpisode:
@@ -404,6 +436,7 @@ def fit_segmenter(
     log: Callable[[str], None] | None = None,
     predictor: Any = None,
     predictor_members: int = 1,
+    beat_baseline: bool = True,
 ) -> Segmenter:
     """Train the predictor (and inverse dynamics), tune the rule on `val`, cluster training segments into skill types.
 
@@ -420,6 +453,8 @@ def fit_segmenter(
     the validation episodes with their actions labelled from the frames.
     `predictor_members` > 1 trains that many predictors from seeds seed, seed + 1, ... and
     scores their mean loss (`policies.action_predictor_ensemble`): fewer spurious peaks.
+    `beat_baseline` (default on): training stops with `NoRuleBeatsBaselineError` when no rule,
+    for either path, beats fixed-length segments on validation (see `tune_detector`).
     """
     from policies.action_predictor import ActionPredictorConfig, SequenceData
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
@@ -455,7 +490,7 @@ def fit_segmenter(
         tolerances = (int(bin_tolerance),)
     units = None if gap_unit is None else (gap_unit,)
     params, scores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory, two_sided=two_sided,
-                                   bin_tolerances=tolerances, gap_units=units)
+                                   bin_tolerances=tolerances, gap_units=units, beat_baseline=beat_baseline)
     meta["validation"] = scores
     if log:
         log(f"tuned on {len(val)} validation episodes: gap {params.gap_text} min_len {params.min_len} "
@@ -476,7 +511,8 @@ def fit_segmenter(
     video_params = None
     if model_idm is not None and not proprio:  # a video has no proprioception: no video path then
         video_params, vscores = tune_detector(predictor, val, use_events=use_events, reset_memory=reset_memory,
-                                              two_sided=two_sided, bin_tolerances=tolerances, gap_units=units, idm=model_idm)
+                                              two_sided=two_sided, bin_tolerances=tolerances, gap_units=units, idm=model_idm,
+                                              beat_baseline=beat_baseline)
         meta["validation_video"] = vscores
         if log:
             log(f"video path (actions from inverse dynamics): gap {video_params.gap_text} min_len {video_params.min_len} "

@@ -31,7 +31,8 @@ def fitted(demos, tmp_path_factory):
     eps = load_hdf5_episodes(demos, [CAM], SIZE)
     seg = fit_segmenter(eps[:6], eps[6:], cameras=(CAM,), image_size=SIZE, epochs=2, context=8, idm=True,
                         idm_epochs=1, skill_types=3, seed=0, predictor_members=2,  # the ensemble path throughout
-                        log=FIT_LOG.append)
+                        log=FIT_LOG.append,
+                        beat_baseline=False)  # plumbing, not quality: 2 epochs on 6 demos need not beat the chopper
     out = tmp_path_factory.mktemp("model") / "segmenter"
     seg.save(out)
     return seg, out, eps
@@ -134,7 +135,7 @@ def test_validation_ranks_a_gap_with_its_neighbours(fitted):
 
     def own_f1(p, gap):  # the validation F1@5 of p with another gap, nothing else searched
         return tune_detector(seg.predictor, val, gaps=(gap,), min_lens=(p.min_len,), idle_eps=(p.idle_eps,),
-                             bin_tolerances=(p.bin_tolerance,), plateau=0, **kw)[1]["f1@5"]
+                             bin_tolerances=(p.bin_tolerance,), plateau=0, beat_baseline=False, **kw)[1]["f1@5"]
 
     def window_f1(p):
         i = DEFAULT_GAPS.index(p.gap)
@@ -311,3 +312,28 @@ def test_runs_of_one_type_merge_and_implied_preconditions_chain_in_the_planner()
     state = frozenset({atom("gripper_open"), atom("on_table", "red"), atom("in_reach", "red")})
     best = plan(state, lits(["at(red)"]), ops, domain)[0]
     assert best.labels == ["reach", "grasp", "place"]
+
+
+def test_a_rule_that_does_not_beat_fixed_length_cuts_is_refused(fitted):
+    """Validation may not choose a rule no better than cutting every k steps: with only a
+    rule that never fires (a huge gap, no gripper events) to choose from, training stops
+    with a message naming the baseline; the chosen rule's scores carry the baseline's."""
+    from segmentation import NoRuleBeatsBaselineError, tune_detector
+
+    seg, _, eps = fitted
+    val = eps[6:]
+    kw = dict(use_events=False, two_sided=True, reset_memory=False, gap_units=("nats",), min_lens=(8,), idle_eps=(0.0,),
+              bin_tolerances=(0,))
+    with pytest.raises(NoRuleBeatsBaselineError, match="fixed-length baseline.*cutting every"):
+        tune_detector(seg.predictor, val, gaps=(1e6,), **kw)
+    params, scores = tune_detector(seg.predictor, val, gaps=(1e6,), beat_baseline=False, **kw)
+    assert scores["f1@5"] <= scores["baseline_fixed_length_f1@5"]  # what the refusal was about
+    assert scores["baseline_fixed_length_every"] >= 2
+
+
+def test_default_gap_range_cannot_chop_at_fixed_length() -> None:
+    """A gap of 0 nats or less fires whenever the loss is not below its running mean: every
+    allowed step. The default search starts above it."""
+    from segmentation.segmenter import DEFAULT_GAPS, DEFAULT_STD_GAPS
+
+    assert min(DEFAULT_GAPS) > 0 and min(DEFAULT_STD_GAPS) > 0

@@ -76,6 +76,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the gap's unit: 'nats' (as in the paper) or 'episode_std' (ours: the gap times the spread of the "
                         "episode's losses so far). Default: auto, chosen on the validation split for the two-sided rule; "
                         "the paper's rule stays in nats")
+    t.add_argument("--accept-weak-rule", action="store_true",
+                   help="keep the best rule even when it does not beat fixed-length cuts on validation (default: "
+                        "training stops with the two figures; use for smoke runs only)")
     t.add_argument("--no-idm", action="store_true", help="skip the inverse-dynamics model (then videos cannot be segmented)")
     t.add_argument("--skill-types", type=int, default=None, help="number of skill types (default: chosen by silhouette)")
     t.add_argument("--predictor-members", type=int, default=1,
@@ -121,11 +124,13 @@ def run(args: argparse.Namespace) -> int:
                               two_sided={"auto": None, "paper": False, "two-sided": True}[args.rule],
                               bin_tolerance=args.bin_tolerance, gap_unit=None if args.gap_unit == "auto" else args.gap_unit,
                               idm=not args.no_idm, skill_types=args.skill_types, seed=args.seed,
-                              predictor_members=args.predictor_members, log=log)
+                              predictor_members=args.predictor_members, log=log,
+                              beat_baseline=not args.accept_weak_rule)
         v = seg.meta["validation"]
         print(f"segmenter saved to {model_dir}: {seg.params.rule} rule, gap {seg.params.gap_text}, min_len {seg.params.min_len}, "
               f"bin tolerance {seg.params.bin_tolerance}, events {seg.params.use_events}; "
-              f"validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f}; "
+              f"validation F1@±5 {v['f1@5']:.3f}, F1@±2 {v['f1@2']:.3f} (cutting every "
+              f"{v.get('baseline_fixed_length_every', float('nan')):.0f} steps: {v.get('baseline_fixed_length_f1@5', float('nan')):.3f}); "
               f"{seg.skill_types.k} skill types")
         if seg.video_params is not None:
             vv, vp = seg.meta["validation_video"], seg.video_params
