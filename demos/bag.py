@@ -1,29 +1,37 @@
 """Import real-robot recordings (ROS 2 bags) into the demonstration layout.
 
 A bag (a rosbag2 folder with metadata.yaml, or a bare `.mcap` / `.db3` file; MCAP and
-sqlite3 storage) is read with the pure-Python `rosbags` library, so no ROS install is
-needed. What is read:
+sqlite3 storage) is read with the pure-Python `rosbags` library (`demos.bag_read`), so no
+ROS install is needed. One bag becomes one demo.
 
-- `sensor_msgs/msg/JointState` on `/joint_states`: joints are matched to the Panda's by
-  name (exactly as its robot description names them, `skillstack robots`, else by suffix
-  such as `fr3_joint3` -> joint 3, else an explicit `joint_map`). Each joint keeps its own time
-  series, so arm and gripper may come from different publishers.
-- optionally `sensor_msgs/msg/Image` (rgb8/bgr8/rgba8/bgra8/mono8) or
-  `sensor_msgs/msg/CompressedImage` topics, all Image topics by default.
+Joint states, two ways:
 
-Message time is the header stamp, or the bag's receive time when the stamp is zero.
-Everything is resampled onto one grid at the control rate (25 Hz by default, the envs'
-rate): joint positions and velocities by linear interpolation (velocities by finite
-differences when the bag has none), images by the latest frame at or before each tick.
+- through a **robot profile** (`profile="fr3"`, the same YAML files the ROS bridge drives the
+  robot with, `demos.bag_profile`): every joint-state topic of the profile (franka_ros2: the
+  arm on /franka/joint_states at 1 kHz, the gripper on /fr3_gripper/joint_states at 50 Hz) is
+  read and merged by name, the driver's names mapped onto the robot description's. The demo's
+  clock is the first topic's (the arm's): each control tick is the arm sample nearest to it,
+  so arm joints are exactly as published, and the other topics are interpolated onto those
+  stamps. A topic carrying joints the profile does not map is refused (a bag of another robot);
+- without a profile, one JointState topic (`joint_topic`, default /joint_states) whose joints are
+  matched to the Panda's by name (`match_joints`) and resampled onto a uniform grid.
 
-Each bag becomes one demo with T = ticks - 1 samples, no `states` (a real robot has no
-simulator state) and these observations (obs = ticks 0..T-1, next_obs = ticks 1..T):
-`joint_pos` (9: arm then fingers), `joint_vel` (9), `robot_state` (the robot part of
-the env observation, built by `envs.observation.ObservationBuilder` from the joints:
-tcp_pos, gripper_width, tcp_vel, gripper_vel, joint_pos) and `<camera>_image` frames.
-`actions` are what the env's joint action mode (`action_mode="joint"`) would have
-commanded: per-tick joint steps as a fraction of the max joint step, and the gripper
-command that targets the next finger width; `rewards` are 0.
+The gripper width is what the robot description defines from the finger joints (its width
+map: the Franka Hand's fingers travel half the width each). Object poses come from
+geometry_msgs/PoseStamped on /objects/<name>/pose and from tf2 frames object_<name> on
+/tf and /tf_static (any chain of transforms down to the profile's base frame; the profile's
+static frames count too), interpolated onto the ticks (slerp for orientations). Images from
+sensor_msgs/Image and CompressedImage topics (the latest frame at or before each tick),
+resized to `image_size` when given.
+
+What is stored per demo (T = ticks - 1 samples; obs = ticks 0..T-1, next_obs = ticks 1..T):
+`joint_pos` / `joint_vel` (the description's joints, arm then gripper; velocities as
+published, else by finite differences), `robot_state` (the robot part of the env observation,
+built by `envs.observation.ObservationBuilder`), `observation` (the whole env observation
+vector, objects included when `env_id` names an env whose objects the bag has poses for: what
+behaviour cloning and segmentation read), `<name>_pose` (position + quaternion wxyz in the base
+frame) and `<camera>_image`. `actions` are what the env's joint action mode would have
+commanded; `rewards` are 0; there are no simulator `states`.
 """
 
 from __future__ import annotations
@@ -37,17 +45,17 @@ from typing import Any
 
 import numpy as np
 
-from demos.errors import BagImportError
+from demos.bag_poses import angular_velocity_local, interp_pose
+from demos.bag_profile import BagProfile, JointSource, load_bag_profile
+from demos.bag_read import BagContents, camera_key, read_bag
+from demos.errors import BagImportError, OutputExistsError
 from demos.format import IMAGE_SUFFIX, Episode, make_env_args
 from demos.writer import DemoWriter
 
 __all__ = ["REAL_ROBOT_ENV", "BagImportResult", "import_bag", "match_joints"]
 
-REAL_ROBOT_ENV = "real/panda"  # env_name stored when no --env is given
-JOINT_STATE = "sensor_msgs/msg/JointState"
-IMAGE = "sensor_msgs/msg/Image"
-COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
-_TOPIC_NOISE = {"image_raw", "image", "image_rect", "image_rect_color", "image_color", "compressed", "color", "rgb"}
+REAL_ROBOT_ENV = "real/panda"  # env_name stored when no --env is given (real/<robot> for other robots)
+POSE_SUFFIX = "_pose"
 
 
 @dataclass
@@ -58,6 +66,7 @@ class BagImportResult:
     demos: list[str] = field(default_factory=list)
     samples: list[int] = field(default_factory=list)
     cameras: list[str] = field(default_factory=list)
+    objects: list[str] = field(default_factory=list)
 
 
 def match_joints(
@@ -93,249 +102,242 @@ def match_joints(
     return found
 
 
-def _stamp(msg: Any, fallback_ns: int) -> int:
-    """Message time in integer nanoseconds (float seconds since 1970 lose ~0.2 us)."""
-    header = getattr(msg, "header", None)
-    if header is not None:
-        ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-        if ns > 0:
-            return ns
-    return int(fallback_ns)
+@dataclass(frozen=True)
+class _Plan:
+    """How to read joints from a bag: topics, which description joint each bag joint is, the clock."""
+
+    profile: BagProfile | None
+    description: Any  # sim_assets.RobotDescription
+    sources: tuple[JointSource, ...]
+    clock: bool  # tick on the first source's stamps (profile) or on a uniform grid
+    joint_map: Mapping[str, str] | None  # legacy --joint-map
+    base_frame: str
 
 
-def _decode_image(msg: Any, topic: str, msgtype: str) -> np.ndarray:
-    import cv2
-
-    if msgtype == COMPRESSED_IMAGE:
-        img = cv2.imdecode(np.frombuffer(bytes(msg.data), dtype=np.uint8), cv2.IMREAD_COLOR)
-        if img is None:
-            raise BagImportError(f"topic {topic}: cannot decode CompressedImage (format {msg.format!r})")
-        return np.ascontiguousarray(img[:, :, ::-1])
-    enc = str(msg.encoding).lower()
-    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc1": 1, "8uc3": 3}
-    if enc not in channels:
-        raise BagImportError(
-            f"topic {topic}: unsupported image encoding {msg.encoding!r}; supported: {', '.join(channels)}"
-        )
-    c = channels[enc]
-    h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if data.size < h * step or step < w * c:
-        raise BagImportError(f"topic {topic}: image data has {data.size} bytes, expected {h}x{step}")
-    img = data[: h * step].reshape(h, step)[:, : w * c].reshape(h, w, c)
-    if c == 1:
-        img = np.repeat(img, 3, axis=2)
-    elif enc.startswith("bgr"):
-        img = img[:, :, 2::-1]
-    else:
-        img = img[:, :, :3]
-    return np.ascontiguousarray(img)
-
-
-def _camera_key(topic: str, taken: set[str]) -> str:
-    parts = [p for p in topic.split("/") if p and p not in _TOPIC_NOISE]
-    base = re.sub(r"[^A-Za-z0-9_]", "_", "_".join(parts)) or "camera"
-    name, i = base, 2
-    while name in taken:
-        name, i = f"{base}_{i}", i + 1
-    taken.add(name)
-    return name
+def _joint_series(plan: _Plan, contents: BagContents) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """{description joint: series}, {description joint: 'topic:bag name'} and missing gripper joints."""
+    bag = contents.path
+    desc = plan.description
+    series, names = {}, {}
+    if plan.profile is None:  # one topic, names matched to the Panda's
+        topic = plan.sources[0].topic
+        found = contents.joints[topic]
+        mapping = match_joints(list(found), desc.joint_names, plan.joint_map)
+        missing_arm = [n for n in desc.arm.joints if n not in mapping]
+        if missing_arm:
+            raise BagImportError(
+                f"{bag}: {topic} lacks Panda arm joints {missing_arm}; joints in the bag: {sorted(found)} "
+                "(pass --profile NAME for a robot with a ROS 2 profile, or map them with --joint-map BAG_NAME=PANDA_JOINT)"
+            )
+        for d, b in mapping.items():
+            series[d], names[d] = found[b], f"{topic}:{b}"
+        return series, names, [n for n in desc.gripper.joints if n not in mapping]
+    prof = plan.profile
+    for src in plan.sources:
+        found = contents.joints[src.topic]
+        unknown = sorted(n for n in found if n not in prof.joint_map)
+        if unknown:
+            raise BagImportError(
+                f"{bag}: {src.topic} carries joints {unknown} that robot profile {prof.name!r} does not map "
+                f"(its joints: {list(prof.joint_map)}); is the bag from another robot? ({prof.source})"
+            )
+        lacking = [j for j in src.joints if j not in found]
+        if lacking:
+            raise BagImportError(f"{bag}: {src.topic} lacks joints {lacking} of robot profile {prof.name!r}; it carries {sorted(found)}")
+        for b in src.joints:
+            d = prof.joint_map[b]
+            series[d], names[d] = found[b], f"{src.topic}:{b}"
+    return series, names, []
 
 
-def _read_bag(
-    bag: Path,
-    joint_topic: str,
-    image_topics: Mapping[str, str] | None,
-) -> tuple[dict[str, tuple[list[int], list[float], list[float]]], dict[str, tuple[list[int], list[np.ndarray]]], str]:
-    """Joint series {bag joint: (times, positions, velocities)} and images {camera: (times, frames)}."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.typesys import Stores, get_typestore
-
-    if not bag.exists():
-        raise FileNotFoundError(f"{bag}: no such ROS 2 bag")
-    storage = "mcap" if bag.suffix == ".mcap" or any(bag.glob("*.mcap")) else "sqlite3"
-    try:
-        reader = AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
-        reader.open()
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # rosbags raises several unrelated error types for unreadable bags
-        raise BagImportError(f"{bag}: cannot read as a ROS 2 bag (MCAP or sqlite3): {exc}") from None
-    try:
-        by_topic: dict[str, list[Any]] = {}
-        for c in reader.connections:
-            by_topic.setdefault(c.topic, []).append(c)
-        listing = ", ".join(f"{t} [{cs[0].msgtype}]" for t, cs in sorted(by_topic.items())) or "none"
-        joint_conns = [c for c in by_topic.get(joint_topic, []) if c.msgtype == JOINT_STATE]
-        if not joint_conns:
-            raise BagImportError(f"{bag}: no {JOINT_STATE} messages on {joint_topic}; topics in the bag: {listing}")
-        auto = image_topics is None
-        if image_topics is None:
-            taken: set[str] = set()
-            image_topics = {
-                t: _camera_key(t, taken)
-                for t, cs in sorted(by_topic.items())
-                if cs[0].msgtype in (IMAGE, COMPRESSED_IMAGE)
-            }
-        image_conns = []
-        for topic in image_topics:
-            cs = [c for c in by_topic.get(topic, []) if c.msgtype in (IMAGE, COMPRESSED_IMAGE)]
-            if not cs:
-                raise BagImportError(f"{bag}: no Image/CompressedImage messages on {topic}; topics in the bag: {listing}")
-            image_conns += cs
-        joints: dict[str, tuple[list[int], list[float], list[float]]] = {}
-        images: dict[str, tuple[list[int], list[np.ndarray]]] = {image_topics[t]: ([], []) for t in image_topics}
-        try:
-            for conn, ts_ns, raw in reader.messages(connections=joint_conns + image_conns):
-                msg = reader.deserialize(raw, conn.msgtype)
-                t = _stamp(msg, ts_ns)
-                if conn.msgtype == JOINT_STATE:
-                    pos, vel = list(msg.position), list(msg.velocity)
-                    if len(pos) != len(msg.name):
-                        continue  # a message without positions (effort only) carries nothing we use
-                    for i, name in enumerate(msg.name):
-                        series = joints.setdefault(str(name), ([], [], []))
-                        series[0].append(t)
-                        series[1].append(float(pos[i]))
-                        series[2].append(float(vel[i]) if len(vel) == len(pos) else np.nan)
-                else:
-                    times, frames = images[image_topics[conn.topic]]
-                    times.append(t)
-                    frames.append(_decode_image(msg, conn.topic, conn.msgtype))
-        except BagImportError:
-            raise
-        except Exception as exc:
-            raise BagImportError(f"{bag}: cannot read messages (truncated or corrupt bag?): {exc}") from None
-    finally:
-        reader.close()
-    if auto:  # auto-detected topics that carried no frame are skipped, asked-for ones are errors
-        images = {cam: v for cam, v in images.items() if v[1]}
-    return joints, images, storage
+def _ticks(plan: _Plan, series: Mapping[str, Any], dt: float, bag: Path) -> np.ndarray:
+    """Tick times (s): a uniform grid at dt over the span all joints share, snapped to the clock topic's stamps."""
+    t0 = max(s.times[0] for s in series.values())
+    t1 = min(s.times[-1] for s in series.values())
+    clock = series[plan.description.joint_names[0]].times if plan.clock else np.empty(0)
+    clock = clock[(clock >= t0 - 1e-12) & (clock <= t1 + 1e-12)]
+    if len(clock):
+        t0 = clock[0]  # the first arm sample where every joint has data
+    n = int(np.floor((t1 - t0) / dt + 1e-9)) + 1 if t1 >= t0 else 0
+    grid = t0 + dt * np.arange(max(n, 0))
+    if len(clock) > 1 and n:  # each tick on the arm sample nearest to it
+        i = np.clip(np.searchsorted(clock, grid), 1, len(clock) - 1)
+        i -= (grid - clock[i - 1]) < (clock[i] - grid)
+        grid = clock[np.unique(i)]
+    if len(grid) < 2:
+        raise BagImportError(f"{bag}: joint states span {max(t1 - t0, 0.0):.3f} s together, too short for two ticks at {1 / dt:g} Hz")
+    return grid
 
 
-def _series(times: list[int], values: list[float], ref_ns: int) -> tuple[np.ndarray, np.ndarray]:
-    """(seconds since ref_ns, values), sorted, duplicate stamps dropped."""
-    t = (np.asarray(times, dtype=np.int64) - ref_ns) * 1e-9
-    v = np.asarray(values, dtype=np.float64)
-    order = np.argsort(t, kind="stable")
-    t, v = t[order], v[order]
-    keep = np.concatenate(([True], np.diff(t) > 0))  # drop duplicate stamps (keep the first)
-    return t[keep], v[keep]
+def _object_poses(plan: _Plan, contents: BagContents, ticks: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """{object: (position (N, 3), quaternion (N, 4) wxyz, source)} in the base frame at the ticks."""
+    from demos.bag_poses import quat_mul, quat_rotate
+
+    bag, base, tf = contents.path, plan.base_frame, contents.tf
+    if plan.profile is not None:
+        for frame, (t, q) in plan.profile.frames.items():  # the profile's static frames, unless the bag has them
+            if frame not in tf.links:
+                tf.add(base, frame, 0.0, t, q, True, str(plan.profile.source))
+    out = {}
+    for name, (topic, frame, times, pos, quat) in contents.poses.items():
+        p, q = interp_pose(times, pos, quat, ticks)
+        if frame not in ("", base):
+            fp, fq = tf.lookup(frame, base, ticks, f"{bag}: {topic}")
+            p, q = fp + quat_rotate(fq, p), quat_mul(fq, q)
+        out[name] = (p, q, topic)
+    for name, frame in contents.tf_objects.items():
+        if name in out:
+            raise BagImportError(f"{bag}: object {name!r} has a pose topic ({out[name][2]}) and a tf frame ({frame}); keep one")
+        p, q = tf.lookup(frame, base, ticks, f"{bag}: /tf")
+        out[name] = (p, q, f"tf:{frame}")
+    return out
 
 
 def _bag_episode(
     bag: Path,
+    plan: _Plan,
     rate: float,
-    joint_topic: str,
     image_topics: Mapping[str, str] | None,
-    joint_map: Mapping[str, str] | None,
-    model_file: str | None,
-) -> tuple[Episode, list[str]]:
+    pose_topics: Mapping[str, str] | None,
+    tf_frames: Mapping[str, str] | None,
+    image_size: int | None,
+    env: Any | None,
+    model_file: str,
+) -> tuple[Episode, list[str], list[str]]:
     import mujoco
 
     import sim_assets
     from envs.ik import IKConfig
     from envs.observation import ObservationBuilder, refresh_kinematics
-    from envs.robot import ARM_JOINT_NAMES, FINGER_JOINT_NAMES, MAX_GRIPPER_WIDTH, PandaRobot
+    from envs.robot import Robot
 
-    joints, images, storage = _read_bag(bag, joint_topic, image_topics)
-    panda_names = ARM_JOINT_NAMES + FINGER_JOINT_NAMES
-    mapping = match_joints(list(joints), panda_names, joint_map)
-    missing_arm = [n for n in ARM_JOINT_NAMES if n not in mapping]
-    if missing_arm:
-        raise BagImportError(
-            f"{bag}: {joint_topic} lacks Panda arm joints {missing_arm}; joints in the bag: {sorted(joints)} "
-            "(map them with joint_map / --joint-map BAG_NAME=PANDA_JOINT)"
-        )
-    missing = [n for n in FINGER_JOINT_NAMES if n not in mapping]
-    ref_ns = min(joints[b][0][0] for b in mapping.values())
-    series = {
-        p: (_series(joints[b][0], joints[b][1], ref_ns), _series(joints[b][0], joints[b][2], ref_ns)[1])
-        for p, b in mapping.items()
-    }
-    t0 = max(s[0][0][0] for s in series.values())
-    t1 = min(s[0][0][-1] for s in series.values())
+    desc = plan.description
+    expect = f" (robot profile {plan.profile.name!r}: {plan.profile.source})" if plan.profile else ""
+    contents = read_bag(bag, [s.topic for s in plan.sources], image_topics, pose_topics=pose_topics,
+                        tf_frames=tf_frames, image_size=image_size, expect=expect)  # fmt: skip
+    series, bag_names, missing = _joint_series(plan, contents)
     dt = 1.0 / rate
-    n_ticks = int(np.floor((t1 - t0) / dt + 1e-9)) + 1 if t1 >= t0 else 0
-    if n_ticks < 2:
-        raise BagImportError(
-            f"{bag}: joint states span {max(t1 - t0, 0.0):.3f} s, too short for two ticks at {rate:g} Hz"
-        )
-    grid = t0 + dt * np.arange(n_ticks)
-    q = np.zeros((n_ticks, 9))
-    qd = np.zeros((n_ticks, 9))
-    for j, name in enumerate(panda_names):
+    ticks = _ticks(plan, series, dt, bag)
+    n_ticks, names = len(ticks), desc.joint_names
+    q = np.zeros((n_ticks, len(names)))
+    qd = np.zeros((n_ticks, len(names)))
+    for j, name in enumerate(names):
         if name not in series:
             continue
-        (t, pos), vel = series[name]
-        q[:, j] = np.interp(grid, t, pos)
-        if np.all(np.isfinite(vel)):
-            qd[:, j] = np.interp(grid, t, vel)
-        else:
-            qd[:, j] = np.gradient(q[:, j], dt)
-    if len(missing) == 1:  # one finger published (mimic joint): the other mirrors it
-        have = FINGER_JOINT_NAMES.index(next(n for n in FINGER_JOINT_NAMES if n in mapping))
-        q[:, 7 + 1 - have], qd[:, 7 + 1 - have] = q[:, 7 + have], qd[:, 7 + have]
-    elif len(missing) == 2:
-        warnings.warn(f"{bag}: no finger joints on {joint_topic}; gripper width recorded as 0", stacklevel=3)
+        s = series[name]
+        q[:, j] = np.interp(ticks, s.times, s.position)
+        qd[:, j] = np.interp(ticks, s.times, s.velocity) if np.all(np.isfinite(s.velocity)) else np.gradient(q[:, j], ticks)
+    grip = desc.gripper
+    n_arm = desc.n_arm_joints
+    if len(missing) == 1 and len(grip.joints) == 2:  # one finger published (a mimic joint): the width map gives the other
+        have = grip.joints.index(next(n for n in grip.joints if n not in missing))
+        other = 1 - have
+        scale, offset = np.asarray(grip.width_to_joint_scale), np.asarray(grip.width_to_joint_offset)
+        width = (q[:, n_arm + have] - offset[have]) / scale[have]
+        q[:, n_arm + other] = offset[other] + scale[other] * width
+        qd[:, n_arm + other] = scale[other] * qd[:, n_arm + have] / scale[have]
+    elif missing and len(missing) == len(grip.joints):
+        warnings.warn(f"{bag}: no gripper joints on {plan.sources[0].topic}; gripper width recorded as 0 "
+                      "(pass --profile NAME when the gripper publishes on its own topic)", stacklevel=3)  # fmt: skip
+    poses = _object_poses(plan, contents, ticks)
 
-    # Robot part of the env observation, from the same builder the envs use.
-    model = sim_assets.load_panda()
+    # The env observation, from the same builder the envs use (objects: the env's, from the bag's poses).
+    if env is not None:
+        model, robot, builder = env.model, env.robot, env.obs_builder
+        objects = tuple(env.objects) if plan.profile is not None else ()  # without a profile: the robot part only, as before
+        lacking = [o for o in objects if o not in poses]
+        if lacking:
+            raise BagImportError(
+                f"{bag}: {env.spec.id if env.spec else 'the env'} observes objects {list(objects)} but the bag has no pose of {lacking} "
+                f"(expected /objects/<name>/pose PoseStamped or a tf frame object_<name>; poses found: {sorted(poses) or 'none'})"
+            )
+    else:
+        model = sim_assets.load_robot_model(desc)
+        robot = Robot.from_model(model, desc)
+        builder, objects = ObservationBuilder(model, (), robot), ()
     data = mujoco.MjData(model)
-    robot = PandaRobot.from_model(model)
-    builder = ObservationBuilder(model, (), robot)
-    robot_state = np.empty((n_ticks, builder.size))
+    obj_adr = [(model.joint(f"cube_{o}_joint").qposadr[0], model.joint(f"cube_{o}_joint").dofadr[0]) for o in objects]
+    obj_vel = {o: (np.gradient(poses[o][0], ticks, axis=0), angular_velocity_local(poses[o][1], ticks)) for o in objects}
+    observation = np.empty((n_ticks, builder.size))
     for k in range(n_ticks):
-        data.qpos[robot.arm_qpos] = q[k, :7]
-        data.qpos[robot.finger_qpos] = q[k, 7:]
-        data.qvel[robot.arm_dof] = qd[k, :7]
-        data.qvel[robot.finger_dof] = qd[k, 7:]
+        data.qpos[robot.arm_qpos] = q[k, :n_arm]
+        data.qpos[robot.finger_qpos] = q[k, n_arm:]
+        data.qvel[robot.arm_dof] = qd[k, :n_arm]
+        data.qvel[robot.finger_dof] = qd[k, n_arm:]
+        for o, (qa, da) in zip(objects, obj_adr):
+            data.qpos[qa : qa + 3], data.qpos[qa + 3 : qa + 7] = poses[o][0][k], poses[o][1][k]
+            data.qvel[da : da + 3], data.qvel[da + 3 : da + 6] = obj_vel[o][0][k], obj_vel[o][1][k]
         refresh_kinematics(model, data)
-        robot_state[k] = builder.build(data)
+        observation[k] = builder.build(data)
+    robot_size = builder.size - 16 * len(builder.objects)
 
-    # Joint-mode actions, as envs.base.PandaEnv._apply_action interprets them.
+    # Joint-mode actions, as envs.base's _apply_action interprets them (steps per control period).
     max_step = IKConfig().velocity_scale * robot.qd_max * dt
-    actions = np.empty((n_ticks - 1, 8))
-    actions[:, :7] = np.clip((q[1:, :7] - q[:-1, :7]) / max_step, -1.0, 1.0)
-    width = q[:, 7:].sum(axis=1)
-    actions[:, 7] = np.clip(2.0 * width[1:] / MAX_GRIPPER_WIDTH - 1.0, -1.0, 1.0)
+    actions = np.empty((n_ticks - 1, n_arm + 1))
+    actions[:, :n_arm] = np.clip((q[1:, :n_arm] - q[:-1, :n_arm]) / max_step, -1.0, 1.0)
+    width = (q[:, n_arm:] - np.asarray(grip.width_to_joint_offset)) @ grip.width_weights()
+    actions[:, n_arm] = np.clip(2.0 * width[1:] / grip.max_width - 1.0, -1.0, 1.0)
 
-    ticks = {"joint_pos": q, "joint_vel": qd, "robot_state": robot_state}
-    for cam, (times, frames) in images.items():
-        if not frames:
-            raise BagImportError(f"{bag}: camera {cam!r} has no frames")
-        shapes = {f.shape for f in frames}
-        if len(shapes) > 1:
-            raise BagImportError(f"{bag}: camera {cam!r} changes frame size within the bag: {sorted(shapes)}")
-        ft = (np.asarray(times, dtype=np.int64) - ref_ns) * 1e-9
-        order = np.argsort(ft, kind="stable")
-        idx = np.clip(np.searchsorted(ft[order], grid, side="right") - 1, 0, len(frames) - 1)
-        stack = np.stack(frames)[order]
-        ticks[cam + IMAGE_SUFFIX] = stack[idx]
+    tick_obs = {"joint_pos": q, "joint_vel": qd, "robot_state": observation[:, :robot_size]}
+    if plan.profile is not None:  # imports through a profile carry the whole env observation (the layout of old stays as it was)
+        tick_obs["observation"] = observation
+    for name, (p, quat, _) in poses.items():
+        tick_obs[name + POSE_SUFFIX] = np.concatenate((p, quat * np.where(quat[:, :1] < 0, -1.0, 1.0)), axis=1)
+    for cam, (_, times, frames) in contents.images.items():
+        idx = np.clip(np.searchsorted(times, ticks + 1e-9, side="right") - 1, 0, len(frames) - 1)
+        tick_obs[cam + IMAGE_SUFFIX] = np.stack([frames[i] for i in idx])
     n = n_ticks - 1
     dones = np.zeros(n, dtype=np.int64)
     dones[-1] = 1
+    start_ns = contents.start_ns + int(round(ticks[0] * 1e9))
     episode = Episode(
         actions=actions,
         rewards=np.zeros(n),
         dones=dones,
-        obs={k: v[:-1] for k, v in ticks.items()},
-        next_obs={k: v[1:] for k, v in ticks.items()},
+        obs={k: v[:-1] for k, v in tick_obs.items()},
+        next_obs={k: v[1:] for k, v in tick_obs.items()},
         states=None,
         model_file=model_file,
         attrs={
             "source": "ros2_bag",
             "bag": str(bag),
-            "storage": storage,
+            "storage": contents.storage,
             "rate_hz": float(rate),
-            "start_time": (ref_ns + round(t0 * 1e9)) * 1e-9,  # first tick, seconds since 1970
-            "start_time_ns": int(ref_ns + round(t0 * 1e9)),
+            "start_time": start_ns * 1e-9,  # first tick, seconds since 1970
+            "start_time_ns": int(start_ns),
+            "tick_jitter_max_s": float(np.max(np.abs(np.diff(ticks) - dt))) if n_ticks > 1 else 0.0,
             "action_mode": "joint",
-            "joint_names": {p: mapping[p] for p in panda_names if p in mapping},
+            "robot": desc.name,
+            "profile": plan.profile.name if plan.profile else "",
+            "base_frame": plan.base_frame,
+            "joint_order": list(names),
+            "joint_names": {d: bag_names[d].split(":", 1)[1] for d in names if d in bag_names},
+            "joint_sources": {d: bag_names[d] for d in names if d in bag_names},
             "missing_joints": missing,
+            "objects": {o: src for o, (_, _, src) in poses.items()},
+            "observation_objects": list(objects),
         },
     )
-    return episode, sorted(images)
+    return episode, sorted(contents.images), sorted(poses)
+
+
+def _plan(profile: str | Path | None, joint_topic: str | None, joint_map: Mapping[str, str] | None) -> _Plan:
+    import sim_assets
+
+    if profile is None:
+        desc = sim_assets.load_robot("panda")
+        topic = joint_topic or "/joint_states"
+        return _Plan(None, desc, (JointSource(topic, 0.0, desc.joint_names),), False, joint_map, desc.base_frame)
+    if joint_map:
+        raise BagImportError("joint_map/--joint-map is for imports without a profile; a profile maps the joint names itself")
+    prof = load_bag_profile(profile)
+    sources = prof.sources
+    if joint_topic is not None:  # one topic carrying every joint (e.g. the driver's merged /joint_states)
+        sources = (JointSource(joint_topic, prof.merged.rate_hz if prof.merged else 0.0, prof.driver_joints),)
+    arm = {prof.joint_map[j] for j in sources[0].joints}
+    if prof.description.joint_names[0] not in arm:
+        raise BagImportError(f"{prof.source}: the first joint-state source {sources[0].topic} must carry the arm (its clock is the demo's)")
+    return _Plan(prof, prof.description, sources, True, None, prof.base_frame)
 
 
 def import_bag(
@@ -343,66 +345,79 @@ def import_bag(
     out: str | Path,
     *,
     env_id: str | None = None,
+    profile: str | Path | None = None,
     rate: float | None = None,
-    joint_topic: str = "/joint_states",
+    joint_topic: str | None = None,
     image_topics: Sequence[str] | Mapping[str, str] | None = None,
+    image_size: int | None = None,
+    pose_topics: Sequence[str] | Mapping[str, str] | None = None,
+    tf_frames: Mapping[str, str] | None = None,
     joint_map: Mapping[str, str] | None = None,
     overwrite: bool = False,
 ) -> BagImportResult:
-    """Convert ROS 2 bags (one demo each) into a demonstration file at `out`.
+    """Convert ROS 2 bags (one demo each) into a demonstration file at `out` (see the module docstring).
 
     env_id: the skillstack env the motion belongs to (stored in env_args with
-    `action_mode="joint"`, and its MJCF as model_file); default `REAL_ROBOT_ENV`.
-    rate: resampling rate in Hz (default: the envs' control rate, 25 Hz).
-    image_topics: topics to import (list, or {topic: camera name}); default all Image topics.
-    joint_map: {bag joint name: Panda joint name} for robots with other joint names.
-    All bags are read and checked before anything is written; `out` is never
-    overwritten unless overwrite=True.
+    `action_mode="joint"`, its scene as model_file; its objects' poses fill `observation`).
+    profile: a robot profile name (`fr3`, `ur`, `panda_sim`) or YAML path: joint-state topics,
+    joint names, base frame. rate: ticks per second (default: the envs' control rate, 25 Hz).
+    joint_topic: one JointState topic with every joint (default /joint_states without a profile,
+    the profile's topics with one). image_topics: topics (or {topic: camera}); default every image
+    topic. image_size: resize frames to this square size. pose_topics: PoseStamped topics (or
+    {topic: object}); default /objects/<name>/pose. tf_frames: {tf frame: object}; default frames
+    object_<name>. joint_map: {bag joint: Panda joint} without a profile.
+    Every bag is read and checked before anything is written; the file appears whole or not at
+    all (`DemoWriter`, through common.atomic), and `out` is never overwritten unless overwrite=True.
     """
     from envs.base import PandaEnv
 
-    if isinstance(bags, (str, Path)):
-        bags = [bags]
-    bag_paths = [Path(b) for b in bags]
+    bag_paths = [Path(b) for b in ([bags] if isinstance(bags, (str, Path)) else bags)]
     if not bag_paths:
         raise BagImportError("no bag given")
     out = Path(out)
     if out.exists() and not overwrite:
-        from demos.errors import OutputExistsError
-
         raise OutputExistsError(f"{out}: already exists; pass --overwrite (overwrite=True) to replace it")
     rate = float(rate) if rate is not None else 1.0 / PandaEnv.control_dt
     if not rate > 0:
         raise ValueError(f"rate must be positive, got {rate}")
-    topics: dict[str, str] | None
-    if image_topics is None:
-        topics = None
-    elif isinstance(image_topics, Mapping):
-        topics = {str(k): str(v) for k, v in image_topics.items()}
-    else:
-        taken: set[str] = set()
-        topics = {str(t): _camera_key(str(t), taken) for t in image_topics}
-    model_file = None
+    if image_size is not None and int(image_size) < 1:
+        raise ValueError(f"image_size must be positive, got {image_size}")
+    plan = _plan(profile, joint_topic, joint_map)
+    taken: set[str] = set()
+    cams = image_topics if image_topics is None or isinstance(image_topics, Mapping) else {str(t): camera_key(str(t), taken) for t in image_topics}
+    poses = pose_topics if pose_topics is None or isinstance(pose_topics, Mapping) else {
+        str(t): (m.group("name") if (m := re.match(r"^/objects/([^/]+)/pose$", str(t))) else str(t).strip("/").replace("/", "_"))
+        for t in pose_topics
+    }  # fmt: skip
+    env = None
     env_kwargs: dict[str, Any] = {}
     if env_id is not None:
         import envs
 
-        env = envs.make(env_id, action_mode="joint")
-        model_file = env.unwrapped.model_xml
-        env.close()
+        env = envs.make(env_id, action_mode="joint").unwrapped
         env_kwargs = {"action_mode": "joint"}
+        if env.robot.description.name != plan.description.name:
+            env.close()
+            raise BagImportError(f"env {env_id} runs the {env.robot.description.name}, but the bag's robot is the {plan.description.name}"
+                                 f"{f' (profile {plan.profile.name!r})' if plan.profile else ''}; pick the env of that robot")  # fmt: skip
+        model_file = env.model_xml
     else:
         import sim_assets
 
-        model_file = sim_assets.panda_xml()
-    episodes = []
-    cameras: list[str] = []
-    for bag in bag_paths:
-        ep, cams = _bag_episode(bag, rate, joint_topic, topics, joint_map, model_file)
-        episodes.append(ep)
-        cameras = sorted(set(cameras) | set(cams))
-    result = BagImportResult(path=out, cameras=cameras)
-    env_args = make_env_args(env_id or REAL_ROBOT_ENV, env_kwargs)
+        model_file = sim_assets.robot_xml(plan.description)
+    try:
+        episodes, cameras, objects = [], set(), set()
+        for bag in bag_paths:
+            ep, cs, obs = _bag_episode(bag, plan, rate, cams, poses, tf_frames, image_size, env, model_file)
+            episodes.append(ep)
+            cameras |= set(cs)
+            objects |= set(obs)
+    finally:
+        if env is not None:
+            env.close()
+    result = BagImportResult(path=out, cameras=sorted(cameras), objects=sorted(objects))
+    default_env = REAL_ROBOT_ENV if plan.description.name == "panda" else f"real/{plan.description.name}"
+    env_args = make_env_args(env_id or default_env, env_kwargs)
     with DemoWriter(out, env_args, overwrite=overwrite, attrs={"source": "ros2_bag"}) as writer:
         for ep in episodes:
             result.demos.append(writer.add_episode(ep))

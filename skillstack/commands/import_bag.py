@@ -30,24 +30,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `import-bag` subcommand."""
     p = subparsers.add_parser(
         "import-bag",
-        help="import ROS 2 bags (JointState + optional Image topics) as demonstrations",
+        help="import ROS 2 bags (joint states, object poses, images) as demonstrations",
         description=(
-            "Read sensor_msgs/JointState on /joint_states (and sensor_msgs/Image topics) from ROS 2 "
-            "bags with the pure-Python rosbags library, resample to the control rate and write the "
-            "demonstration HDF5 layout (one demo per bag; no simulator states)."
+            "Read joint states (every topic of a robot profile, merged by name: --profile fr3; or one "
+            "/joint_states topic), object poses (/objects/<name>/pose, tf frames object_<name>) and "
+            "Image/CompressedImage topics from ROS 2 bags with the pure-Python rosbags library, "
+            "resample onto the control ticks and write the demonstration HDF5 layout (one demo per bag; "
+            "no simulator states). Nothing is written unless every bag imports."
         ),
     )
     p.add_argument("bags", nargs="+", metavar="BAG", help="rosbag2 folder, or a .mcap / .db3 file")
     p.add_argument("--out", required=True, help="output HDF5 file")
     p.add_argument("--env", default=None, help="skillstack env id the motion belongs to (default: real/panda)")
+    p.add_argument(
+        "--profile", default=None,
+        help="robot profile (fr3, ur, panda_sim or a YAML path): joint-state topics, joint names, base frame",
+    )  # fmt: skip
     p.add_argument("--rate", type=float, default=None, help="resampling rate in Hz (default: 25, the control rate)")
-    p.add_argument("--joint-topic", default="/joint_states", help="JointState topic (default: /joint_states)")
+    p.add_argument(
+        "--joint-topic", default=None,
+        help="one JointState topic carrying every joint (default: the profile's topics, else /joint_states)",
+    )  # fmt: skip
     p.add_argument(
         "--image-topics",
         type=_topics,
         default=None,
         help="comma-separated Image topics, optionally TOPIC=CAMERA (default: every Image topic)",
     )
+    p.add_argument("--image-size", type=int, default=None, help="resize camera frames to this square size (default: as recorded)")
+    p.add_argument(
+        "--pose-topics",
+        type=_topics,
+        default=None,
+        help="comma-separated PoseStamped topics, optionally TOPIC=OBJECT (default: every /objects/<name>/pose)",
+    )
+    p.add_argument(
+        "--tf-frames", type=_mapping, default=None,
+        help="FRAME=OBJECT,... tf frames that are objects (default: frames named object_<name>)",
+    )  # fmt: skip
     p.add_argument(
         "--joint-map", type=_mapping, default=None, help="BAG_JOINT=PANDA_JOINT,... for other joint names (`skillstack robots` lists the Panda's)"
     )
@@ -63,12 +83,17 @@ def run(args: argparse.Namespace) -> int:
         args.bags,
         args.out,
         env_id=args.env,
+        profile=args.profile,
         rate=args.rate,
         joint_topic=args.joint_topic,
         image_topics=args.image_topics,
+        image_size=args.image_size,
+        pose_topics=args.pose_topics,
+        tf_frames=args.tf_frames,
         joint_map=args.joint_map,
         overwrite=args.overwrite,
     )
     cams = ", ".join(result.cameras) or "none"
-    print(f"wrote {len(result.demos)} demos ({sum(result.samples)} samples; cameras: {cams}) to {result.path}")
+    objects = ", ".join(result.objects) or "none"
+    print(f"wrote {len(result.demos)} demos ({sum(result.samples)} samples; cameras: {cams}; objects: {objects}) to {result.path}")
     return 0
