@@ -1,0 +1,322 @@
+"""Object poses from one image: ArUco markers -> per-marker PnP -> a consensus per object -> a joint
+refinement over every agreeing marker of the object -> the robot's base frame.
+
+Steps (`MarkerPoseEstimator.estimate`):
+1. detect markers (cv2.aruco.ArucoDetector, subpixel corner refinement); ids that are not in the
+   marker set are reported (`last_report.unknown_ids`), never used;
+2. per marker, both IPPE_SQUARE solutions (a small square has two plausible poses), each turned
+   into a pose of its object through the marker's known place on the object;
+3. per object, the candidate that most markers agree with (reprojection error under
+   `max_reprojection_px`) wins; markers that disagree are dropped as outliers;
+4. Levenberg-Marquardt over all inlier corners of the object (cv2.solvePnPRefineLM), a final
+   reprojection gate, then T_base_object = T_base_camera @ T_camera_object.
+
+`PoseFilter` smooths the per-frame poses over time, gates jumps, and keeps each object's last pose
+with its age, so a caller can hold when a pose gets old.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import mujoco
+import numpy as np
+
+from perception.camera import CameraModel, CameraModelError, invert
+from perception.markers import MarkerSet, square_corners
+
+
+class ImageError(ValueError):
+    """An image the detector cannot use (wrong type, shape, dtype or size for the camera)."""
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """An object's pose in `frame_id` (the robot base frame) from one image."""
+
+    name: str
+    position: np.ndarray  # (3,) metres
+    quat_wxyz: np.ndarray  # (4,) w >= 0
+    n_markers: int  # markers that agreed and were fused
+    reprojection_error_px: float  # RMS over the fused corners
+    frame_id: str
+    stamp: float | None = None
+
+    def matrix(self) -> np.ndarray:
+        """The pose as a 4x4 transform."""
+        T = np.eye(4)
+        R = np.empty(9)
+        mujoco.mju_quat2Mat(R, np.asarray(self.quat_wxyz, dtype=np.float64))
+        T[:3, :3] = R.reshape(3, 3)
+        T[:3, 3] = self.position
+        return T
+
+
+@dataclass
+class DetectionReport:
+    """What the last `estimate` saw besides the poses (for status and bad-input reports)."""
+
+    marker_ids: list[int] = field(default_factory=list)  # our markers found
+    unknown_ids: list[int] = field(default_factory=list)  # decoded ids that are not in the marker set
+    rejected_candidates: int = 0  # square shapes that decoded in no id of our dictionary
+    outlier_markers: dict[str, list[int]] = field(default_factory=dict)  # object -> markers that disagreed
+    rejected_objects: dict[str, str] = field(default_factory=dict)  # object -> why no pose
+
+
+def rotation_to_quat(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix."""
+    q = np.empty(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).ravel())
+    return q if q[0] >= 0 else -q
+
+
+def pose_matrix(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:
+    """4x4 transform from an OpenCV rotation vector and translation."""
+    T = np.eye(4)
+    T[:3, :3] = cv2.Rodrigues(np.asarray(rvec, dtype=np.float64))[0]
+    T[:3, 3] = np.ravel(tvec)
+    return T
+
+
+class MarkerPoseEstimator:
+    """Estimates the pose of every marked object in an image from one camera.
+
+    marker_set: which markers are on which object; camera: the camera's intrinsics and extrinsic
+    (a `CameraModel`; None is refused: there is no pose without intrinsics).
+    """
+
+    def __init__(
+        self,
+        marker_set: MarkerSet,
+        camera: CameraModel | None,
+        max_reprojection_px: float = 2.0,
+        min_marker_px: float = 12.0,
+    ):
+        if camera is None:
+            raise CameraModelError("no camera model (CameraInfo): marker poses need the camera's intrinsics")
+        if not isinstance(camera, CameraModel):
+            raise TypeError(f"camera must be a perception.camera.CameraModel, got {type(camera).__name__}")
+        self.marker_set = marker_set
+        self.camera = camera
+        self.max_reprojection_px = float(max_reprojection_px)
+        params = cv2.aruco.DetectorParameters()
+        params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
+        params.cornerRefinementWinSize = 3
+        params.cornerRefinementMinAccuracy = 0.01
+        params.cornerRefinementMaxIterations = 50
+        # Markers smaller than min_marker_px on a side are not looked for (too few pixels per cell to decode reliably).
+        params.minMarkerPerimeterRate = 4 * float(min_marker_px) / max(camera.width, camera.height)
+        self._detector = cv2.aruco.ArucoDetector(marker_set.dictionary(), params)
+        self._object_corners = {name: marker_set.object_corners(name) for name in marker_set.objects}
+        self._square = {m: square_corners(marker_set.marker_length(m)) for m in range(marker_set.dictionary().bytesList.shape[0])}
+        self.last_report = DetectionReport()
+
+    def set_camera(self, camera: CameraModel) -> None:
+        """Use another calibration of the same camera (CameraModelError if it is another camera's)."""
+        if camera.frame_id != self.camera.frame_id:
+            raise CameraModelError(f"calibration is for camera frame {camera.frame_id!r}, this estimator's camera is {self.camera.frame_id!r}")
+        self.camera = camera
+
+    # ------------------------------------------------------------------ inputs
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        if not isinstance(image, np.ndarray):
+            raise ImageError(f"image must be a numpy array, got {type(image).__name__}")
+        if image.dtype != np.uint8:
+            raise ImageError(f"image must be uint8 (0..255), got {image.dtype}")
+        if image.ndim == 3 and image.shape[2] == 3:
+            grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        elif image.ndim == 2:
+            grey = image
+        else:
+            raise ImageError(f"image must be HxWx3 RGB or HxW grey, got shape {image.shape}")
+        h, w = grey.shape
+        if (w, h) != (self.camera.width, self.camera.height):
+            raise ImageError(f"image is {w}x{h} but camera {self.camera.name!r} is calibrated for "
+                             f"{self.camera.width}x{self.camera.height} (a calibration for another camera or resolution)")
+        return grey
+
+    def detect(self, image: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, int]:
+        """Marker corners (each (4, 2), detector order), their ids, and the number of rejected candidates."""
+        corners, ids, rejected = self._detector.detectMarkers(self._grey(image))
+        ids = np.zeros(0, dtype=int) if ids is None else ids.ravel().astype(int)
+        return [c.reshape(4, 2).astype(np.float64) for c in corners], ids, len(rejected)
+
+    # ------------------------------------------------------------------ estimation
+    def estimate(self, image_rgb: np.ndarray, stamp: float | None = None) -> dict[str, ObjectPose]:
+        """Poses (base frame) of every marked object seen in the image; objects not seen are absent."""
+        corners, ids, n_rejected = self.detect(image_rgb)
+        report = DetectionReport(rejected_candidates=n_rejected)
+        per_object: dict[str, list[tuple[int, np.ndarray]]] = {}
+        for c, marker_id in zip(corners, ids):
+            owner = self.marker_set.owner(marker_id)
+            if owner is None:
+                report.unknown_ids.append(int(marker_id))
+                continue
+            report.marker_ids.append(int(marker_id))
+            if owner[0] in self._object_corners:
+                per_object.setdefault(owner[0], []).append((int(marker_id), c))
+        poses = {}
+        for name, seen in per_object.items():
+            pose = self._object_pose(name, seen, report)
+            if pose is not None:
+                T = self.camera.T_base_camera @ pose[0]
+                poses[name] = ObjectPose(name, T[:3, 3].copy(), rotation_to_quat(T[:3, :3]), pose[1], pose[2],
+                                         self.camera.base_frame, stamp)
+        self.last_report = report
+        return poses
+
+    def marker_pose(self, marker_id: int, corners: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        """Both IPPE_SQUARE poses (T_camera_marker, reprojection RMS px) of one marker, best first."""
+        n, rvecs, tvecs, errs = cv2.solvePnPGeneric(self._square[marker_id], corners, self.camera.K, self.camera.distortion,
+                                                    flags=cv2.SOLVEPNP_IPPE_SQUARE)
+        out = [(pose_matrix(rvecs[i], tvecs[i]), float(np.ravel(errs)[i])) for i in range(n)]
+        return sorted(out, key=lambda p: p[1])
+
+    def _object_pose(self, name: str, seen: list[tuple[int, np.ndarray]], report: DetectionReport) -> tuple[np.ndarray, int, float] | None:
+        obj_corners = self._object_corners[name]
+        K, D = self.camera.K, self.camera.distortion
+        # Candidates: every marker's IPPE solutions, as object poses in the camera.
+        candidates = []
+        for marker_id, c in seen:
+            T_obj_marker = _marker_in_object(obj_corners[marker_id])
+            for T_cam_marker, _ in self.marker_pose(marker_id, c):
+                candidates.append(T_cam_marker @ invert(T_obj_marker))
+        best, best_key = None, None
+        for T in candidates:
+            errs = [self._rms(obj_corners[m], c, T) for m, c in seen]
+            inliers = [e < self.max_reprojection_px for e in errs]
+            key = (sum(inliers), -sum(e for e, ok in zip(errs, inliers) if ok))
+            if best_key is None or key > best_key:
+                best, best_key = T, key
+        inlier = [(m, c) for m, c in seen if self._rms(obj_corners[m], c, best) < self.max_reprojection_px]
+        outliers = [m for m, _ in seen if m not in {i for i, _ in inlier}]
+        if outliers:
+            report.outlier_markers[name] = outliers
+        if not inlier:
+            report.rejected_objects[name] = f"no marker pose reprojects within {self.max_reprojection_px} px"
+            return None
+        pts3 = np.concatenate([obj_corners[m] for m, _ in inlier])
+        pts2 = np.concatenate([c for _, c in inlier])
+        rvec, _ = cv2.Rodrigues(best[:3, :3])
+        tvec = best[:3, 3].copy()
+        rvec, tvec = cv2.solvePnPRefineLM(pts3, pts2, K, D, rvec, tvec.reshape(3, 1))
+        T = pose_matrix(rvec, tvec)
+        err = self._rms(pts3, pts2, T)
+        if not np.isfinite(err) or err > self.max_reprojection_px or T[2, 3] <= 0:
+            report.rejected_objects[name] = f"fused pose reprojects with {err:.2f} px (gate {self.max_reprojection_px} px)"
+            return None
+        return T, len(inlier), err
+
+    def _rms(self, pts3: np.ndarray, pts2: np.ndarray, T_cam_obj: np.ndarray) -> float:
+        p = pts3 @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]
+        if np.any(p[:, 2] <= 1e-6):
+            return math.inf
+        rvec, _ = cv2.Rodrigues(T_cam_obj[:3, :3])
+        proj, _ = cv2.projectPoints(pts3, rvec, T_cam_obj[:3, 3], self.camera.K, self.camera.distortion)
+        d = proj.reshape(-1, 2) - pts2
+        return float(np.sqrt((d * d).sum(axis=1).mean()))
+
+
+def _marker_in_object(corners: np.ndarray) -> np.ndarray:
+    """T_object_marker from a marker's 4 object-frame corners (detector order)."""
+    centre = corners.mean(axis=0)
+    x = corners[1] - corners[0]
+    y = corners[0] - corners[3]
+    x /= np.linalg.norm(x)
+    y /= np.linalg.norm(y)
+    T = np.eye(4)
+    T[:3, :3] = np.column_stack((x, y, np.cross(x, y)))
+    T[:3, 3] = centre
+    return T
+
+
+@dataclass
+class FilteredPose:
+    """An object's smoothed pose and how old its last accepted measurement is."""
+
+    name: str
+    position: np.ndarray
+    quat_wxyz: np.ndarray
+    stamp: float  # time of the last accepted measurement
+    age: float  # now - stamp
+    frame_id: str
+    n_markers: int
+
+
+class PoseFilter:
+    """Per-object smoothing with an outlier gate, keeping each object's last pose and its age.
+
+    alpha: weight of a new measurement (1 = no smoothing); max_speed: m/s an object may move between
+    measurements (plus `jump_margin` metres) before a measurement counts as an outlier; after
+    `reanchor_after` consecutive outliers that agree with each other the filter jumps to them (the
+    object really moved, e.g. it was carried while hidden).
+    """
+
+    def __init__(self, alpha: float = 0.6, max_speed: float = 1.0, jump_margin: float = 0.02, reanchor_after: int = 3):
+        if not 0.0 < alpha <= 1.0:
+            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        self.alpha, self.max_speed, self.jump_margin, self.reanchor_after = float(alpha), float(max_speed), float(jump_margin), int(reanchor_after)
+        self._poses: dict[str, FilteredPose] = {}
+        self._suspects: dict[str, list[ObjectPose]] = {}
+        self.rejected: dict[str, int] = {}
+
+    def update(self, poses: dict[str, ObjectPose], stamp: float) -> dict[str, FilteredPose]:
+        """Fold one frame's poses in (all stamped `stamp`, seconds); returns every object's pose at `stamp`."""
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be finite, got {stamp}")
+        for name, pose in poses.items():
+            if not (np.isfinite(pose.position).all() and np.isfinite(pose.quat_wxyz).all()):
+                self.rejected[name] = self.rejected.get(name, 0) + 1
+                continue
+            last = self._poses.get(name)
+            if last is None:
+                self._accept(pose, stamp, None)
+                continue
+            if last.frame_id != pose.frame_id:
+                raise ValueError(f"{name}: pose in frame {pose.frame_id!r}, the filter holds {last.frame_id!r}")
+            gate = self.max_speed * max(stamp - last.stamp, 0.0) + self.jump_margin
+            if np.linalg.norm(pose.position - last.position) <= gate:
+                self._suspects.pop(name, None)
+                self._accept(pose, stamp, last)
+                continue
+            self.rejected[name] = self.rejected.get(name, 0) + 1
+            suspects = self._suspects.setdefault(name, [])
+            if suspects and np.linalg.norm(pose.position - suspects[-1].position) > self.jump_margin:
+                suspects.clear()
+            suspects.append(pose)
+            if len(suspects) >= self.reanchor_after:
+                self._suspects.pop(name)
+                self._accept(pose, stamp, None)
+        return self.poses(stamp)
+
+    def _accept(self, pose: ObjectPose, stamp: float, last: FilteredPose | None) -> None:
+        if last is None:
+            pos, quat = np.array(pose.position, dtype=np.float64), np.array(pose.quat_wxyz, dtype=np.float64)
+        else:
+            a = self.alpha
+            pos = (1 - a) * last.position + a * pose.position
+            q = np.asarray(pose.quat_wxyz, dtype=np.float64)
+            q = q if np.dot(q, last.quat_wxyz) >= 0 else -q
+            quat = (1 - a) * last.quat_wxyz + a * q  # nlerp: close to slerp for the small steps the gate lets through
+            quat /= np.linalg.norm(quat)
+        self._poses[pose.name] = FilteredPose(pose.name, pos, quat, stamp, 0.0, pose.frame_id, pose.n_markers)
+
+    def poses(self, now: float) -> dict[str, FilteredPose]:
+        """Every object's last pose, with its age at `now`."""
+        return {n: FilteredPose(p.name, p.position.copy(), p.quat_wxyz.copy(), p.stamp, now - p.stamp, p.frame_id, p.n_markers)
+                for n, p in self._poses.items()}
+
+    def get(self, name: str, now: float, max_age: float | None = None) -> FilteredPose | None:
+        """The object's pose at `now`; None if never seen or (with max_age) older than max_age seconds."""
+        p = self._poses.get(name)
+        if p is None or (max_age is not None and now - p.stamp > max_age):
+            return None
+        return FilteredPose(p.name, p.position.copy(), p.quat_wxyz.copy(), p.stamp, now - p.stamp, p.frame_id, p.n_markers)
+
+    def reset(self) -> None:
+        """Forget every object (a new episode)."""
+        self._poses.clear()
+        self._suspects.clear()
+        self.rejected.clear()
