@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "record",
     "replay",
     "import_bag",
+    "demos",
     "segment",
     "skills",
     "keys",
