@@ -141,6 +141,7 @@ class SimRobotParams:
     drop_rate: float = 0.0  # probability of dropping each outgoing state and incoming command
     real_time_factor: float = 1.0
     seed: int = 0
+    condition: str = ""  # a named perturbation condition (envs/conditions.yaml) or a YAML file of them (issue 24)
 
     def __post_init__(self) -> None:
         if not (self.publish_rate >= 1.0 and math.isfinite(self.publish_rate)):
@@ -151,6 +152,10 @@ class SimRobotParams:
             raise ValueError("latency_s and noise_std must be >= 0")
         if self.real_time_factor <= 0:
             raise ValueError("real_time_factor must be > 0")
+        if self.condition:
+            from ros_bridge.sim_conditions import resolve_condition
+
+            resolve_condition(self.condition)  # raises naming the valid conditions
         if self.object_positions and len(self.object_positions) != 3 * len(self.objects):
             raise ValueError(f"object_positions needs 3 numbers per object ({3 * len(self.objects)}), got {len(self.object_positions)}")
         if self.profile:

@@ -16,6 +16,8 @@ description: panda, ur5e, ...) in real time and
   targets;
 * can simulate a worse robot: command latency (`latency_s`), Gaussian joint noise
   (`noise_std`) and dropped states/commands (`drop_rate`);
+* applies a named perturbation condition (`condition`: latency, object-pose noise, dropped
+  states, dynamics) tick for tick as the envs do (`ros_bridge.sim_conditions`);
 * ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back;
 * with a robot profile (``profile: fr3``, ``ur``, ``panda_sim``) it speaks that driver instead:
   its joint names, state topics and rates (an arm and a separate gripper, a merged topic), its
@@ -41,6 +43,7 @@ import numpy as np
 
 from ros_bridge._ros import declare_params, run_node, to_stamp
 from ros_bridge.params import SimRobotParams
+from ros_bridge.sim_conditions import SimConditions, resolve_condition
 from ros_bridge.sim_driver import SimDriverIO
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402  (after the ROS environment check)
@@ -101,6 +104,9 @@ class SimRobot(Node):
         self._traj: _Trajectory | None = None
         self.received = {"trajectory": 0, "commands": 0, "rejected": 0, "dropped": 0}
         self.last_command_time: float | None = None
+        cond = resolve_condition(p.condition) if p.condition else None
+        self.conditions = SimConditions(cond, self.model, self.robot, p.objects) if cond and not cond.is_nominal else None
+        self._last_poses: list[PoseStamped] = []
         self.reset_scene()
 
         grip = description.gripper
@@ -125,9 +131,12 @@ class SimRobot(Node):
         )
 
     # -- scene ---------------------------------------------------------------------------
-    def reset_scene(self) -> None:
-        """Arm home (or `initial_qpos`), cubes at their start positions, servos holding."""
+    def reset_scene(self, seed: int | None = None, object_positions: Sequence[float] | None = None) -> None:
+        """Arm home (or `initial_qpos`), cubes at their start positions (or `object_positions`), servos
+        holding; a condition starts its episode with `seed` (default the `seed` parameter)."""
         m, d, p = self.model, self.data, self.params
+        scale = self.conditions.reset(p.seed if seed is None else seed).get("size_scale", 1.0) if self.conditions else 1.0
+        positions = list(object_positions) if object_positions is not None else p.object_positions
         mujoco.mj_resetData(m, d)
         self.robot.set_home(m, d)
         if p.initial_qpos:
@@ -137,11 +146,11 @@ class SimRobot(Node):
         import sim_assets
 
         for i, (_name, adr) in enumerate(self._objects):
-            if p.object_positions:
-                pos = p.object_positions[3 * i : 3 * i + 3]
+            if positions:
+                pos = positions[3 * i : 3 * i + 3]
             else:
                 x, y = DEFAULT_OBJECT_XY[i % len(DEFAULT_OBJECT_XY)]
-                pos = (x, y, sim_assets.CUBE_HALF_SIZE)
+                pos = (x, y, sim_assets.CUBE_HALF_SIZE * scale)
             d.qpos[adr : adr + 3] = pos
             d.qpos[adr + 3 : adr + 7] = (1.0, 0.0, 0.0, 0.0)
         self._traj = None
@@ -149,6 +158,12 @@ class SimRobot(Node):
         mujoco.mj_forward(m, d)
         self._wall0 = time.monotonic()
         self._sim0 = d.time
+        if self.conditions is not None:
+            self.conditions.observe(self._object_state(), self._wall0)
+
+    def _object_state(self) -> np.ndarray:
+        """True positions of the cubes, in `objects` order (what a condition perturbs)."""
+        return np.array([self.data.qpos[adr : adr + 3] for _name, adr in self._objects]).reshape(-1)
 
     def _on_reset_scene(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self.reset_scene()
@@ -166,11 +181,17 @@ class SimRobot(Node):
         if self._drop():
             self.received["dropped"] += 1
             return
+        if self.conditions is not None and kind in ("commands", "trajectory"):  # an arm command: a control tick
+            delayed = self.conditions.command((kind, msg), self._object_state(), self.last_command_time)
+            if delayed is None:
+                return  # the latency queue fills: the arm holds its targets
+            kind, msg = delayed
         self._enqueue(kind, msg)
 
     def _enqueue(self, kind: str, msg: object) -> None:
-        if self.params.latency_s > 0:
-            self._pending.append((time.monotonic() + self.params.latency_s, kind, msg))
+        gripper_delay = self.conditions.latency_s if self.conditions and kind.startswith("gripper") else 0.0
+        if self.params.latency_s + gripper_delay > 0:
+            self._pending.append((time.monotonic() + self.params.latency_s + gripper_delay, kind, msg))
         else:
             self._apply(kind, msg)
 
@@ -236,6 +257,10 @@ class SimRobot(Node):
     def _publish(self) -> None:
         d = self.data
         now = time.monotonic()
+        cond = self.conditions
+        if cond is not None and cond.idle_tick_due(now):
+            cond.observe(self._object_state(), now)
+        stale = cond is not None and cond.stale  # this period's state was dropped: re-publish the last
         due = [s for s in self.io.streams if s.due(now)]
         poses_due = now + 1e-4 >= self._pose_due
         if not due and not poses_due:
@@ -251,6 +276,9 @@ class SimRobot(Node):
                 self.received["dropped"] += 1
                 continue
             msg = s.message
+            if stale and msg.position:
+                s.publisher.publish(msg)
+                continue
             to_stamp(msg.header.stamp, stamp)
             msg.position = q[s.index].tolist()
             msg.velocity = qd[s.index].tolist()
@@ -259,15 +287,22 @@ class SimRobot(Node):
         if not poses_due:
             return
         self._pose_due = max(self._pose_due + self._pose_period, now + 0.5 * self._pose_period)
-        for _name, adr, pub in self._pose_pubs:
+        if stale and self._last_poses:
+            for (_name, _adr, pub), pose in zip(self._pose_pubs, self._last_poses):
+                pub.publish(pose)
+            return
+        self._last_poses = []
+        for i, (_name, adr, pub) in enumerate(self._pose_pubs):
             pose = PoseStamped()
             to_stamp(pose.header.stamp, stamp)
             pose.header.frame_id = self.io.object_frame
-            pos, quat = self.io.object_pose(d.qpos[adr : adr + 3], d.qpos[adr + 3 : adr + 7])
+            seen = d.qpos[adr : adr + 3] if cond is None else d.qpos[adr : adr + 3] + cond.noise[i]
+            pos, quat = self.io.object_pose(seen, d.qpos[adr + 3 : adr + 7])
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in pos)
             pose.pose.orientation.w, pose.pose.orientation.x = float(quat[0]), float(quat[1])
             pose.pose.orientation.y, pose.pose.orientation.z = float(quat[2]), float(quat[3])
             pub.publish(pose)
+            self._last_poses.append(pose)
 
     def close(self) -> None:
         """Stop the physics timer."""
