@@ -75,6 +75,7 @@ def deploy(
     profile: str | None = None,
     shadow: bool = False,
     start: bool = False,
+    condition: str | None = None,
 ) -> DeployResult:
     """Run skill_executor (and sim_robot for robot="sim") until done/duration/Ctrl-C.
 
@@ -86,7 +87,8 @@ def deploy(
     the environment; localhost-only for sim). log_dir: write node output there instead of
     this terminal. profile: robot profile for both nodes (None: the file's). shadow: compute
     but send nothing (~/preview). start: on a real robot, start at once instead of waiting
-    for ~/start (ignored for sim, which follows the file's autostart).
+    for ~/start (ignored for sim, which follows the file's autostart). condition: a named
+    perturbation condition (envs/conditions.yaml, or a YAML file[:NAME]) sim_robot applies.
     """
     if robot not in ("sim", "real"):
         raise ValueError(f"robot must be 'sim' or 'real', got {robot!r}")
@@ -107,6 +109,13 @@ def deploy(
         ex_over["shadow"] = True
     if robot == "real":
         ex_over["autostart"] = bool(start)  # never moves a real arm on its own
+    if condition:
+        if robot != "sim":
+            raise ValueError("--condition is applied by sim_robot (robot=sim); a real robot brings its own")
+        from ros_bridge.sim_conditions import resolve_condition
+
+        resolve_condition(condition)  # a clear error before any node starts
+        overrides.setdefault("sim_robot", {})["condition"] = condition
 
     with tempfile.TemporaryDirectory(prefix="skillstack-deploy-") as tmp:
         if robot == "sim":
@@ -142,7 +151,8 @@ def deploy(
             summary = probe.record_summary()
             for node in nodes:
                 node.start()
-            echo(f"deploy: robot={robot} params={base}" + (f" domain={domain_id}" if domain_id is not None else ""))
+            echo(f"deploy: robot={robot} params={base}" + (f" domain={domain_id}" if domain_id is not None else "")
+                 + (f" condition={condition}" if condition else ""))
             last_state, last_print, summary_shown = "", 0.0, False
             while True:
                 time.sleep(0.05)

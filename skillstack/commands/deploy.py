@@ -27,6 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default=None, metavar="NAME", help="robot profile for both nodes: panda_sim (default), fr3 (franka_ros2), ur (Universal Robots driver) or a profile YAML; sim_robot then speaks that driver")
     p.add_argument("--shadow", action="store_true", help="compute every command but send none to the controllers: publish each on /skill_executor/preview (JointTrajectory)")
     p.add_argument("--start", action="store_true", help="with --robot real: start moving at once instead of waiting for the ~/start service")
+    p.add_argument("--condition", default=None, metavar="NAME", help="with --robot sim: a perturbation condition sim_robot applies as the envs do (nominal, dynamics, latency40, latency80, obs_noise5mm, obs_noise1cm, drops, realistic, or a YAML file[:NAME])")
     p.add_argument("--params", metavar="FILE", default=None, help="ROS 2 parameter YAML for both nodes (default: the packaged config/deploy.yaml)")
     p.add_argument("--skill", default=None, help="override: 'expert', a skill package directory, or name[@version]")
     p.add_argument("--plan", default=None, metavar="TASK", help="override: run the hierarchical controller over library skills on a long-horizon task (pick-place, stack-two, ... or a YAML spec)")
@@ -78,5 +79,6 @@ def run(args: argparse.Namespace) -> int:
         profile=args.profile,
         shadow=args.shadow,
         start=args.start,
+        condition=args.condition,
     )
     return 0 if result.ok else 1
