@@ -329,6 +329,9 @@ def test_estop_mid_motion_latches_until_reset(bridge: Bridge) -> None:
     assert bridge.wait_state("stopped", 2)
     assert bridge.probe.call_trigger("/skill_executor/start").success
     bridge.wait_state("done", 30)
+    # The probe's own subscription matches the new sim_robot by discovery, which on a loaded
+    # machine can lag the executor's: wait for its first state rather than race it.
+    assert bridge.probe.wait_for(lambda: bridge.states.last() is not None, 20), "the probe never saw the new sim_robot"
     assert np.linalg.norm(tcp_of_state(bridge.states.last()) - [0.4, -0.25, 0.35]) < 0.05
 
 
@@ -448,6 +451,9 @@ def test_sim_robot_killed_and_restarted(bridge: Bridge) -> None:
     first = bridge.command_values()[n0]
     assert np.all(np.abs(first - HOME) <= LIMITS.velocity * 0.04 + 1e-3), first - HOME
     bridge.wait_state("done", 30)
+    # The probe's own subscription matches the new sim_robot by discovery, which on a loaded
+    # machine can lag the executor's: wait for its first state rather than race it.
+    assert bridge.probe.wait_for(lambda: bridge.states.last() is not None, 20), "the probe never saw the new sim_robot"
     assert np.linalg.norm(tcp_of_state(bridge.states.last()) - [0.4, -0.25, 0.35]) < 0.05
 
 
