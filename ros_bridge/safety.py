@@ -79,6 +79,7 @@ class Fault(str, Enum):
 
     NO_STATE = "no_state"
     STALE_STATE = "stale_state"
+    STALE_POSE = "stale_pose"  # an object pose older than `max_pose_age_s` (the executor holds)
     NONFINITE_STATE = "nonfinite_state"
     NONFINITE_TARGET = "nonfinite_target"
     NONFINITE_OBSERVATION = "nonfinite_observation"
@@ -202,9 +203,10 @@ class SafetyConfig:
     workspace_enabled: bool = True
     reject_implausible_states: bool = True  # drop joint states that jump faster than the limits allow
     ramp_s: float = 0.0  # after each re-anchor the velocity limit ramps up from 0 over this long (0 = off)
+    max_pose_age_s: float = 1.0  # s: an object pose older than this holds the arm (the executor checks)
 
     def __post_init__(self) -> None:
-        for name in ("period_s", "velocity_scale", "stale_after_s"):
+        for name in ("period_s", "velocity_scale", "stale_after_s", "max_pose_age_s"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"SafetyConfig.{name} must be a positive finite number, got {v!r}")

@@ -7,8 +7,10 @@ Inputs: sensor_msgs/JointState on the profile's topics (names matched, any order
 joints ignored, the driver's names mapped onto the robot description; an arm and a gripper
 publishing separately are merged by name, each topic watched against its own rate) and one
 geometry_msgs/PoseStamped per task object (`object_pose_topics`, default
-/objects/<name>/pose) in the profile's base frame or a frame it has a static transform for;
-optionally a PoseStamped goal.
+/objects/<name>/pose) in the profile's base frame or a frame it has a static transform for
+(any other frame_id is refused, with the reason in the status); a pose older than
+`safety.max_pose_age_s` (by its stamp: for a perceived pose, the image's time) holds the arm,
+like stale joint states, until a fresh one arrives; optionally a PoseStamped goal.
 
 Each control period (`control_rate`, default the skill's own rate) it fills the task's
 scratch environment with the measured state, builds the observation with the envs'
@@ -123,7 +125,8 @@ class SkillExecutor(Node):
         self._not_ready = ""  # a missing controller or action server
         self.mode = "running" if p.autostart else "stopped"
         self.exec_fault = ""  # executor-level problem (e.g. waiting for object poses)
-        self.counters = {"ticks": 0, "published": 0, "missed_deadlines": 0, "late_ticks": 0, "policy_errors": 0, "rejected_poses": 0}
+        self.counters = {"ticks": 0, "published": 0, "missed_deadlines": 0, "late_ticks": 0, "policy_errors": 0, "rejected_poses": 0,
+                         "stale_pose_holds": 0}
         self.pose_fault = ""  # the last object pose refused (a frame with no transform)
         self._next_tick: float | None = None
         self._success_since: float | None = None
@@ -256,6 +259,11 @@ class SkillExecutor(Node):
         if missing:
             self.exec_fault = f"waiting for poses of {missing}" + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
             return self.safety.hold(None)
+        stale = self._stale_pose()
+        if stale:  # nothing moves on an old pose: hold, like stale joint states
+            self.exec_fault = stale + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
+            self.counters["stale_pose_holds"] += 1
+            return self.safety.hold(Fault.STALE_POSE, stale)
         if not np.all(np.isfinite(reading.velocity)):
             return self.safety.hold(Fault.NONFINITE_STATE, "NaN/inf in joint velocities")
         if not self._task_lock.acquire(timeout=0.3 * self.period):
@@ -292,6 +300,17 @@ class SkillExecutor(Node):
             n = self._n_arm
             self._grip_request = np.clip(targets[self._grip_idx], self.safety.limits.lower[n:], self.safety.limits.upper[n:])
         return out
+
+    def _pose_ages(self) -> dict[str, float]:
+        return self.poses.ages(self._now(), self.params.stamp_source)
+
+    def _stale_pose(self) -> str:
+        """Why the object poses are too old to act on ("" when all are fresh enough)."""
+        limit = self.params.safety.max_pose_age_s
+        old = {n: a for n, a in self._pose_ages().items() if not a <= limit}
+        if not old:
+            return ""
+        return "object pose too old: " + ", ".join(f"{n} {a:.2f} s" for n, a in old.items()) + f" (limit {limit:g} s); holding"
 
     def _check_done(self, obs) -> bool:
         now = time.monotonic()
@@ -380,6 +399,8 @@ class SkillExecutor(Node):
             "suppressed": s.counters.suppressed,
             "clamped": dict(s.counters.clamped),
             "rejected_states": self.joints.rejected,
+            "pose_ages": {n: round(a, 3) for n, a in self._pose_ages().items()},
+            "pose_error": self.pose_fault or self.poses.last_error,
             "state_error": self.joints.last_error,
             "command_subscribers": self.paths.subscribers(),
             "state_age": None if (w := self._worst_age()) is None else round(w[1], 4),

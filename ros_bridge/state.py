@@ -6,7 +6,8 @@ for. A message that lacks one of those joints, names one twice, or has mismatche
 lengths is rejected whole (the reason is kept for the status topic), so the watchdog
 sees no fresh state and the safety layer stops sending: a robot publishing the wrong
 names never moves. `PoseCache` does the same for object poses, estimating velocities
-by finite differences (PoseStamped has none).
+by finite differences (PoseStamped has none), and says how old each pose is (`ages`): the
+executor holds on a pose older than its threshold, as it does on stale joint states.
 """
 
 from __future__ import annotations
@@ -262,3 +263,13 @@ class PoseCache:
         """Objects with no pose yet."""
         with self._lock:
             return [o for o in self.objects if o not in self._latest]
+
+    def ages(self, now_s: float, stamp_source: str = "header") -> dict[str, float]:
+        """Age in seconds of each object's latest pose at `now_s` (objects with none are left
+        out), from its header stamp (the image's time, for a perceived pose) or its receipt time."""
+        if stamp_source not in ("header", "receipt"):
+            raise ValueError(f"stamp_source must be 'header' or 'receipt', got {stamp_source!r}")
+        with self._lock:
+            return {
+                name: now_s - (r.stamp_s if stamp_source == "header" else r.received_s) for name, r in self._latest.items()
+            }
