@@ -9,6 +9,7 @@ joints in `joint_pos` and the finger opening in `gripper_width` (two fingers, ha
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,7 @@ __all__ = ["JointTrajectory", "joint_trajectory"]
 
 @dataclass
 class JointTrajectory:
-    """Positions (T+1, 9) of the Panda joints (arm then fingers) every `dt` seconds."""
+    """Positions (T+1, joints) of the robot's joints (arm then gripper, `joint_names`) every `dt` seconds."""
 
     joint_names: tuple[str, ...]
     dt: float
@@ -55,7 +56,14 @@ def joint_trajectory(episode: Episode, dt: float | None = None) -> JointTrajecto
     if dt is None:
         rate = episode.attrs.get("rate_hz")
         dt = 1.0 / float(rate) if rate else float(PandaEnv.control_dt)
-    if "joint_pos" in episode.obs and np.shape(episode.obs["joint_pos"])[1:] == (9,):
+    names = ARM_JOINT_NAMES + FINGER_JOINT_NAMES
+    order = episode.attrs.get("joint_order")  # an import's own joints (any robot), description names
+    if isinstance(order, str):
+        order = json.loads(order)
+    if order and "joint_pos" in episode.obs and np.shape(episode.obs["joint_pos"])[1:] == (len(order),):
+        names = tuple(order)
+        q = np.concatenate((episode.obs["joint_pos"], episode.next_obs["joint_pos"][-1:]))
+    elif "joint_pos" in episode.obs and np.shape(episode.obs["joint_pos"])[1:] == (9,):
         q = np.concatenate((episode.obs["joint_pos"], episode.next_obs["joint_pos"][-1:]))
     elif "observation" in episode.obs:
         sl = _robot_slices()
@@ -65,4 +73,4 @@ def joint_trajectory(episode: Episode, dt: float | None = None) -> JointTrajecto
         q[:, 7:] = obs[:, sl["gripper_width"]] / 2.0
     else:
         raise ValueError(f"demo {episode.name or '?'} has neither obs/joint_pos nor obs/observation")
-    return JointTrajectory(joint_names=ARM_JOINT_NAMES + FINGER_JOINT_NAMES, dt=float(dt), positions=q)
+    return JointTrajectory(joint_names=names, dt=float(dt), positions=q)

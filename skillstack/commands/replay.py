@@ -32,8 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=1e-6, help="divergence warning threshold (default: 1e-6)")
     p.add_argument("--env", default=None, help="fail unless the file holds demos for this env id")
     p.add_argument(
-        "--to-ros", action="store_true", help="stream the demos to the robot through ros_bridge (needs ROS 2)"
+        "--to-ros", action="store_true", help="stream the demos to the robot through ros_bridge's safety layer (needs ROS 2)"
     )
+    p.add_argument(
+        "--profile", default=None,
+        help="with --to-ros: robot profile (fr3, ur, panda_sim or a YAML path; default: the demo's own, else the executor's)",
+    )  # fmt: skip
+    p.add_argument("--params", default=None, help="with --to-ros: ROS parameter file whose skill_executor safety block applies")
     p.set_defaults(func=run)
 
 
@@ -46,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             from ros_bridge.replay import stream_demo
         except ImportError as exc:
             raise ValueError(f"--to-ros needs ros_bridge.replay.stream_demo, which cannot be imported: {exc}") from None
-        return int(stream_demo(args.file, episodes=args.episodes) or 0)
+        return int(stream_demo(args.file, episodes=args.episodes, profile=args.profile, params_file=args.params) or 0)
 
     from demos import ReplayDivergenceWarning, replay
 
