@@ -57,6 +57,8 @@ from demos.lerobot_meta import (
     arrow_column,
     chunk_path,
     feature_stats,
+    image_histogram,
+    image_stats,
     write_index_table,
 )
 from demos.lerobot_video import Mp4Shard, VideoSettings
@@ -306,6 +308,7 @@ def export_lerobot(
         cameras = [k[: -len(IMAGE_SUFFIX)] for k in f.obs_keys(names[0]) if k.endswith(IMAGE_SUFFIX)]
         features: dict[str, dict[str, Any]] = {}
         stats_frames: dict[str, list[np.ndarray]] = {}
+        image_hist: dict[str, np.ndarray] = {}
         episode_rows: list[dict[str, Any]] = []
         final_next: dict[str, list[list[float]]] = {}
         index = 0
@@ -363,10 +366,14 @@ def export_lerobot(
                         cols[key] = frames
                     row["meta/episodes/chunk_index"], row["meta/episodes/file_index"] = 0, 0
                     for k, v in cols.items():
-                        image = k.startswith(IMAGE_KEY_PREFIX)
-                        for s, val in feature_stats(v[:: max(1, n // 50)] if image else v, image).items():
-                            row[f"stats/{k}/{s}"] = val
-                        stats_frames.setdefault(k, []).append(v[:: max(1, n // 50)] if image else v)
+                        if k.startswith(IMAGE_KEY_PREFIX):
+                            hist = image_histogram(v)
+                            ep_stats = image_stats(hist, n)
+                            image_hist[k] = image_hist.get(k, 0) + hist
+                        else:
+                            ep_stats = feature_stats(v)
+                            stats_frames.setdefault(k, []).append(v)
+                        row.update({f"stats/{k}/{s}": val for s, val in ep_stats.items()})
                     row["skillstack/demo"] = demo
                     attrs = {k: v for k, v in ep.attrs.items() if k != "num_samples"}
                     row["skillstack/attrs"] = json.dumps(attrs)
@@ -387,7 +394,8 @@ def export_lerobot(
             write_index_table(root / TASKS_PATH, [task], "task")
             if spans:
                 write_index_table(root / SUBTASKS_PATH, sub_names, "subtask")
-            stats = {k: feature_stats(np.concatenate(v), k.startswith(IMAGE_KEY_PREFIX)) for k, v in stats_frames.items()}
+            stats = {k: feature_stats(np.concatenate(v)) for k, v in stats_frames.items()}
+            stats.update({k: image_stats(h, index) for k, h in image_hist.items()})
             atomic_write_json(root / STATS_PATH, stats, indent=4)
             info = {
                 "codebase_version": CODEBASE_VERSION,

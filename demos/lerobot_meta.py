@@ -32,6 +32,8 @@ __all__ = [
     "DEFAULT_FEATURES",
     "LeRobotFormatError",
     "feature_stats",
+    "image_histogram",
+    "image_stats",
     "read_index_table",
     "read_info",
     "write_index_table",
@@ -74,27 +76,43 @@ def chunk_path(template: str, index: int, chunks_size: int, **keys: Any) -> str:
     return template.format(chunk_index=index // chunks_size, file_index=index % chunks_size, **keys)
 
 
-def feature_stats(values: np.ndarray, image: bool = False) -> dict[str, list[Any]]:
-    """LeRobot's statistics of one feature over frames: per dimension, or per channel in [0, 1] with
-    shape (3, 1, 1) for camera frames (uint8 (T, H, W, 3)). Quantiles are exact (numpy), not binned."""
+def feature_stats(values: np.ndarray) -> dict[str, list[Any]]:
+    """LeRobot's statistics of a low-dimensional feature over frames, per dimension (min max mean std
+    count q01 q10 q50 q90 q99); quantiles are exact (numpy's linear interpolation), not binned."""
     a = np.asarray(values)
-    if image:
-        flat = a.reshape(-1, a.shape[-1]).astype(np.float64) / 255.0
-        count = len(a)
-    else:
-        flat = a.reshape(len(a), -1).astype(np.float64)
-        count = len(a)
-    out: dict[str, np.ndarray] = {
-        "min": flat.min(axis=0),
-        "max": flat.max(axis=0),
-        "mean": flat.mean(axis=0),
-        "std": flat.std(axis=0),
+    flat = a.reshape(len(a), -1).astype(np.float64)
+    out: dict[str, list[Any]] = {
+        "min": flat.min(axis=0).tolist(),
+        "max": flat.max(axis=0).tolist(),
+        "mean": flat.mean(axis=0).tolist(),
+        "std": flat.std(axis=0).tolist(),
+        "count": [len(a)],
     }
     for q, v in zip(QUANTILES, np.quantile(flat, QUANTILES, axis=0)):
-        out[f"q{int(round(q * 100)):02d}"] = v
-    shaped = {k: (v.reshape(-1, 1, 1) if image else v) for k, v in out.items()}
-    result: dict[str, list[Any]] = {k: v.tolist() for k, v in shaped.items()}
-    result["count"] = [int(count)]
+        out[f"q{int(round(q * 100)):02d}"] = v.tolist()
+    return out
+
+
+def image_histogram(frames: np.ndarray) -> np.ndarray:
+    """Per-channel value counts (3, 256) of uint8 (T, H, W, 3) frames: image statistics from sums."""
+    f = np.asarray(frames)
+    return np.stack([np.bincount(f[..., c].ravel(), minlength=256) for c in range(f.shape[-1])])
+
+
+def image_stats(hist: np.ndarray, frames: int) -> dict[str, list[Any]]:
+    """LeRobot's camera statistics from `image_histogram` counts: per channel in [0, 1], shape (3, 1, 1);
+    exact for uint8 pixels (quantiles are the lowest pixel value whose cumulative share reaches q)."""
+    values = np.arange(hist.shape[1]) / 255.0
+    n = hist.sum(axis=1)
+    mean = (hist * values).sum(axis=1) / n
+    std = np.sqrt(np.maximum((hist * values**2).sum(axis=1) / n - mean**2, 0.0))
+    nz = [np.nonzero(h)[0] for h in hist]
+    out = {"min": np.array([values[i[0]] for i in nz]), "max": np.array([values[i[-1]] for i in nz]), "mean": mean, "std": std}
+    cum = np.cumsum(hist, axis=1)
+    for q in QUANTILES:
+        out[f"q{int(round(q * 100)):02d}"] = np.array([values[np.searchsorted(c, q * c[-1])] for c in cum])
+    result: dict[str, list[Any]] = {k: v.reshape(-1, 1, 1).tolist() for k, v in out.items()}
+    result["count"] = [int(frames)]
     return result
 
 
