@@ -2,8 +2,9 @@
 refinement over every agreeing marker of the object -> the robot's base frame.
 
 Steps (`MarkerPoseEstimator.estimate`):
-1. detect markers (cv2.aruco.ArucoDetector, subpixel corner refinement); ids that are not in the
-   marker set are reported (`last_report.unknown_ids`), never used;
+1. detect markers (cv2.aruco.ArucoDetector, subpixel corner refinement), then refine each corner
+   from the marker's outer edges (perception.corners); ids that are not in the marker set are
+   reported (`last_report.unknown_ids`), never used;
 2. per marker, both IPPE_SQUARE solutions (a small square has two plausible poses), each turned
    into a pose of its object through the marker's known place on the object;
 3. per object, the candidate that most markers agree with (reprojection error under
@@ -25,6 +26,7 @@ import mujoco
 import numpy as np
 
 from perception.camera import CameraModel, CameraModelError, invert
+from perception.corners import refine_corners_by_edges
 from perception.markers import MarkerSet, square_corners
 
 
@@ -93,6 +95,8 @@ class MarkerPoseEstimator:
         camera: CameraModel | None,
         max_reprojection_px: float = 2.0,
         min_marker_px: float = 12.0,
+        refine_edges: bool = True,
+        min_ambiguity_ratio: float = 3.0,
     ):
         if camera is None:
             raise CameraModelError("no camera model (CameraInfo): marker poses need the camera's intrinsics")
@@ -101,6 +105,8 @@ class MarkerPoseEstimator:
         self.marker_set = marker_set
         self.camera = camera
         self.max_reprojection_px = float(max_reprojection_px)
+        self.refine_edges = bool(refine_edges)  # corners from the marker's edges (perception.corners)
+        self.min_ambiguity_ratio = float(min_ambiguity_ratio)
         params = cv2.aruco.DetectorParameters()
         params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
         params.cornerRefinementWinSize = 3
@@ -139,9 +145,14 @@ class MarkerPoseEstimator:
 
     def detect(self, image: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, int]:
         """Marker corners (each (4, 2), detector order), their ids, and the number of rejected candidates."""
-        corners, ids, rejected = self._detector.detectMarkers(self._grey(image))
+        grey = self._grey(image)
+        corners, ids, rejected = self._detector.detectMarkers(grey)
         ids = np.zeros(0, dtype=int) if ids is None else ids.ravel().astype(int)
-        return [c.reshape(4, 2).astype(np.float64) for c in corners], ids, len(rejected)
+        quads = [c.reshape(4, 2).astype(np.float64) for c in corners]
+        if self.refine_edges and quads:
+            g = grey.astype(np.float32)
+            quads = [refine_corners_by_edges(g, q) for q in quads]
+        return quads, ids, len(rejected)
 
     # ------------------------------------------------------------------ estimation
     def estimate(self, image_rgb: np.ndarray, stamp: float | None = None) -> dict[str, ObjectPose]:
@@ -178,10 +189,12 @@ class MarkerPoseEstimator:
         obj_corners = self._object_corners[name]
         K, D = self.camera.K, self.camera.distortion
         # Candidates: every marker's IPPE solutions, as object poses in the camera.
-        candidates = []
+        candidates, ambiguity = [], {}
         for marker_id, c in seen:
             T_obj_marker = _marker_in_object(obj_corners[marker_id])
-            for T_cam_marker, _ in self.marker_pose(marker_id, c):
+            solutions = self.marker_pose(marker_id, c)
+            ambiguity[marker_id] = solutions[-1][1] / max(solutions[0][1], 1e-3) if len(solutions) > 1 else math.inf
+            for T_cam_marker, _ in solutions:
                 candidates.append(T_cam_marker @ invert(T_obj_marker))
         best, best_key = None, None
         for T in candidates:
@@ -196,6 +209,12 @@ class MarkerPoseEstimator:
             report.outlier_markers[name] = outliers
         if not inlier:
             report.rejected_objects[name] = f"no marker pose reprojects within {self.max_reprojection_px} px"
+            return None
+        if len(inlier) == 1 and ambiguity[inlier[0][0]] < self.min_ambiguity_ratio:
+            # One small marker seen nearly head-on: both of IPPE's poses fit the corners, and the wrong
+            # one tilts the cube, moving its centre by up to a cube edge. No pose beats a wrong one.
+            report.rejected_objects[name] = (f"one marker, ambiguous pose (the two IPPE solutions reproject "
+                                             f"{ambiguity[inlier[0][0]]:.1f}x apart, need {self.min_ambiguity_ratio})")
             return None
         pts3 = np.concatenate([obj_corners[m] for m, _ in inlier])
         pts2 = np.concatenate([c for _, c in inlier])
@@ -213,10 +232,19 @@ class MarkerPoseEstimator:
         p = pts3 @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]
         if np.any(p[:, 2] <= 1e-6):
             return math.inf
-        rvec, _ = cv2.Rodrigues(T_cam_obj[:3, :3])
-        proj, _ = cv2.projectPoints(pts3, rvec, T_cam_obj[:3, 3], self.camera.K, self.camera.distortion)
-        d = proj.reshape(-1, 2) - pts2
-        return float(np.sqrt((d * d).sum(axis=1).mean()))
+        if self._distorted:
+            rvec, _ = cv2.Rodrigues(T_cam_obj[:3, :3])
+            proj = cv2.projectPoints(pts3, rvec, T_cam_obj[:3, 3], self.camera.K, self.camera.distortion)[0].reshape(-1, 2)
+        else:
+            K = self.camera.K
+            x, y = p[:, 0] / p[:, 2], p[:, 1] / p[:, 2]
+            proj = np.column_stack((K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]))
+        d = proj - pts2
+        return math.sqrt(float((d * d).sum()) / len(d))
+
+    @property
+    def _distorted(self) -> bool:
+        return bool(np.any(self.camera.distortion))
 
 
 def _marker_in_object(corners: np.ndarray) -> np.ndarray:
