@@ -1,8 +1,17 @@
 """Scripted experts: waypoint controllers through the env's own action interface.
 
-Each expert reads privileged scene state (cube and goal positions) from the unwrapped
-env, turns the current waypoint into an end-effector delta action for the same IK
-controller a policy uses, and exposes its current phase. The phases are the ground
+Each expert closes the loop on what it observes: the observation dict it is handed each
+tick (after any `envs.conditions` latency, noise or dropped messages), read through an
+`envs.belief.Belief` (filtered cube positions, the TCP predicted past the identified action
+latency), never the simulator's true state. From the env it takes only fixed facts: the
+action scale, the robot, the cube size and the control period. It turns the current waypoint
+into an end-effector delta action for the same IK controller a policy uses, and exposes its
+current phase.
+
+Robust by construction (issue 24): phase switches are judged on the TCP where it will be
+when the next command lands; the gripper's close/open waits out the latency before judging
+the width; a grasp point, a release point and a place are latched or confirmed over
+several ticks rather than chased; a cube observed to stay behind on the lift is re-grasped. The phases are the ground
 truth skill boundaries that skill-boundary detection is scored against, and the
 phase groups are what the starter scripted skills in the library wrap.
 
@@ -17,6 +26,7 @@ import gymnasium as gym
 import numpy as np
 
 from envs.base import TabletopEnv
+from envs.belief import Belief, observation_layout
 from envs.long_horizon import PandaPushThenPickEnv, PandaStackThreeEnv
 from envs.tasks import PandaPickPlaceEnv, PandaPushEnv, PandaReachEnv, PandaStackEnv
 
@@ -25,22 +35,31 @@ OPEN, CLOSED = 1.0, -1.0
 
 
 class ScriptedExpert:
-    """Base class: phase bookkeeping and a proportional move-to-waypoint action."""
+    """Base class: phase bookkeeping, the expert's belief, and a proportional move-to-waypoint action."""
 
     PHASES: tuple[str, ...] = ()
     speed_cap = 1.0  # upper bound on every move's speed (a stage of a longer script may go slower)
+    CONFIRM = 3  # consecutive fresh ticks a loose phase-switch test must hold (noise must not trigger it)
+    NEAR, LATE_GAIN = 0.03, 0.8  # within NEAR of a waypoint under latency the gain drops to LATE_GAIN
+    MAX_REGRASPS = 2  # times a dropped or missed cube is picked again before the script gives up re-trying
 
     def __init__(self, env: gym.Env, gain: float = 2.0):
         self.env: TabletopEnv = env.unwrapped  # type: ignore[assignment]
         if self.env.action_mode != "ee":
             raise ValueError("scripted experts drive the end-effector action mode (action_mode='ee')")
         self.gain = gain
+        u = self.env
+        layout = observation_layout(u.robot.n_arm, u.obs_layout, tuple(u.objects))
+        self.belief = Belief(layout, tuple(u.objects), float(getattr(u, "control_dt", 0.04)))
         self.reset()
 
     def reset(self) -> None:
         """Start a new episode (call after env.reset)."""
         self.phase_index = 0
         self.steps_in_phase = 0
+        self.belief.reset()
+        self._counts: dict[str, int] = {}
+        self.regrasps = 0
 
     @property
     def phase(self) -> str:
@@ -57,12 +76,39 @@ class ScriptedExpert:
     def _go(self, phase: str) -> None:
         self.phase_index = self.PHASES.index(phase)
         self.steps_in_phase = 0
+        self._counts.clear()
+
+    # -- what the expert believes (all from observations) ------------------------------------
+    @property
+    def tcp(self) -> np.ndarray:
+        """The TCP where it will be when the next command lands (observed + commands in flight)."""
+        return self.belief.tcp_ahead
+
+    def cube_pos(self, name: str) -> np.ndarray:
+        """A cube's filtered observed position."""
+        return self.belief.object(name)
+
+    @property
+    def goal(self) -> np.ndarray:
+        """The task's goal: the observation's desired goal (the env's, for a bare observation vector)."""
+        g = self.belief.goal
+        return g if g.size else np.asarray(self.env.goal, dtype=np.float64)
+
+    def confirmed(self, key: str, test: bool) -> bool:
+        """`test` has held for CONFIRM consecutive fresh observations (a stale one neither counts nor resets)."""
+        if self.belief.stale:
+            return self._counts.get(key, 0) >= self.CONFIRM
+        self._counts[key] = self._counts.get(key, 0) + 1 if test else 0
+        return self._counts[key] >= self.CONFIRM
 
     def move(self, target: np.ndarray, gripper: float, max_speed: float = 1.0, gain: float | None = None) -> np.ndarray:
         """Action moving the TCP towards `target` with the gripper command `gripper` (`gain`: default the expert's)."""
         env = self.env
-        err = np.asarray(target) - env.tcp_pos()
-        a = (self.gain if gain is None else gain) * err / env.max_delta
+        err = np.asarray(target) - self.tcp
+        gain = self.gain if gain is None else gain
+        if self.belief.delay and np.linalg.norm(err) < self.NEAR:
+            gain = min(gain, self.LATE_GAIN)  # a late loop rings near the target at full gain: settle instead
+        a = gain * err / env.max_delta
         max_speed = min(max_speed, self.speed_cap)
         peak = np.abs(a).max()
         if peak > max_speed:
@@ -72,9 +118,15 @@ class ScriptedExpert:
         out[-1] = gripper
         return out
 
-    def act(self, obs: dict | None = None) -> np.ndarray:
-        """Next action for the current state (obs is accepted for API symmetry; state is read from the env)."""
+    def observe(self, obs: dict | np.ndarray | None) -> None:
+        """Take this tick's observation into the belief (None: the env's own observation now, no condition)."""
+        self.belief.update(self.env.observe() if obs is None else obs)
+
+    def act(self, obs: dict | np.ndarray | None = None) -> np.ndarray:
+        """Next action for what `obs` shows (the observation dict the env returned; None: observe the env now)."""
+        self.observe(obs)
         action = self._act()
+        self.belief.commanded(self.env.max_delta * action[:3])
         self.steps_in_phase += 1
         return action.astype(np.float32)
 
@@ -86,7 +138,7 @@ class ReachExpert(ScriptedExpert):
     PHASES = ("reach",)
 
     def _act(self) -> np.ndarray:
-        return self.move(self.env.goal, OPEN)
+        return self.move(self.goal[:3], OPEN)
 
 
 class PickPlaceExpert(ScriptedExpert):
@@ -96,32 +148,51 @@ class PickPlaceExpert(ScriptedExpert):
     cube = "red"
 
     def place_target(self) -> np.ndarray:
-        return self.env.goal[:3]
+        return self.goal[:3]
 
     def _final_reached(self) -> bool:
-        return self.steps_in_phase > 3
+        return self.steps_in_phase > 3 + self.belief.delay
+
+    def reset(self) -> None:
+        super().reset()
+        self.grasp_point: np.ndarray | None = None
+
+    def _lost_cube(self) -> bool:
+        """The cube is observed away from the closed hand (it stayed behind, or slipped out): grasp again."""
+        b = self.belief
+        away = float(np.linalg.norm(self.cube_pos(self.cube) - b.tcp)) > 0.035
+        return self.steps_in_phase > b.delay + 2 and self.confirmed("lost", away) and self.regrasps < self.MAX_REGRASPS
 
     def _act(self) -> np.ndarray:
         env = self.env
-        cube = env.object_pos(self.cube)
-        tcp = env.tcp_pos()
+        cube = self.cube_pos(self.cube)
+        tcp = self.tcp
         h = env.cube_half_size
         goal = self.place_target()
         carry_z = max(CARRY_HEIGHT, goal[2] + 0.03)
+        delay = self.belief.delay
         phase = self.phase
+        if phase in ("lift", "carry") and self._lost_cube():
+            self.regrasps += 1
+            self._go("reach")
+            phase = "reach"
         if phase == "reach":
             above = cube + [0.0, 0.0, 0.06]
             if np.linalg.norm(tcp[:2] - cube[:2]) > 0.012 and tcp[2] > cube[2] + 0.02:
                 return self.move(above, OPEN)
-            if np.linalg.norm(tcp - cube) < 0.008 or (self.steps_in_phase > 30 and np.linalg.norm(tcp - cube) < 0.015):
+            dist = float(np.linalg.norm(tcp - cube))
+            # Exact when seen exactly; within noise, when it has stayed close for a few ticks.
+            if dist < 0.008 or self.confirmed("at_cube", dist < 0.015) or (self.steps_in_phase > 30 and dist < 0.015):
                 self._go("grasp")
+                self.grasp_point = cube.copy()
             else:
                 return self.move(cube, OPEN)
         if self.phase == "grasp":
-            if self.steps_in_phase >= 4 and env.gripper_width() < 2 * h + 0.004:
+            # Hold the grasp point latched on arrival while the fingers close (the close lands `delay` late).
+            if self.steps_in_phase >= 4 + delay and self.belief.width < 2 * h + 0.004:
                 self._go("lift")
             else:
-                return self.move(cube, CLOSED)
+                return self.move(self.grasp_point if self.grasp_point is not None else cube, CLOSED)
         if self.phase == "lift":
             if tcp[2] > carry_z - 0.03:
                 self._go("carry")
@@ -136,19 +207,20 @@ class PickPlaceExpert(ScriptedExpert):
         if self.phase == "place":
             in_air = goal[2] > h + 0.01 and not self.releases_in_air()
             err = float(np.linalg.norm(cube - goal))
-            settled = err < 0.006 or (self.steps_in_phase > 15 and err < 0.015)
-            if not in_air and settled and self.steps_in_phase > 2:
+            still = not delay or float(np.linalg.norm(self.belief.tcp_vel)) < 0.04  # release a cube at rest, not swinging
+            settled = still and (err < 0.006 or (self.steps_in_phase > 15 and err < 0.015) or self.confirmed("placed", err < 0.012))
+            if not in_air and settled and self.steps_in_phase > 2 + delay:
                 self._go("release")
             else:
                 # Aim the cube, not the TCP, at the goal: a grasp is rarely perfectly centred.
-                return self.move(goal + (tcp - cube) + [0.0, 0.0, 0.002], CLOSED, max_speed=0.6)
-        # release: open, then back off straight upwards and hold there. The x-y is latched when the
+                return self.move(goal + (self.belief.tcp - cube) + [0.0, 0.0, 0.002], CLOSED, max_speed=0.6)
+        # release: open, then back off straight upwards and hold there. The point is latched when the
         # release starts: re-aiming at the current TCP would let the hand drift during a long hold.
         if self.steps_in_phase == 0:
-            self.release_xy = tcp[:2].copy()
-        if self.steps_in_phase < 4:
-            return self.move(tcp, OPEN)
-        hold = np.array([self.release_xy[0], self.release_xy[1], goal[2] + 0.08])
+            self.release_point = tcp.copy()
+        if self.steps_in_phase < 4 + delay:
+            return self.move(self.release_point, OPEN)
+        hold = np.array([self.release_point[0], self.release_point[1], goal[2] + 0.08])
         # Near the hold point a gain of 1 settles; the default gain overshoots there and the hand
         # rings up and down for ten steps after the back-off (as the push reach did at its corner).
         near = float(np.linalg.norm(hold - tcp)) <= 0.03
@@ -159,9 +231,9 @@ class PickPlaceExpert(ScriptedExpert):
 
     def backed_off(self) -> bool:
         """Released and clear of the placed cube: the hand may now move sideways without hitting it."""
-        if self.phase != "release" or self.steps_in_phase < 4:
+        if self.phase != "release" or self.steps_in_phase < 4 + self.belief.delay:
             return False
-        return bool(self.env.tcp_pos()[2] > self.env.object_pos(self.cube)[2] + 0.05)
+        return bool(self.belief.tcp[2] > self.cube_pos(self.cube)[2] + 0.05)
 
 
 class StackExpert(PickPlaceExpert):
@@ -176,7 +248,7 @@ class StackExpert(PickPlaceExpert):
         super().__init__(env, gain)
 
     def place_target(self) -> np.ndarray:
-        below = self.env.object_pos(self.base)
+        below = self.cube_pos(self.base)
         return below + [0.0, 0.0, 2 * self.env.cube_half_size]
 
     def releases_in_air(self) -> bool:
@@ -193,18 +265,18 @@ class PushExpert(ScriptedExpert):
     descending = False  # reach: the hand is on its way down behind the cube
 
     def push_target(self) -> np.ndarray:
-        """Where the cube is pushed to (x-y is used): the env's goal."""
-        return self.env.goal
+        """Where the cube is pushed to (x-y is used): the task's goal."""
+        return self.goal
 
     def _arrived(self) -> np.ndarray:
         """Action once the cube is at the target: hold still rather than chase noise."""
-        return self.move(self.env.tcp_pos(), CLOSED)
+        return self.move(self.belief.tcp, CLOSED)
 
     def _act(self) -> np.ndarray:
         env = self.env
-        cube = env.object_pos(self.cube)
+        cube = self.cube_pos(self.cube)
         goal = self.push_target()
-        tcp = env.tcp_pos()
+        tcp = self.tcp
         h = env.cube_half_size
         to_goal = goal[:2] - cube[:2]
         dist = float(np.linalg.norm(to_goal))
@@ -263,6 +335,8 @@ class SequenceExpert(ScriptedExpert):
 
     def reset(self) -> None:
         self.stages = self._make_stages()
+        for stage in self.stages:
+            stage.belief = self.belief  # one belief for the whole chain: filters and latency carry over
         for names, stage in zip(self.STAGE_PHASES, self.stages, strict=True):
             if len(names) > len(stage.PHASES):
                 raise ValueError(f"{type(self).__name__}: stage {type(stage).__name__} has fewer phases than {names}")
@@ -353,7 +427,7 @@ class StagingPushExpert(PushExpert):
 
     def push_target(self) -> np.ndarray:
         if self.staging is None:
-            p = self.env.object_pos(self.cube)
+            p = self.cube_pos(self.cube)
             angle = float(np.arctan2(p[1], p[0]))
             r = self.STAGING_RADIUS
             self.staging = np.array([r * np.cos(angle), r * np.sin(angle), self.env.cube_half_size])
@@ -367,7 +441,7 @@ class StagingPushExpert(PushExpert):
     def _arrived(self) -> np.ndarray:
         # Once there, stay there (the cube may settle a little). Back off from the cube at pushing
         # height first: rising with the pads against it drags it along and can tip it over.
-        tcp = self.env.tcp_pos()
+        tcp = self.belief.tcp
         if not self.arrived:
             self.arrived = True
             away = tcp[:2] - self.staging[:2]
@@ -376,7 +450,7 @@ class StagingPushExpert(PushExpert):
 
     def lifted(self) -> bool:
         """The cube is at the staging point and the hand has risen clear of it."""
-        return self.arrived and bool(self.env.tcp_pos()[2] > self.LIFT_Z - 0.01)
+        return self.arrived and bool(self.belief.tcp[2] > self.LIFT_Z - 0.01)
 
 
 class PushThenPickExpert(SequenceExpert):

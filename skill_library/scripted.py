@@ -4,9 +4,11 @@ A scripted skill's package holds no code: its manifest names a controller from
 `SCRIPTED_CONTROLLERS` (this module, reviewed code) plus JSON parameters. Loading a
 package can therefore only select among controllers that ship with skillstack.
 
-Scripted controllers read privileged simulator state (cube and goal positions), so they
-need the env: call `skill.bind(env)` once, `skill.reset()` after every `env.reset()`,
-then `skill(obs)` each step; `skill.done` turns True when the controller has finished.
+Scripted controllers close the loop on the observation they are handed each step (what the
+env returns, after any `envs.conditions` latency, noise or dropped messages); they take fixed
+facts (action scale, robot, cube size) from the env, so they are bound to it: call
+`skill.bind(env)` once, `skill.reset()` after every `env.reset()`, then `skill(obs)` each
+step; `skill.done` turns True when the controller has finished.
 
 Controllers:
 

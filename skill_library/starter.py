@@ -3,8 +3,9 @@
 They make the library usable before any training: a hierarchical controller can plan
 over reach / grasp / lift / carry / place / release / push from day one. They are
 kind ``scripted`` (tagged ``starter`` and ``scripted``) and run the reviewed controllers
-of `skill_library.scripted` on privileged simulator state; they are never presented as
-learned skills.
+of `skill_library.scripted`, which close the loop on the observation the env returns (after
+any `envs.conditions` latency, noise or dropped messages, as on a robot); they are never
+presented as learned skills.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def write_starter_packages(out_dir: str | os.PathLike[str], names: list[str] | N
             env=env,
             controller="expert_phases",
             params={"task": s.task, "phases": list(s.phases), "object": "red"} if s.task != "PandaReach" else {"task": s.task, "phases": list(s.phases)},
-            description=f"{s.description} Scripted controller (expert phases {', '.join(s.phases)} of the {s.task} expert) on privileged sim state; not learned.",
+            description=f"{s.description} Scripted controller (expert phases {', '.join(s.phases)} of the {s.task} expert) closing the loop on what it observes; not learned.",
             tags=("starter", "scripted", family),
             preconditions=s.preconditions,
             effects=s.effects,
