@@ -66,6 +66,9 @@ class DistillConfig:
     grid: int = 3
     episodes_per_cell: int = 2
     obs_layout: str = "tcp"  # the students' observation layout: "tcp" (no joint angles) runs on any robot
+    # The envs.conditions condition the teachers are recorded under (e.g. "realistic"): the students then
+    # learn from the late, noisy, dropped observations the now observing scripted teachers acted on.
+    condition: str = "nominal"
 
 
 @dataclass
@@ -155,7 +158,7 @@ def collect_skill_demos(
     episode counts. The same config and seed give the same demonstrations.
     `progress(task, episode, result_dict)` is called after every episode.
     """
-    import envs
+    from envs.conditions import make_condition_env
     from planning.executor import ControllerConfig, HierarchicalController
     from planning.spec import resolve_task
 
@@ -185,7 +188,7 @@ def collect_skill_demos(
     ctrl_cfg = ControllerConfig(explore=False, adapt=False, finish_steps=0)
     for task in config.tasks:
         spec = resolve_task(task)
-        env = recorder = _StepRecorder(envs.make(spec.env_id, obs_layout=config.obs_layout))
+        env = recorder = _StepRecorder(make_condition_env(spec.env_id, config.condition, obs_layout=config.obs_layout))
         task_demos = flat[task] = TaskDemos(spec.env_id)
         ctrl = HierarchicalController(teachers, ctrl_cfg, seed=config.seed, action_hook=hook)
         successes = 0

@@ -64,6 +64,7 @@ class ControllerConfig:
     explore: bool = True  # sample from the bandit's softmax (else greedy)
     adapt: bool = True  # update preferences from outcomes
     prior_success: float = 0.5
+    condition: str = "nominal"  # the envs.conditions condition the robot runs under: skills are ranked by its descriptors
     lost_grasp_distance: float = 0.06  # m from TCP to a cube that was held
     broken_steps: int = 3  # consecutive steps a protected goal literal may be false before the skill is aborted
     confirm_steps: int = 2  # consecutive steps the effects must hold (the skill keeps acting meanwhile)
@@ -197,7 +198,7 @@ class HierarchicalController:
         ops: list[Operator] = []
         for s in self.skills:
             try:
-                ops += ground_skill(s, scene, domain, prior_success=self.config.prior_success)
+                ops += ground_skill(s, scene, domain, prior_success=self.config.prior_success, condition=self.config.condition)
             except SkillGroundingError as exc:
                 if s.ref not in self._unusable:
                     warnings.warn(f"skill {s.ref} left out of planning: {exc}", RuntimeWarning, stacklevel=2)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -44,6 +45,7 @@ __all__ = [
     "skills_obs_layout",
     "Grounding",
     "SkillGroundingError",
+    "condition_estimate",
     "ground_skill",
     "skill_literals",
     "skill_task_class",
@@ -246,12 +248,17 @@ def ground_skill(
     prior_success: float = 0.5,
     default_phase_s: float = 1.2,
     default_duration_s: float = 2.0,
+    condition: str = "nominal",
 ) -> list[Operator]:
     """Every consistent grounding of `skill` on the scene's cubes, as planner operators.
 
     Estimated success, duration and safety cost come from the skill's descriptors at the
     current scene (nearest grid cells); without descriptors: `prior_success`, and for a
     scripted skill `default_phase_s` per expert phase (else `default_duration_s`), no cost.
+    `condition` is the one the robot is declared to run under (`envs.conditions`): other than
+    nominal, the skill's figures measured under it (`descriptors["conditions"][name]`, from
+    `skillstack skills evaluate --conditions`) are used instead, falling back to the nominal
+    ones with a warning when the skill was never measured under it.
     A skill that declares no effects gives no operators (a planner cannot use it).
     """
     man = skill.manifest
@@ -279,6 +286,8 @@ def ground_skill(
                 success, duration, cost = d["success_rate"], d["mean_duration_s"], d["mean_safety_cost"]
             except Exception:  # descriptors over a variable this scene lacks: keep the priors
                 pass
+        if condition != "nominal":
+            success, duration, cost = condition_estimate(skill, condition, (success, duration, cost))
         payload = GroundedSkill(skill, task_cls, g, domain)
         ops.append(
             Operator(
@@ -288,6 +297,23 @@ def ground_skill(
         )
     return ops
 
+
+def condition_estimate(skill: Any, condition: str, nominal: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(success, duration s, safety cost) of `skill` under a declared condition: its per-condition
+    descriptor, or `nominal` with a RuntimeWarning (once per skill and condition) when it has none."""
+    per = ((skill.manifest.descriptors or {}).get("conditions") or {}).get(condition)
+    if per is None:
+        key = (skill.ref, condition)
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(f"skill {skill.ref} has no descriptors under condition {condition!r}; planning with its nominal "
+                          f"figures (measure: skillstack skills evaluate {skill.name} --conditions nominal,{condition})",
+                          RuntimeWarning, stacklevel=3)
+        return nominal
+    return float(per["success_rate"]), float(per["mean_duration_s"]), float(per["mean_safety_cost"])
+
+
+_WARNED: set[tuple[str, str]] = set()
 
 # ----------------------------------------------------------------------------- views
 

@@ -50,6 +50,7 @@ def run_task(
     blender_out: str | os.PathLike[str] | None = None,
     lock: str | os.PathLike[str] | None = None,
     robot: str | None = None,
+    condition: str = "nominal",
 ) -> dict[str, Any]:
     """Run `episodes` episodes of `task` and report success rate, skills per episode, re-plans, safety cost.
 
@@ -65,6 +66,8 @@ def run_task(
     anything else (another version or digest, a skill it does not pin, another task).
     robot: (plan mode) the robot description to run on (default the Panda); the env takes the
     observation layout of the learned skills ("tcp" skills run on any robot).
+    condition: (plan mode) the `envs.conditions` condition the robot runs under: the env applies
+    it (latency, noise, drops, dynamics) and the planner ranks skills by their descriptors for it.
     """
     import envs
     import sim_assets
@@ -111,10 +114,15 @@ def run_task(
     frames: list[Any] = []
     if mode == "plan":
         store = PreferenceStore(preferences)
-        env = envs.make(spec.env_id, robot=robot or sim_assets.DEFAULT_ROBOT, obs_layout=skills_obs_layout(skills))
+        from dataclasses import replace
+
+        from envs.conditions import make_condition_env
+
+        env = make_condition_env(spec.env_id, condition, robot=robot or sim_assets.DEFAULT_ROBOT, obs_layout=skills_obs_layout(skills))
         robot_id, scene = env.unwrapped.robot.description.model_id, spec.name
         report["robot"] = robot_id
-        cfg = config or ControllerConfig(adapt=adapt)
+        report["condition"] = condition
+        cfg = replace(config or ControllerConfig(adapt=adapt), condition=condition)
         bandit = store.load(robot_id, scene)
         ctrl = HierarchicalController(skills, cfg, bandit, seed=seed)
         results = []
@@ -134,6 +142,8 @@ def run_task(
     else:
         if robot is not None:
             raise ValueError("blend mode runs on the default robot; --robot is for plan mode")
+        if condition != "nominal":
+            raise ValueError("blend mode runs nominal; a condition is for plan mode")
         if blender is not None:
             model = load_blender(blender, skills)
             if model.env_id != spec.env_id:
