@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "demo",
     "envs",
     "robots",
+    "calibrate",
     "record",
     "replay",
     "import_bag",
