@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--task", default=None, help="natural-language task of every episode (default: the env id)")
     e.add_argument("--episodes", type=_ints, default=None, help="only these demo indices, e.g. 0,3,5")
     e.add_argument("--crf", type=int, default=10, help="H.264 constant quality, 0 (lossless) .. 51 (default: 10)")
+    e.add_argument("--pix-fmt", choices=("yuv420p", "yuv444p"), default="yuv420p",
+                   help="video pixel format: yuv420p (default, LeRobot's and every player's) or yuv444p (no chroma "
+                        "subsampling: about 8 dB closer to the frames at the same size, not playable in browsers)")
     e.add_argument("--robot-type", default=None, help="info.json robot_type (default: none)")
     e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     e.set_defaults(func=run_export)
@@ -124,7 +127,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     spans, names = subtask_spans(args.input, args.annotate, args.episodes)
     res = export_lerobot(args.input, args.out, task=args.task, subtasks=spans or None, subtask_names=names if spans else None,
-                         episodes=args.episodes, video=VideoSettings(crf=args.crf), robot_type=args.robot_type,
+                         episodes=args.episodes, video=VideoSettings(crf=args.crf, pix_fmt=args.pix_fmt), robot_type=args.robot_type,
                          overwrite=args.overwrite)
     subs = f"{len(res.subtasks)} subtasks ({args.annotate})" if res.subtasks else "no subtasks"
     print(f"wrote {res.episodes} episodes ({res.frames} frames, {len(res.video_keys)} video streams, {subs}) "
