@@ -105,7 +105,7 @@ class SimRobot(Node):
         self.received = {"trajectory": 0, "commands": 0, "rejected": 0, "dropped": 0}
         self.last_command_time: float | None = None
         cond = resolve_condition(p.condition) if p.condition else None
-        self.conditions = SimConditions(cond, self.model, self.robot, p.objects) if cond and not cond.is_nominal else None
+        self.conditions = SimConditions(cond, self.model, self.robot, p.objects) if cond else None
         self._last_poses: list[PoseStamped] = []
         self.reset_scene()
 
