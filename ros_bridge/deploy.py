@@ -11,6 +11,11 @@ scripted expert on sim_robot, so a newcomer sees the arm move.
 real robot (robot="real") the executor never starts by itself: it waits for ~/start, or
 starts at once only with `start=True`; `shadow=True` sends nothing to the controllers and
 publishes every would-be command on /skill_executor/preview instead.
+
+`perception=True` also starts the perception node on the profile's camera: object poses then come
+only from pixels. sim_robot renders that camera (at `camera_rate`, the calibration's resolution)
+and publishes its true poses under /ground_truth/objects/<name>/pose, where the executor does not
+listen (they are there to compare with).
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from ros_bridge.launcher import NodeProcess, merged_params_file
-from ros_bridge.params import DEFAULT_PARAMS_FILE, read_params_file
+from ros_bridge.params import DEFAULT_PARAMS_FILE, params_from_mapping, read_params_file
+from ros_bridge.perception_params import PerceptionParams, camera_topics
 from ros_bridge.task import resolve_task
 
-__all__ = ["DeployResult", "deploy"]
+__all__ = ["GROUND_TRUTH_PREFIX", "DeployResult", "deploy", "perception_overrides"]
+
+GROUND_TRUTH_PREFIX = "/ground_truth/objects"  # sim_robot's true poses under --perception (the executor does not read them)
 
 
 @dataclass
@@ -60,6 +68,43 @@ def _task_objects(task: str) -> tuple[str, ...]:
         env.close()
 
 
+def perception_overrides(
+    robot: str,
+    file_nodes: Mapping[str, Mapping[str, Any]],
+    overrides: dict[str, dict[str, Any]],
+    objects: Sequence[str],
+    camera_rate: float,
+) -> PerceptionParams:
+    """Fill `overrides` in place so poses come only from pixels: the perception node on the
+    executor's profile and the task's `objects`; with robot="sim", sim_robot renders the profile
+    camera's MJCF camera at the calibration's resolution and `camera_rate` Hz, and moves its true
+    poses to GROUND_TRUTH_PREFIX. Returns the perception node's parameters (ValueError, before any
+    node starts, for a camera with no calibration)."""
+    ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
+    per = overrides.setdefault("perception", {})
+    if "profile" in ex:
+        per.setdefault("profile", ex["profile"])
+    if objects and not {**file_nodes.get("perception", {}), **per}.get("objects"):
+        per["objects"] = list(objects)
+    if robot == "sim":
+        spec = params_from_mapping(PerceptionParams, {**file_nodes.get("perception", {}), **per}).camera_spec
+        if spec.calibration is None:
+            raise ValueError(f"camera {spec.name!r} has no calibration: the perception node cannot place what it sees")
+        image, _, info = camera_topics("/cameras", spec.sim_camera)
+        compressed = spec.transport == "compressed"
+        overrides.setdefault("sim_robot", {}).update({
+            "camera.rate": float(camera_rate), "camera.names": [spec.sim_camera], "camera.topic_prefix": "/cameras",
+            "camera.width": spec.calibration.width, "camera.height": spec.calibration.height,
+            "camera.raw": not compressed, "camera.compression": "jpeg" if compressed else "",
+            "object_pose_prefix": GROUND_TRUTH_PREFIX,
+        })  # fmt: skip
+        per.update({"image_topic": image, "camera_info_topic": info})
+    params = params_from_mapping(PerceptionParams, {**file_nodes.get("perception", {}), **per}, where="perception: ")
+    if params.camera_spec.calibration is None:
+        raise ValueError(f"camera {params.camera_spec.name!r} has no calibration: run `skillstack calibrate` first")
+    return params
+
+
 def deploy(
     robot: str = "sim",
     params_file: str | Path | None = None,
@@ -76,6 +121,8 @@ def deploy(
     shadow: bool = False,
     start: bool = False,
     condition: str | None = None,
+    perception: bool = False,
+    camera_rate: float = 10.0,
 ) -> DeployResult:
     """Run skill_executor (and sim_robot for robot="sim") until done/duration/Ctrl-C.
 
@@ -89,6 +136,8 @@ def deploy(
     but send nothing (~/preview). start: on a real robot, start at once instead of waiting
     for ~/start (ignored for sim, which follows the file's autostart). condition: a named
     perturbation condition (envs/conditions.yaml, or a YAML file[:NAME]) sim_robot applies.
+    perception: object poses from the perception node only (see the module docstring);
+    camera_rate: Hz of sim_robot's images then.
     """
     if robot not in ("sim", "real"):
         raise ValueError(f"robot must be 'sim' or 'real', got {robot!r}")
@@ -118,8 +167,8 @@ def deploy(
         overrides.setdefault("sim_robot", {})["condition"] = condition
 
     with tempfile.TemporaryDirectory(prefix="skillstack-deploy-") as tmp:
-        if robot == "sim":
-            # sim_robot must hold the cubes the task observes, unless the file says otherwise.
+        objects: tuple[str, ...] = ()
+        if robot == "sim" or perception:
             ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
             if ex.get("plan_task"):
                 from ros_bridge.hierarchy import resolve_plan_task
@@ -127,16 +176,25 @@ def deploy(
                 task = str(ex.get("task") or resolve_plan_task(str(ex["plan_task"]), str(ex.get("plan_goal", "")))[0])
             else:
                 task, _ = resolve_task(str(ex.get("skill", "expert")), str(ex.get("task", "")), str(ex.get("library_root", "")) or None)
+            objects = _task_objects(task)
+        if robot == "sim":
+            # sim_robot must hold the cubes the task observes, unless the file says otherwise.
             sim_over = overrides.setdefault("sim_robot", {})
             if not sim_over.get("objects") and not file_nodes.get("sim_robot", {}).get("objects"):
-                sim_over["objects"] = list(_task_objects(task))
+                sim_over["objects"] = list(objects)
         else:
             overrides.pop("sim_robot", None)
+        if perception:
+            per = perception_overrides(robot, file_nodes, overrides, objects, camera_rate)
+        else:
+            overrides.pop("perception", None)
         merged = merged_params_file(base, overrides, tmp)
         logs = Path(log_dir) if log_dir is not None else None
         nodes: list[NodeProcess] = []
         if robot == "sim":
             nodes.append(NodeProcess("sim_robot", merged, domain_id=domain_id, localhost_only=localhost_only, log_path=logs / "sim_robot.log" if logs else None))
+        if perception:
+            nodes.append(NodeProcess("perception", merged, domain_id=domain_id, localhost_only=localhost_only, log_path=logs / "perception.log" if logs else None))
         nodes.append(NodeProcess("skill_executor", merged, domain_id=domain_id, localhost_only=localhost_only, log_path=logs / "skill_executor.log" if logs else None))
         from ros_bridge.probe import Probe
 
@@ -153,6 +211,11 @@ def deploy(
                 node.start()
             echo(f"deploy: robot={robot} params={base}" + (f" domain={domain_id}" if domain_id is not None else "")
                  + (f" condition={condition}" if condition else ""))
+            if perception:
+                spec = per.camera_spec
+                echo(f"deploy: perception: object poses from camera {spec.name!r} ({spec.transport} "
+                     f"{spec.compressed_topic if spec.transport == 'compressed' else spec.image_topic}) only"
+                     + (f"; true poses on {GROUND_TRUTH_PREFIX}/<name>/pose" if robot == "sim" else ""))
             last_state, last_print, summary_shown = "", 0.0, False
             while True:
                 time.sleep(0.05)

@@ -1,8 +1,9 @@
 """Start the bridge's nodes without the ROS 2 launch system (which is not on PyPI).
 
 `skillstack deploy` uses this to run exactly what ``ros2 launch ros_bridge
-deploy.launch.py`` runs: sim_robot (for ``robot=sim``) and skill_executor, each in its
-own process, configured by the same parameter YAML through ROS's own
+deploy.launch.py`` runs: sim_robot (for ``robot=sim``), skill_executor and, with
+``--perception``, the perception node, each in its own process, configured by the same
+parameter YAML through ROS's own
 ``--ros-args --params-file``. Tests and the benchmark start nodes the same way.
 No rclpy import here: the nodes are subprocesses.
 """
@@ -26,7 +27,8 @@ from ros_bridge.params import DEFAULT_PARAMS_FILE, NODE_PARAMS, params_from_mapp
 
 __all__ = ["NODES", "NodeProcess", "merged_params_file", "node_command", "write_params_file"]
 
-NODES = ("sim_robot", "skill_executor")
+NODES = ("sim_robot", "skill_executor", "perception")
+_MODULES = {"perception": "perception_node"}  # node name -> module under ros_bridge (default: the same name)
 
 
 def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,7 +73,7 @@ def node_command(node: str, params_file: str | Path | None = None, extra_ros_arg
     """Command line running one bridge node with this interpreter."""
     if node not in NODES:
         raise ValueError(f"unknown node {node!r}; nodes: {list(NODES)}")
-    cmd = [sys.executable, "-m", f"ros_bridge.{node}", "--ros-args"]
+    cmd = [sys.executable, "-m", f"ros_bridge.{_MODULES.get(node, node)}", "--ros-args"]
     if params_file is not None:
         cmd += ["--params-file", str(params_file)]
     cmd += list(extra_ros_args)

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from ros_bridge.perception_params import PerceptionParams, SimCameraParams
 from ros_bridge.profile import ARM_INTERFACES, DEFAULT_PROFILE, RobotProfile, load_profile
 from ros_bridge.safety import SafetyConfig
 from sim_assets import DEFAULT_ROBOT, RobotDescription, load_robot
@@ -142,6 +143,7 @@ class SimRobotParams:
     real_time_factor: float = 1.0
     seed: int = 0
     condition: str = ""  # a named perturbation condition (envs/conditions.yaml) or a YAML file of them (issue 24)
+    camera: SimCameraParams = field(default_factory=SimCameraParams)  # rendered cameras (camera.rate > 0 turns them on)
 
     def __post_init__(self) -> None:
         if not (self.publish_rate >= 1.0 and math.isfinite(self.publish_rate)):
@@ -189,7 +191,7 @@ class SimRobotParams:
         return tuple(self.joints) or self.description.joint_names
 
 
-NODE_PARAMS: dict[str, type] = {"skill_executor": ExecutorParams, "sim_robot": SimRobotParams}
+NODE_PARAMS: dict[str, type] = {"skill_executor": ExecutorParams, "sim_robot": SimRobotParams, "perception": PerceptionParams}
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

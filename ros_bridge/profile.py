@@ -22,7 +22,11 @@ ROS 2 driver speaks onto a skillstack robot description (`sim_assets.load_robot`
   description's are in force;
 * ``base_frame`` and ``frames``: object poses must be in the base frame or in a frame with a
   static transform here (its pose in the base frame); anything else is refused;
-* ``ramp_s``: after every (re)start the velocity limit ramps up from zero over this long.
+* ``ramp_s``: after every (re)start the velocity limit ramps up from zero over this long;
+* ``cameras``: the cameras the perception node reads, each with its image and CameraInfo topics,
+  raw or compressed transport, the MJCF camera sim_robot renders for it, and its ``calibration``
+  (`perception.camera.CameraModel.to_dict()`: optical frame, resolution, intrinsics and its pose
+  ``T_base_camera`` in the base frame, or in a frame under ``frames``), as `skillstack calibrate` writes it.
 
 `load_profile` returns a frozen `RobotProfile`, refusing bad input with errors naming the file
 and the key (unknown joints included).
@@ -48,6 +52,7 @@ __all__ = [
     "DEFAULT_PROFILE",
     "GRIPPER_INTERFACES",
     "ArmCommand",
+    "CameraSpec",
     "GripperCommandPath",
     "ProfileError",
     "RobotProfile",
@@ -118,6 +123,24 @@ class GripperCommandPath:
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """A camera of the robot's cell: where its images arrive and its calibration (intrinsics at the
+    calibrated resolution, optical frame, pose in the base frame: a `perception.camera.CameraModel`)."""
+
+    name: str
+    image_topic: str  # sensor_msgs/Image; the compressed stream is this + "/compressed"
+    camera_info_topic: str
+    transport: str = "raw"  # raw | compressed
+    sim_camera: str = ""  # the MJCF camera sim_robot renders for it ("" = `name`)
+    calibration: Any = field(default=None, compare=False)  # CameraModel in the base frame; None = not calibrated yet
+
+    @property
+    def compressed_topic(self) -> str:
+        """image_transport's compressed topic for `image_topic`."""
+        return self.image_topic + "/compressed"
+
+
+@dataclass(frozen=True)
 class StaticTransform:
     """Pose of a frame in the base frame: p_base = R @ p_frame + t, q_base = q_rot * q_frame."""
 
@@ -135,6 +158,18 @@ class StaticTransform:
         r = self.rotation_wxyz
         p = _quat_rotate(r, np.asarray(position, dtype=np.float64)) + np.asarray(self.translation)
         return p, _quat_mul(r, np.asarray(quat_wxyz, dtype=np.float64))
+
+    def matrix(self) -> np.ndarray:
+        """This transform as a 4x4 homogeneous matrix (the frame's pose in the base frame)."""
+        w, x, y, z = self.rotation_wxyz
+        T = np.eye(4)
+        T[:3, :3] = [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+        T[:3, 3] = self.translation
+        return T
 
     def inverse_apply(self, position: Sequence[float], quat_wxyz: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """A pose given in the base frame, expressed in this frame (what a camera would report)."""
@@ -178,6 +213,7 @@ class RobotProfile:
     frames: tuple[tuple[str, StaticTransform], ...]
     ramp_s: float
     source: str  # the YAML file
+    cameras: tuple[CameraSpec, ...] = ()
     description: RobotDescription = field(repr=False, compare=False, default=None)  # type: ignore[assignment]
 
     # -- names -----------------------------------------------------------------------------
@@ -226,6 +262,17 @@ class RobotProfile:
             )
         return tf.apply(position, quat_wxyz)
 
+    def camera(self, name: str | None = None) -> CameraSpec:
+        """The profile's camera `name` (None: its first); ProfileError naming the cameras it has."""
+        if not self.cameras:
+            raise ProfileError(f"profile {self.name!r} ({self.source}) lists no cameras: add a 'cameras' section")
+        if name is None:
+            return self.cameras[0]
+        for cam in self.cameras:
+            if cam.name == name:
+                return cam
+        raise ProfileError(f"profile {self.name!r} has no camera {name!r}; its cameras: {[c.name for c in self.cameras]}")
+
     def with_state_source(self, use: str) -> "RobotProfile":
         """A copy listening to 'sources' (each device's topic) or 'merged' (the driver's merged topic)."""
         if use not in ("sources", "merged"):
@@ -271,6 +318,10 @@ class RobotProfile:
             },
             "limits": {d: {"lower": lo, "upper": hi, "velocity": v} for d, lo, hi, v in self.limits},
             "frames": sorted(f for f, _ in self.frames),
+            "cameras": {c.name: {"image_topic": c.image_topic, "camera_info_topic": c.camera_info_topic, "transport": c.transport,
+                                 "frame": c.calibration.frame_id if c.calibration is not None else None,
+                                 "calibrated_size": [c.calibration.width, c.calibration.height] if c.calibration is not None else None}
+                        for c in self.cameras},
             "ramp_s": self.ramp_s,
             "source": self.source,
         }  # fmt: skip
@@ -365,7 +416,7 @@ class _Parser:
     def profile(self, doc: Any) -> RobotProfile:
         top = self.mapping(
             doc, "", ("name", "robot", "base_frame", "joints", "joint_states", "arm", "gripper"),
-            ("title", "driver", "watchdog", "limits", "frames", "ramp_s"),
+            ("title", "driver", "watchdog", "limits", "frames", "ramp_s", "cameras"),
         )  # fmt: skip
         try:
             desc = load_robot(top["robot"])
@@ -379,6 +430,7 @@ class _Parser:
         watchdog = self.mapping(top.get("watchdog", {}), "watchdog", (), ("missed_messages",))
         missed = self.number(watchdog.get("missed_messages", 5), "watchdog.missed_messages", minimum=1)
         gripper = self.gripper(top["gripper"], grip_drivers)
+        frames = self.frames(top.get("frames", {}), top["base_frame"])
         return RobotProfile(
             name=self.text(top, "name", ""),
             title=str(top.get("title", top["name"])),
@@ -393,9 +445,10 @@ class _Parser:
             arm=self.arm(top["arm"], arm_drivers + (grip_drivers if gripper.interface == "arm" else ())),
             gripper=gripper,
             limits=self.limits(top.get("limits", {}), drivers),
-            frames=self.frames(top.get("frames", {}), top["base_frame"]),
+            frames=frames,
             ramp_s=self.number(top.get("ramp_s", 0.0), "ramp_s", minimum=0.0),
             source=self.path,
+            cameras=self.cameras(top.get("cameras", {}), top["base_frame"], frames),
             description=desc,
         )
 
@@ -476,6 +529,44 @@ class _Parser:
                 self.fail(f"limits.{joint}", f"lower {lo} must be below upper {hi}")
             out.append((str(joint), lo, hi, self.number(m["velocity"], f"limits.{joint}.velocity", positive=True)))
         return tuple(out)
+
+    def cameras(self, doc: Any, base: str, frames: Sequence[tuple[str, StaticTransform]]) -> tuple[CameraSpec, ...]:
+        if not isinstance(doc, Mapping):
+            self.fail("cameras", "must map camera names to {image_topic, camera_info_topic, transport, sim_camera, calibration}")
+        out = []
+        for name, cam in doc.items():
+            key = f"cameras.{name}"
+            m = self.mapping(cam, key, (), ("image_topic", "camera_info_topic", "transport", "sim_camera", "calibration"))
+            transport = m.get("transport", "raw")
+            if transport not in ("raw", "compressed"):
+                self.fail(f"{key}.transport", f"must be 'raw' or 'compressed', got {transport!r}")
+            calibration = None if m.get("calibration") is None else self.calibration(m["calibration"], f"{key}.calibration", base, frames)
+            out.append(CameraSpec(
+                str(name),  # topics default to sim_robot's (ros_bridge.perception_params.camera_topics)
+                self.topic(m.get("image_topic", f"/cameras/{name}/image_raw"), f"{key}.image_topic"),
+                self.topic(m.get("camera_info_topic", f"/cameras/{name}/camera_info"), f"{key}.camera_info_topic"),
+                transport, str(m.get("sim_camera", "")) or str(name), calibration,
+            ))  # fmt: skip
+        return tuple(out)
+
+    def calibration(self, doc: Any, key: str, base: str, frames: Sequence[tuple[str, StaticTransform]]) -> Any:
+        """A camera calibration (CameraModel.to_dict()) expressed in the base frame."""
+        from perception.camera import CameraModel, CameraModelError
+
+        if not isinstance(doc, Mapping):
+            self.fail(key, "must be a camera model mapping (perception.camera.CameraModel.to_dict())")
+        try:
+            model = CameraModel.from_dict(dict(doc))
+        except (CameraModelError, TypeError, ValueError) as exc:
+            self.fail(key, str(exc))
+        if model.base_frame == base:
+            return model
+        tf = dict(frames).get(model.base_frame)
+        if tf is None:
+            self.fail(f"{key}.base_frame", f"{model.base_frame!r} is neither the base frame {base!r} nor under 'frames'")
+        import dataclasses
+
+        return dataclasses.replace(model, T_base_camera=tf.matrix() @ model.T_base_camera, base_frame=base)
 
     def frames(self, doc: Any, base: str) -> tuple[tuple[str, StaticTransform], ...]:
         if not isinstance(doc, Mapping):

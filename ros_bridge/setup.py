@@ -38,6 +38,7 @@ if __name__ == "__main__":  # colcon runs this file as a script; never on import
             "console_scripts": [
                 "skill_executor = ros_bridge.skill_executor:main",
                 "sim_robot = ros_bridge.sim_robot:main",
+                "perception = ros_bridge.perception_node:main",
             ],
         },
     )

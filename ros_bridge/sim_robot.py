@@ -16,6 +16,8 @@ description: panda, ur5e, ...) in real time and
   targets;
 * can simulate a worse robot: command latency (`latency_s`), Gaussian joint noise
   (`noise_std`) and dropped states/commands (`drop_rate`);
+* with ``camera.rate`` > 0 renders its cameras and publishes them as a camera driver would
+  (sensor_msgs/Image, CompressedImage, CameraInfo; `ros_bridge.sim_camera`);
 * applies a named perturbation condition (`condition`: latency, object-pose noise, dropped
   states, dynamics) tick for tick as the envs do (`ros_bridge.sim_conditions`);
 * ~/reset_scene (std_srvs/Trigger) puts the arm home and the cubes back;
@@ -123,11 +125,17 @@ class SimRobot(Node):
         self._pose_period = 1.0 / p.publish_rate
         self._pose_due = 0.0
         self._timer = self.create_timer(1.0 / self.io.rate_hz, self._on_timer)
+        self.cameras = None
+        if p.camera.rate > 0:
+            from ros_bridge.sim_camera import SimCameras
+
+            self.cameras = SimCameras(self, self.model, self.data, p.camera, lambda m: self.get_logger().error(m))
         streams = ", ".join(f"{s.topic} at {1.0 / s.period_s:g} Hz" for s in self.io.streams)
         self.get_logger().info(
             f"sim_robot: {description.title} + {list(p.objects) or 'no objects'}"
             + (f" speaking profile {self.io.profile.name}" if self.io.profile else "")
             + f"; joint states {streams}; poses in {self.io.object_frame!r} at {p.publish_rate:g} Hz; commands on {self.io.paths}"
+            + (f"; cameras {p.camera.names} at {p.camera.rate:g} Hz, {p.camera.width}x{p.camera.height} on {self.cameras.topics}" if self.cameras else "")
         )
 
     # -- scene ---------------------------------------------------------------------------
@@ -252,6 +260,8 @@ class SimRobot(Node):
             if self._traj is not None:
                 d.ctrl[self._traj.act] = self._traj.sample(d.time)
             mujoco.mj_step(m, d)
+        if self.cameras is not None:
+            self.cameras.offer(d, lambda: self.get_clock().now().nanoseconds * 1e-9, now)
         self._publish()
 
     def _publish(self) -> None:
@@ -305,8 +315,10 @@ class SimRobot(Node):
             self._last_poses.append(pose)
 
     def close(self) -> None:
-        """Stop the physics timer."""
+        """Stop the physics timer and the cameras' render thread."""
         self._timer.cancel()
+        if self.cameras is not None:
+            self.cameras.close()
 
 
 def main(args: Sequence[str] | None = None) -> int:

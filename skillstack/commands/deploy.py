@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shadow", action="store_true", help="compute every command but send none to the controllers: publish each on /skill_executor/preview (JointTrajectory)")
     p.add_argument("--start", action="store_true", help="with --robot real: start moving at once instead of waiting for the ~/start service")
     p.add_argument("--condition", default=None, metavar="NAME", help="with --robot sim: a perturbation condition sim_robot applies as the envs do (nominal, dynamics, latency40, latency80, obs_noise5mm, obs_noise1cm, drops, realistic, or a YAML file[:NAME])")
+    p.add_argument("--perception", action="store_true", help="object poses only from the profile's camera through the perception node (fiducial markers); with --robot sim, sim_robot renders that camera and publishes no poses where the executor listens")
+    p.add_argument("--camera-rate", type=float, default=10.0, metavar="HZ", help="with --perception --robot sim: sim_robot's camera rate (default 10 Hz)")
     p.add_argument("--params", metavar="FILE", default=None, help="ROS 2 parameter YAML for both nodes (default: the packaged config/deploy.yaml)")
     p.add_argument("--skill", default=None, help="override: 'expert', a skill package directory, or name[@version]")
     p.add_argument("--plan", default=None, metavar="TASK", help="override: run the hierarchical controller over library skills on a long-horizon task (pick-place, stack-two, ... or a YAML spec)")
@@ -80,5 +82,7 @@ def run(args: argparse.Namespace) -> int:
         shadow=args.shadow,
         start=args.start,
         condition=args.condition,
+        perception=args.perception,
+        camera_rate=args.camera_rate,
     )
     return 0 if result.ok else 1
