@@ -104,9 +104,10 @@ def segment_files(
 ) -> SegmentRun:
     """Segment HDF5 demo files (all or `episodes`) and/or mp4 videos; write segments.json and a PNG plot.
 
-    Videos are read as the segmenter's camera `video_camera` (default: its only camera;
-    a multi-camera segmenter needs it named) and their actions are labelled by the
-    segmenter's inverse-dynamics model first.
+    Videos are segmented by the segmenter's one-camera segmenter (itself when it has one
+    camera, else its `video_segmenter`, see `Segmenter.for_video`), read as that camera
+    (`video_camera` names it when needed); their actions are labelled by its
+    inverse-dynamics model first.
     """
     from segmentation.io import write_segments
     from segmentation.plots import plot_segments
@@ -119,20 +120,18 @@ def segment_files(
     seconds = 0.0
     for path in inputs:
         p = Path(path)
+        seg = segmenter
         if p.suffix.lower() == ".mp4":
-            cams = segmenter.cameras
-            cam = video_camera or (cams[0] if len(cams) == 1 else None)
-            if cam is None or cam not in cams or len(cams) != 1:
-                raise ValueError(
-                    f"{p}: a video is one camera stream, but this segmenter's predictor uses cameras {list(cams)}; "
-                    "segment videos with a segmenter trained on that one camera (--cameras CAM)"
-                )
-            eps = [load_mp4_episode(p, cam, segmenter.image_size)]
+            try:
+                seg, cam = segmenter.for_video(video_camera)
+            except ValueError as exc:
+                raise ValueError(f"{p}: {exc}") from None
+            eps = [load_mp4_episode(p, cam, seg.image_size)]
         else:
             eps = load_hdf5_episodes(p, segmenter.cameras, segmenter.image_size, episodes, proprio=segmenter.uses_proprio)
         for ep in eps:
             t0 = time.perf_counter()
-            res = segmenter.segment(ep)
+            res = seg.segment(ep)
             seconds += time.perf_counter() - t0
             frames += ep.length
             results.append(res)

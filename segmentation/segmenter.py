@@ -8,6 +8,8 @@ segmenter/
   predictor/            config.json + weights.safetensors  (policies.action_predictor), or for
                         an ensemble config.json + member_0/, member_1/, ... of that form
   idm/                  config.json + weights.safetensors  (policies.inverse_dynamics), optional
+  video/                a one-camera segmenter of the same form, for plain videos (optional;
+                        what a multi-camera segmenter segments an mp4 with)
 ```
 
 `fit_segmenter` trains the predictor by behaviour cloning on unsegmented training
@@ -110,6 +112,25 @@ class Segmenter:
         self.skill_types = skill_types
         self.meta: dict[str, Any] = dict(meta or {})
         self.video_params = video_params
+        # One-camera companion for plain videos when this segmenter's predictor sees several
+        # cameras (a video is one stream): `for_video` picks it.
+        self.video_segmenter: Segmenter | None = None
+
+    def for_video(self, camera: str | None = None) -> tuple["Segmenter", str]:
+        """(segmenter, camera) that segments a plain one-camera video, shot by `camera` (default:
+        the camera the one-camera segmenter was trained on): this one when it sees one camera,
+        else its `video_segmenter`. ValueError says what is missing."""
+        cand = self if len(self.cameras) == 1 else self.video_segmenter
+        if cand is None:
+            raise ValueError(
+                f"a video is one camera stream, but this segmenter's predictor uses cameras {list(self.cameras)} and it "
+                "has no one-camera segmenter for videos; train with inverse dynamics (the default: a one-camera "
+                "segmenter on the first camera comes with it) or with --cameras CAM")
+        if camera is not None and camera != cand.cameras[0]:
+            raise ValueError(f"videos are segmented as camera {cand.cameras[0]!r} by this segmenter, not {camera!r}")
+        if cand.idm is None:
+            raise ValueError("this segmenter has no inverse-dynamics model to label a video's actions (trained with --no-idm)")
+        return cand, cand.cameras[0]
 
     def params_for(self, ep: SegEpisode | EpisodeSegments) -> DetectorParams:
         """The rule for an episode (or its segmentation): `video_params` when its actions were labelled
@@ -206,6 +227,9 @@ class Segmenter:
             "has_idm": self.idm is not None,
             "meta": self.meta,
         }
+        if self.video_segmenter is not None:
+            self.video_segmenter.save(d / "video")
+            doc["video_segmenter"] = "video"
         atomic_write_bytes(d / SEGMENTER_FILE, json.dumps(doc, indent=1, default=_json_default).encode())
         return d
 
@@ -241,7 +265,10 @@ class Segmenter:
             video_params = DetectorParams(**video) if video else None
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: bad detector parameters: {exc}") from None
-        return cls(predictor, params, idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"), video_params)
+        seg = cls(predictor, params, idm, SkillTypes.from_dict(st) if st else None, doc.get("meta"), video_params)
+        if doc.get("video_segmenter"):
+            seg.video_segmenter = cls.load(d / str(doc["video_segmenter"]))
+        return seg
 
 
 def _json_default(o: Any) -> Any:
@@ -437,6 +464,7 @@ def fit_segmenter(
     predictor: Any = None,
     predictor_members: int = 1,
     beat_baseline: bool = True,
+    video_camera: str | None = "auto",
 ) -> Segmenter:
     """Train the predictor (and inverse dynamics), tune the rule on `val`, cluster training segments into skill types.
 
@@ -455,6 +483,10 @@ def fit_segmenter(
     scores their mean loss (`policies.action_predictor_ensemble`): fewer spurious peaks.
     `beat_baseline` (default on): training stops with `NoRuleBeatsBaselineError` when no rule,
     for either path, beats fixed-length segments on validation (see `tune_detector`).
+    `video_camera`: with several cameras and inverse dynamics, a one-camera segmenter on this
+    camera ("auto": the first) is trained too and kept as `video_segmenter`, so one segmenter
+    folder serves recorded demos and plain videos; None skips it. A time budget is split
+    evenly between the two.
     """
     from policies.action_predictor import ActionPredictorConfig, SequenceData
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
@@ -464,6 +496,11 @@ def fit_segmenter(
 
     if not train:
         raise ValueError("fit_segmenter: no training episodes")
+    cam = (cameras[0] if video_camera == "auto" else video_camera) if idm and len(cameras) > 1 else None
+    if cam is not None and cam not in cameras:
+        raise ValueError(f"fit_segmenter: video_camera {cam!r} is not one of the cameras {list(cameras)}")
+    if cam is not None and time_budget_s is not None:
+        time_budget_s = time_budget_s / 2  # half for this segmenter, half for the one-camera one
     if not val:
         raise ValueError("fit_segmenter: no validation episodes (the gap is chosen on them)")
     for ep in list(train) + list(val):
@@ -524,5 +561,16 @@ def fit_segmenter(
         embs.append(seg.segment_embeddings(tokens, det.boundaries))
     seg.skill_types = fit_skill_types(np.concatenate(embs, 0), skill_types, seed=seed)
     meta["skill_types"] = seg.skill_types.k
+    if cam is not None:
+        if log:
+            log(f"training the one-camera ({cam}) segmenter that plain videos are segmented with")
+        one = [dataclasses.replace(ep, images={cam: ep.images[cam]}) for ep in (*train, *val)]
+        seg.video_segmenter = fit_segmenter(
+            one[: len(train)], one[len(train):], cameras=(cam,), image_size=image_size, proprio=False, use_events=use_events,
+            reset_memory=reset_memory, two_sided=two_sided, bin_tolerance=bin_tolerance, gap_unit=gap_unit, epochs=epochs,
+            context=context, idm=True, idm_epochs=idm_epochs, skill_types=skill_types, seed=seed, time_budget_s=time_budget_s,
+            log=log, predictor_members=predictor_members, beat_baseline=beat_baseline, video_camera=None)
+        meta["video_segmenter"] = {"camera": cam, "validation": seg.video_segmenter.meta.get("validation"),
+                                   "validation_video": seg.video_segmenter.meta.get("validation_video")}
     meta["fit_seconds"] = time.perf_counter() - t0
     return seg

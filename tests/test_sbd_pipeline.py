@@ -337,3 +337,36 @@ def test_default_gap_range_cannot_chop_at_fixed_length() -> None:
     from segmentation.segmenter import DEFAULT_GAPS, DEFAULT_STD_GAPS
 
     assert min(DEFAULT_GAPS) > 0 and min(DEFAULT_STD_GAPS) > 0
+
+
+@pytest.mark.slow
+def test_a_two_camera_segmenter_segments_a_plain_one_camera_video(tmp_path):
+    """The default training (front and wrist cameras, inverse dynamics) also trains a one-camera
+    segmenter on the first camera, saved inside the same folder, so a plain front-camera mp4 is
+    segmented by the same segmenter that segments recorded demos."""
+    from common.video import Mp4Writer
+    from demos import record_demos
+    from segmentation import Segmenter, fit_segmenter, load_hdf5_episodes
+    from segmentation.api import segment_files
+
+    path = tmp_path / "pp2.hdf5"
+    record_demos("skillstack/PandaPickPlace-v0", "expert", episodes=6, out=path, seed=1, cameras=["front", "wrist"],
+                 image_size=SIZE, durable=False, progress=False)
+    eps = load_hdf5_episodes(path, ["front", "wrist"], SIZE)
+    seg = fit_segmenter(eps[:4], eps[4:], cameras=("front", "wrist"), image_size=SIZE, epochs=1, context=8, idm=True,
+                        idm_epochs=1, skill_types=2, seed=0, beat_baseline=False)
+    assert seg.video_segmenter is not None and seg.video_segmenter.cameras == ("front",)
+    seg.save(tmp_path / "seg")
+    loaded = Segmenter.load(tmp_path / "seg")
+    assert loaded.cameras == ("front", "wrist") and loaded.for_video()[1] == "front"
+    video = tmp_path / "front.mp4"
+    with Mp4Writer(video, 25.0) as w:
+        for frame in eps[5].images["front"]:
+            w.write(frame)
+    run = segment_files(loaded, [video], out=tmp_path / "v.json")
+    assert run.episodes[0].actions_inferred and run.episodes[0].length == eps[5].length
+    with pytest.raises(ValueError, match="segmented as camera 'front'.*not 'wrist'"):
+        segment_files(loaded, [video], video_camera="wrist")
+    loaded.video_segmenter = None
+    with pytest.raises(ValueError, match="has no one-camera segmenter for videos"):
+        segment_files(loaded, [video])
