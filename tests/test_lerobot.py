@@ -225,3 +225,25 @@ def test_cli_export_with_gripper_annotator_and_import(demo_file, tmp_path, capsy
     assert main(["demos", "import", str(out), "--format", "lerobot", str(tmp_path / "b.hdf5")]) == 0
     assert main(["demos", "import", str(out), "--format", "lerobot", str(tmp_path / "b.hdf5")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_export_with_a_trained_segmenter_as_annotator(tmp_path):
+    from segmentation import load_hdf5_episodes
+    from segmentation.api import train_segmenter
+    from skillstack.cli import main
+
+    demos = tmp_path / "pp4.hdf5"
+    record_demos(ENV, "expert", 4, demos, cameras=["front"], image_size=32, seed=0, progress=False, durable=False)
+    seg = train_segmenter([demos], tmp_path / "seg", cameras=["front"], image_size=32, epochs=2, idm=False,
+                          val_fraction=0.5, skill_types=2)
+    out = tmp_path / "ds"
+    assert main(["demos", "export", str(demos), "--format", "lerobot", str(out), "--annotate", f"segmenter:{tmp_path / 'seg'}"]) == 0
+    names = pq.read_table(out / "meta/subtasks.parquet").column("subtask").to_pylist()
+    data = pq.read_table(out / "data/chunk-000/file-000.parquet")
+    labels = [names[i] for i in data.column("subtask_index").to_pylist()]
+    expected = []
+    for ep in load_hdf5_episodes(demos, ["front"], 32, proprio=seg.uses_proprio):
+        for start, end, kind in seg.segment(ep).segments:
+            expected += [f"skill type {kind}"] * (end - start)
+    assert labels == expected
