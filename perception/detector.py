@@ -116,6 +116,8 @@ class MarkerPoseEstimator:
         params.minMarkerPerimeterRate = 4 * float(min_marker_px) / max(camera.width, camera.height)
         self._detector = cv2.aruco.ArucoDetector(marker_set.dictionary(), params)
         self._object_corners = {name: marker_set.object_corners(name) for name in marker_set.objects}
+        # T_marker_object per marker: a marker's pose in the camera times this is its object's pose.
+        self._marker_to_object = {m: invert(_marker_in_object(c)) for corners in self._object_corners.values() for m, c in corners.items()}
         self._square = {m: square_corners(marker_set.marker_length(m)) for m in range(marker_set.dictionary().bytesList.shape[0])}
         self.last_report = DetectionReport()
 
@@ -191,11 +193,10 @@ class MarkerPoseEstimator:
         # Candidates: every marker's IPPE solutions, as object poses in the camera.
         candidates, ambiguity = [], {}
         for marker_id, c in seen:
-            T_obj_marker = _marker_in_object(obj_corners[marker_id])
             solutions = self.marker_pose(marker_id, c)
             ambiguity[marker_id] = solutions[-1][1] / max(solutions[0][1], 1e-3) if len(solutions) > 1 else math.inf
             for T_cam_marker, _ in solutions:
-                candidates.append(T_cam_marker @ invert(T_obj_marker))
+                candidates.append(T_cam_marker @ self._marker_to_object[marker_id])
         best, best_key = None, None
         for T in candidates:
             errs = [self._rms(obj_corners[m], c, T) for m, c in seen]

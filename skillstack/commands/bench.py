@@ -18,6 +18,7 @@ BENCHMARKS = {
     "sbd": "skill boundary detection: boundary/segment F1 vs baselines, held-out task, speed",
     "tasks": "long-horizon task success: skills (learned / scripted) vs flat SAC, blending vs sequential",
     "sweep": "4-trial sweep on Ray against the same trials run one after another",
+    "perception": "marker-based object poses vs ground truth with the arm moving, rendering cost, detection latency",
     "robustness": "skills under perturbation conditions through ROS 2 (sim_robot) next to the env, success x condition",
 }
 
