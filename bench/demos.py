@@ -12,7 +12,9 @@ Measured in one run, on the same env, policy (the scripted expert) and seeds:
 - LeRobotDataset v3.0 (`demos.lerobot`): export and import throughput (time steps/s, every
   camera's frame included) and size on disk, against our HDF5 written (`DemoWriter`) and read
   back (`DemoFile`, with images) for the same camera episodes, raw and gzip-compressed; and the
-  round trip's image PSNR per camera (H.264 at `--crf`, yuv420p).
+  round trip's image PSNR per camera (H.264 at `--crf`, yuv420p),
+- ROS 2 bags (`bench.demos_bag`): a generated franka_ros2-style bag of `--bag-seconds` imported
+  through the fr3 profile, against reading the raw bag with rosbags, and against its length.
 
 Each rate is the best of `--repeats` runs (the machine is shared; the best run is the
 least disturbed one).
@@ -26,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import demos_bag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of `skillstack bench demos`."""
@@ -38,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lerobot-episodes", type=int, default=4, help="camera episodes for the LeRobot section (default: 4; 0 skips it)")
     parser.add_argument("--crf", type=int, default=10, help="H.264 quality of the LeRobot export (default: 10)")
+    demos_bag.add_arguments(parser)
 
 
 def _env_rate(env_id: str, episodes: int, seed: int) -> tuple[float, int]:
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             keep("record_camera_steps_per_s", res_c.steps_per_second)
         safe_ms, nofsync_ms, unsafe_ms = _write_rates(out, tmp)
         lerobot = _lerobot(args, cameras, tmp) if args.lerobot_episodes > 0 else None
+        bag = demos_bag.measure(args, tmp)
 
     ratio = best["record_steps_per_s"] / best["env_steps_per_s"]
     result: dict[str, Any] = {
@@ -219,6 +225,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "unsafe_append_ms_per_episode": unsafe_ms,
         "crash_safety_cost_ratio": safe_ms / unsafe_ms if unsafe_ms > 0 else None,
         "lerobot": lerobot,
+        "bag": bag,
     }
     rows = [
         ("env step (baseline, expert)", f"{result['env_steps_per_s']:.0f} steps/s"),
@@ -240,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {name:<{width}}  {value}")
     if lerobot is not None:
         _print_lerobot(lerobot, cameras, args.image_size)
+    if bag is not None:
+        demos_bag.print_result(bag)
     return result
 
 
