@@ -42,7 +42,6 @@ class VideoSettings:
             "video.width": width,
             "video.codec": "h264" if self.codec in ("libx264", "h264") else self.codec,
             "video.pix_fmt": self.pix_fmt,
-            "video.is_depth_map": False,
             "video.fps": fps,
             "video.channels": 3,
             "video.g": self.gop,

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from demos import DemoFile, OutputExistsError, record_demos
-from demos.lerobot import LeRobotFormatError, export_lerobot, import_lerobot, phase_subtasks
+from demos.lerobot import LeRobotFormatError, VideoSettings, export_lerobot, import_lerobot, phase_subtasks
+from demos.lerobot_video import Mp4Shard
 
 ENV = "skillstack/PandaPickPlace-v0"
 CAMERAS = ["front", "wrist"]
@@ -196,6 +197,17 @@ def test_bad_input_names_the_file_and_overwrites_nothing(exported, tmp_path):
     pq.write_table(table.set_column(table.column_names.index("length"), "length", pa.array([lengths[0] - 1, lengths[1] + 1])), ep_path)
     with pytest.raises(LeRobotFormatError, match=r"data/chunk-000/file-000\.parquet: episode 0 has \d+ rows"):
         import_lerobot(short, out, overwrite=True)
+    cut = tmp_path / "cutvideo"
+    shutil.copytree(exported, cut)
+    front = cut / "videos/observation.images.front/chunk-000/file-000.mp4"
+    with av.open(str(front)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    front.unlink()
+    shard = Mp4Shard(front, 25, VideoSettings())
+    shard.append(frames[:-3])  # the last episode loses its last 3 frames
+    shard.close()
+    with pytest.raises(LeRobotFormatError, match=r"front/chunk-000/file-000\.mp4: episode 1 has \d+ frames in the data but"):
+        import_lerobot(cut, out, overwrite=True)
     assert out.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["out.hdf5"]  # no temp debris
     with pytest.raises(OutputExistsError):
