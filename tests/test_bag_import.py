@@ -152,3 +152,42 @@ def test_bad_bags_name_the_file_and_topic_and_leave_the_output_alone(franka_bag,
     refused(r"corrupt.mcap: cannot read", corrupt, profile="fr3")
     refused(r"fr3_sqlite: /tf: no transform chain from frame 'object_green' to the base frame 'fr3_link0'", bag, profile="fr3",
             tf_frames={"object_green": "green"})
+
+
+def test_ur_bag_imports_through_the_ur_profile(tmp_path: Path) -> None:
+    """Another robot, from its profile alone: UR5e arm on /joint_states at 500 Hz (6 joints), the
+    gripper on /gripper/joint_states at 100 Hz; the UR5e's description, observation and env."""
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    JointState, Header, Time = (ts.types[k] for k in ("sensor_msgs/msg/JointState", "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    arm = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
+    home = np.array([-0.2439, -1.4061, 1.7716, -1.9362, -1.5708, -1.8147])
+    t0, empty = 1_700_000_000 * 10**9, np.array([], dtype=np.float64)
+
+    def msg(ns: int, names: list[str], pos: np.ndarray) -> bytes:
+        stamp = Header(stamp=Time(sec=ns // 10**9, nanosec=ns % 10**9), frame_id="")
+        return ts.serialize_cdr(JointState(header=stamp, name=names, position=pos, velocity=empty, effort=empty), JointState.__msgtype__)
+
+    bag = tmp_path / "ur_bag"
+    with Writer(bag, version=9) as w:
+        ca = w.add_connection("/joint_states", JointState.__msgtype__, typestore=ts)
+        cg = w.add_connection("/gripper/joint_states", JointState.__msgtype__, typestore=ts)
+        for k in range(501):  # 1 s at 500 Hz; the gripper at 100 Hz
+            ns = t0 + 2_000_000 * k
+            w.write(ca, ns, msg(ns, arm, home + 0.1 * (k / 500)))
+            if k % 5 == 0:
+                w.write(cg, ns + 1_000_000, msg(ns + 1_000_000, ["gripper_left_finger_joint", "gripper_right_finger_joint"],
+                                                np.full(2, 0.04 - 0.02 * (k + 0.5) / 500)))  # fmt: skip
+    out = tmp_path / "ur.hdf5"
+    import_bag(bag, out, profile="ur", env_id="skillstack/UR5eReach-v0")
+    with DemoFile(out) as f:
+        ep = f[0]
+    assert ep.attrs["robot"] == "ur5e" and ep.obs["joint_pos"].shape == (ep.num_samples, 8) and ep.actions.shape[1] == 7
+    t = (ep.attrs["start_time_ns"] - t0) * 1e-9 + np.arange(ep.num_samples) * 0.04
+    np.testing.assert_allclose(ep.obs["joint_pos"][:, :6], home + 0.1 * t[:, None] * 1.0, atol=1e-9)
+    np.testing.assert_allclose(ep.obs["robot_state"][:, 3], 2 * (0.04 - 0.02 * t), atol=1e-9)  # the UR gripper's width map
+    assert ep.obs["observation"].shape[1] == 8 + 6  # the UR5e's joint layout, no objects in Reach
+    with pytest.raises(BagImportError, match=r"/joint_states carries joints \['elbow_joint'.*that robot profile 'fr3' does not map"):
+        import_bag(bag, tmp_path / "x.hdf5", profile="fr3", joint_topic="/joint_states")
