@@ -25,28 +25,40 @@ __all__ = ["VideoSettings", "Mp4Shard", "decode_frames", "probe_video"]
 TOLERANCE_S = 1e-4
 
 
+# encoder -> the codec name LeRobot records (the stream's canonical name), and its preset when none is given
+CODEC_NAMES = {"libx264": "h264", "libsvtav1": "av1", "libx265": "hevc"}
+DEFAULT_PRESETS = {"libx264": "veryfast", "libsvtav1": "12", "libx265": "veryfast"}
+
+
 @dataclass(frozen=True)
 class VideoSettings:
-    """Encoder settings for every camera stream (recorded in info.json under each video feature)."""
+    """Encoder settings for every camera stream (recorded in info.json under each video feature).
+
+    `codec` "libx264" (default) or "libsvtav1" (AV1, LeRobot's own default: smaller, slower to encode);
+    `preset` defaults to the codec's fast one (x264 "veryfast", SVT-AV1 "12" as LeRobot uses)."""
 
     codec: str = "libx264"
     pix_fmt: str = "yuv420p"
     crf: int = 10
     gop: int = 2
-    preset: str = "veryfast"
+    preset: str | None = None
+
+    @property
+    def encoder_preset(self) -> str:
+        return self.preset or DEFAULT_PRESETS.get(self.codec, "medium")
 
     def info(self, fps: int, height: int, width: int) -> dict[str, Any]:
         """The `info` block LeRobot writes for a video feature (keys as in its `get_video_info`)."""
         return {
             "video.height": height,
             "video.width": width,
-            "video.codec": "h264" if self.codec in ("libx264", "h264") else self.codec,
+            "video.codec": CODEC_NAMES.get(self.codec, self.codec),
             "video.pix_fmt": self.pix_fmt,
             "video.fps": fps,
             "video.channels": 3,
             "video.g": self.gop,
             "video.crf": self.crf,
-            "video.preset": self.preset,
+            "video.preset": self.encoder_preset,
             "is_depth_map": False,
             "has_audio": False,
         }
@@ -84,7 +96,7 @@ class Mp4Shard:
             stream.width, stream.height = w, h
             stream.pix_fmt = self.settings.pix_fmt
             stream.time_base = Fraction(1, self.fps)
-            stream.options = {"crf": str(self.settings.crf), "g": str(self.settings.gop), "preset": self.settings.preset}
+            stream.options = {"crf": str(self.settings.crf), "g": str(self.settings.gop), "preset": self.settings.encoder_preset}
             self._stream = stream
         elif images.shape[1:3] != (self._stream.height, self._stream.width):
             raise ValueError(

@@ -170,6 +170,19 @@ def test_chunked_export_round_trips(demo_file, tmp_path):
         assert len(b) == 1 and np.array_equal(a[1].actions, b[0].actions) and b[0].phases is None
 
 
+def test_av1_videos_as_lerobot_writes_them_import(demo_file, tmp_path):
+    out = tmp_path / "av1"
+    export_lerobot(demo_file, out, video=VideoSettings(codec="libsvtav1", crf=30), episodes=[0])
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["features"]["observation.images.front"]["info"]["video.codec"] == "av1"
+    with av.open(str(out / "videos/observation.images.front/chunk-000/file-000.mp4")) as c:
+        assert c.streams.video[0].codec_context.name in ("av1", "libdav1d")
+    back = tmp_path / "av1.hdf5"
+    import_lerobot(out, back)
+    with DemoFile(demo_file) as a, DemoFile(back) as b:
+        assert _psnr(a[0].obs["front_image"], b[0].obs["front_image"]) > 25.0
+
+
 def _edit_info(root: Path, **changes) -> None:
     info = json.loads((root / "meta/info.json").read_text())
     info.update(changes)

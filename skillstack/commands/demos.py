@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--task", default=None, help="natural-language task of every episode (default: the env id)")
     e.add_argument("--episodes", type=_ints, default=None, help="only these demo indices, e.g. 0,3,5")
-    e.add_argument("--crf", type=int, default=10, help="H.264 constant quality, 0 (lossless) .. 51 (default: 10)")
+    e.add_argument("--crf", type=int, default=10, help="constant quality: 0 (best) .. 51 for H.264, .. 63 for AV1 (default: 10)")
+    e.add_argument("--codec", choices=("libx264", "libsvtav1"), default="libx264",
+                   help="video encoder: libx264 (H.264, default) or libsvtav1 (AV1, LeRobot's default: smaller files)")
     e.add_argument("--pix-fmt", choices=("yuv420p", "yuv444p"), default="yuv420p",
                    help="video pixel format: yuv420p (default, LeRobot's and every player's) or yuv444p (no chroma "
                         "subsampling: about 8 dB closer to the frames at the same size, not playable in browsers)")
@@ -127,7 +129,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     spans, names = subtask_spans(args.input, args.annotate, args.episodes)
     res = export_lerobot(args.input, args.out, task=args.task, subtasks=spans or None, subtask_names=names if spans else None,
-                         episodes=args.episodes, video=VideoSettings(crf=args.crf, pix_fmt=args.pix_fmt), robot_type=args.robot_type,
+                         episodes=args.episodes, video=VideoSettings(codec=args.codec, crf=args.crf, pix_fmt=args.pix_fmt), robot_type=args.robot_type,
                          overwrite=args.overwrite)
     subs = f"{len(res.subtasks)} subtasks ({args.annotate})" if res.subtasks else "no subtasks"
     print(f"wrote {res.episodes} episodes ({res.frames} frames, {len(res.video_keys)} video streams, {subs}) "
