@@ -27,10 +27,10 @@ resized to `image_size` when given.
 What is stored per demo (T = ticks - 1 samples; obs = ticks 0..T-1, next_obs = ticks 1..T):
 `joint_pos` / `joint_vel` (the description's joints, arm then gripper; velocities as
 published, else by finite differences), `robot_state` (the robot part of the env observation,
-built by `envs.observation.ObservationBuilder`), `observation` (the whole env observation
-vector, objects included when `env_id` names an env whose objects the bag has poses for: what
-behaviour cloning and segmentation read), `<name>_pose` (position + quaternion wxyz in the base
-frame) and `<camera>_image`. `actions` are what the env's joint action mode would have
+built by `envs.observation.ObservationBuilder`), through a profile `observation` (the whole env
+observation vector, with the objects of the env `env_id` names from the bag's poses: what
+behaviour cloning and segmentation read; imports without a profile keep their layout of old),
+`<name>_pose` (position + quaternion wxyz in the base frame) and `<camera>_image`. `actions` are what the env's joint action mode would have
 commanded; `rewards` are 0; there are no simulator `states`.
 """
 
@@ -112,6 +112,7 @@ class _Plan:
     clock: bool  # tick on the first source's stamps (profile) or on a uniform grid
     joint_map: Mapping[str, str] | None  # legacy --joint-map
     base_frame: str
+    frames: Mapping[str, tuple[np.ndarray, np.ndarray]]  # static frames: (translation, quaternion wxyz) in the base frame
 
 
 def _joint_series(plan: _Plan, contents: BagContents) -> tuple[dict[str, Any], dict[str, str], list[str]]:
@@ -131,6 +132,7 @@ def _joint_series(plan: _Plan, contents: BagContents) -> tuple[dict[str, Any], d
             )
         for d, b in mapping.items():
             series[d], names[d] = found[b], f"{topic}:{b}"
+        _check_finite(series, names, bag)
         return series, names, [n for n in desc.gripper.joints if n not in mapping]
     prof = plan.profile
     for src in plan.sources:
@@ -147,7 +149,18 @@ def _joint_series(plan: _Plan, contents: BagContents) -> tuple[dict[str, Any], d
         for b in src.joints:
             d = prof.joint_map[b]
             series[d], names[d] = found[b], f"{src.topic}:{b}"
+    _check_finite(series, names, bag)
     return series, names, []
+
+
+def _check_finite(series: Mapping[str, Any], names: Mapping[str, str], bag: Path) -> None:
+    """Refuse NaN/inf joint positions (a demo must not teach them), naming the topic, joint and time."""
+    for d, s in series.items():
+        bad = ~np.isfinite(s.position)
+        if bad.any():
+            topic, joint = names[d].split(":", 1)
+            raise BagImportError(f"{bag}: {topic}: joint {joint} has {int(bad.sum())} NaN/inf position(s), "
+                                 f"the first {s.times[bad][0]:.3f} s into the bag")  # fmt: skip
 
 
 def _ticks(plan: _Plan, series: Mapping[str, Any], dt: float, bag: Path) -> np.ndarray:
@@ -174,10 +187,9 @@ def _object_poses(plan: _Plan, contents: BagContents, ticks: np.ndarray) -> dict
     from demos.bag_poses import quat_mul, quat_rotate
 
     bag, base, tf = contents.path, plan.base_frame, contents.tf
-    if plan.profile is not None:
-        for frame, (t, q) in plan.profile.frames.items():  # the profile's static frames, unless the bag has them
-            if frame not in tf.links:
-                tf.add(base, frame, 0.0, t, q, True, str(plan.profile.source))
+    for frame, (t, q) in plan.frames.items():  # the profile's static frames, unless the bag has them
+        if frame not in tf.links:
+            tf.add(base, frame, 0.0, t, q, True, plan.profile.source if plan.profile else "the default frames")
     out = {}
     for name, (topic, frame, times, pos, quat) in contents.poses.items():
         p, q = interp_pose(times, pos, quat, ticks)
@@ -190,6 +202,9 @@ def _object_poses(plan: _Plan, contents: BagContents, ticks: np.ndarray) -> dict
             raise BagImportError(f"{bag}: object {name!r} has a pose topic ({out[name][2]}) and a tf frame ({frame}); keep one")
         p, q = tf.lookup(frame, base, ticks, f"{bag}: /tf")
         out[name] = (p, q, f"tf:{frame}")
+    for name, (p, q, source) in out.items():
+        if not (np.all(np.isfinite(p)) and np.all(np.isfinite(q))):
+            raise BagImportError(f"{bag}: {source}: the pose of {name!r} has NaN/inf values")
     return out
 
 
@@ -327,7 +342,8 @@ def _plan(profile: str | Path | None, joint_topic: str | None, joint_map: Mappin
     if profile is None:
         desc = sim_assets.load_robot("panda")
         topic = joint_topic or "/joint_states"
-        return _Plan(None, desc, (JointSource(topic, 0.0, desc.joint_names),), False, joint_map, desc.base_frame)
+        world = {"world": (np.zeros(3), np.array([1.0, 0.0, 0.0, 0.0]))}  # skillstack's scene world is the Panda's base
+        return _Plan(None, desc, (JointSource(topic, 0.0, desc.joint_names),), False, joint_map, desc.base_frame, world)
     if joint_map:
         raise BagImportError("joint_map/--joint-map is for imports without a profile; a profile maps the joint names itself")
     prof = load_bag_profile(profile)
@@ -337,7 +353,7 @@ def _plan(profile: str | Path | None, joint_topic: str | None, joint_map: Mappin
     arm = {prof.joint_map[j] for j in sources[0].joints}
     if prof.description.joint_names[0] not in arm:
         raise BagImportError(f"{prof.source}: the first joint-state source {sources[0].topic} must carry the arm (its clock is the demo's)")
-    return _Plan(prof, prof.description, sources, True, None, prof.base_frame)
+    return _Plan(prof, prof.description, sources, True, None, prof.base_frame, prof.frames)
 
 
 def import_bag(

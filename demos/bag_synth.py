@@ -74,11 +74,13 @@ def write_franka_bag(
     camera_frame: str = "camera_color_optical_frame",
     camera_in_base: tuple[np.ndarray, np.ndarray] | None = None,
     with_joints: bool = True,
+    gripper_nan_at_s: float | None = None,
 ) -> FrankaMotion:
     """Write the bag (see the module docstring) and return its motion.
 
     camera_in_base: the pose of `camera_frame` in the base frame (translation, quaternion wxyz),
     default the fr3 profile's; the red cube's PoseStamped is expressed in that frame.
+    gripper_nan_at_s: publish NaN finger positions from then on (a broken driver, for bad-input tests).
     """
     import cv2
     from rosbags.rosbag2 import StoragePlugin, Writer
@@ -120,6 +122,8 @@ def write_franka_bag(
             events.append((int(ns), 0, JointState(header=header(int(ns)), name=list(arm_names), position=q[k], velocity=qd[k], effort=empty), "arm"))
         grip_ns = stamps(gripper_hz) + 300_000  # the gripper's clock is its own
         width = motion.width((grip_ns - T0_NS) * 1e-9)
+        if gripper_nan_at_s is not None:
+            width[(grip_ns - T0_NS) * 1e-9 >= gripper_nan_at_s] = np.nan
         for ns, w in zip(grip_ns, width):
             events.append((int(ns), 1, JointState(header=header(int(ns)), name=list(FINGER_NAMES), position=np.array([w / 2, w / 2]),
                                                   velocity=empty, effort=empty), "gripper"))  # fmt: skip

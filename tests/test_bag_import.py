@@ -138,6 +138,10 @@ def test_bad_bags_name_the_file_and_topic_and_leave_the_output_alone(franka_bag,
     refused(r"fr3_sqlite: no sensor_msgs/msg/JointState messages on /joint_states \(robot profile 'ur'", bag, profile="ur")
     refused(r"env skillstack/UR5eStack-v0 runs the ur5e, but the bag's robot is the panda \(profile 'fr3'\)", bag, profile="fr3", env_id="skillstack/UR5eStack-v0")
     refused(r"unknown robot profile 'kuka'; shipped profiles: fr3, panda_sim, ur", bag, profile="kuka")
+    nan = tmp_path / "nan_gripper"
+    write_franka_bag(nan, 0.5, gripper_nan_at_s=0.2)
+    refused(r"nan_gripper: /fr3_gripper/joint_states: joint fr3_finger_joint1 has 16 NaN/inf position\(s\), the first 0.200 s into the bag",
+            nan, profile="fr3")
     db3 = next(bag.glob("*.db3"))
     truncated = tmp_path / "truncated.db3"
     truncated.write_bytes(db3.read_bytes()[: db3.stat().st_size // 3])
