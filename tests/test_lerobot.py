@@ -272,3 +272,32 @@ def test_cli_export_with_a_trained_segmenter_as_annotator(tmp_path):
         for start, end, kind in seg.segment(ep).segments:
             expected += [f"skill type {kind}"] * (end - start)
     assert labels == expected
+
+
+def test_real_robot_demos_without_sim_states_round_trip(tmp_path):
+    from demos import DemoWriter, Episode, make_env_args
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "real.hdf5"
+    with DemoWriter(path, make_env_args("real/panda"), durable=False) as w:
+        for n in (12, 9):
+            obs = {"joint_pos": rng.normal(size=(n + 1, 9)), "robot_state": rng.normal(size=(n + 1, 15)),
+                   "front_image": rng.integers(0, 255, size=(n + 1, 16, 16, 3), dtype=np.uint8)}
+            w.add_episode(Episode(actions=rng.normal(size=(n, 9)), rewards=np.zeros(n), dones=np.eye(n, dtype=np.int64)[-1],
+                                  obs={k: v[:-1] for k, v in obs.items()}, next_obs={k: v[1:] for k, v in obs.items()},
+                                  attrs={"rate_hz": 30.0, "source": "bag"}))
+    out = tmp_path / "real_lerobot"
+    export_lerobot(path, out)
+    info = json.loads((out / "meta/info.json").read_text())
+    assert info["fps"] == 30 and "sim_state" not in info["features"]
+    assert info["features"]["observation.state"]["shape"] == [15]  # robot_state is the proprioception
+    assert info["features"]["observation.joint_pos"]["shape"] == [9]
+    back = tmp_path / "back.hdf5"
+    import_lerobot(out, back)
+    with DemoFile(path) as a, DemoFile(back) as b:
+        assert b.env_id == "real/panda"
+        for ea, eb in zip(a, b):
+            assert eb.states is None and ea.attrs == eb.attrs
+            for key in ("joint_pos", "robot_state"):
+                assert np.array_equal(ea.obs[key], eb.obs[key]) and np.array_equal(ea.next_obs[key], eb.next_obs[key])
+            assert np.array_equal(ea.actions, eb.actions)
