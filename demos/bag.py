@@ -179,6 +179,9 @@ def _ticks(plan: _Plan, series: Mapping[str, Any], dt: float, bag: Path) -> np.n
         grid = clock[np.unique(i)]
     if len(grid) < 2:
         raise BagImportError(f"{bag}: joint states span {max(t1 - t0, 0.0):.3f} s together, too short for two ticks at {1 / dt:g} Hz")
+    if np.max(np.abs(np.diff(grid) - dt)) > 0.5 * dt:
+        warnings.warn(f"{bag}: ticks are up to {np.max(np.abs(np.diff(grid) - dt)) * 1e3:.0f} ms off the {dt * 1e3:.0f} ms period "
+                      f"(the arm's topic {plan.sources[0].topic} has gaps or publishes slower than {1 / dt:g} Hz)", stacklevel=4)  # fmt: skip
     return grid
 
 

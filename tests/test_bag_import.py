@@ -205,3 +205,20 @@ def test_bench_bag_section_reports_what_it_imported(tmp_path: Path) -> None:
     assert r["messages"] == 1146 and r["samples"] == 24 and r["image"] == [32, 24]
     assert r["recorded_over_import"] == pytest.approx(1.0 / r["import_s"]) and r["faster_than_recorded"] == (r["import_s"] < 1.0)
     assert r["import_vs_raw_read"] == pytest.approx(r["raw_read_s"] / r["import_s"]) and r["bag_bytes"] > 0 and r["hdf5_bytes"] > 0
+
+
+def test_replay_plan_follows_the_demos_profile() -> None:
+    """What `replay --to-ros` sends where, from the profile alone (no ROS needed to plan it)."""
+    from ros_bridge.profile import ProfileError
+    from ros_bridge.replay import replay_plan
+    from sim_assets import load_robot
+
+    ur = load_robot("ur5e").joint_names
+    plan = replay_plan(ur, "ur", 0.04)
+    assert plan.arm_joints == ur[:6] and plan.controller == "scaled_joint_trajectory_controller" and plan.interface == "trajectory"
+    assert plan.gripper.interface == "action" and plan.gripper.action == "/gripper/gripper_controller/gripper_cmd"
+    assert [t.topic for t in plan.state_topics] == ["/joint_states", "/gripper/joint_states"]
+    fr3 = replay_plan(load_robot("panda").joint_names, "fr3", 0.04)
+    assert fr3.arm_joints == tuple(f"fr3_joint{i}" for i in range(1, 8)) and fr3.limits.upper[5] == pytest.approx(3.7525)  # tighter of FR3's and Panda's
+    with pytest.raises(ProfileError, match=r"profile 'ur' drives the ur5e"):
+        replay_plan(load_robot("panda").joint_names, "ur", 0.04)
