@@ -12,6 +12,8 @@ The public API (what the ROS 2 node and the commands use):
 - `SimCamera`, `true_object_poses`: the simulator as a camera, and ground truth.
 """
 
+import sim_assets  # noqa: F401  first: picks headless EGL rendering before mujoco is imported
+
 from perception.camera import CameraModel, CameraModelError
 from perception.detector import DetectionReport, FilteredPose, ImageError, MarkerPoseEstimator, ObjectPose, PoseFilter
 from perception.markers import MarkerSet, MarkerSetError
