@@ -16,7 +16,8 @@ dicts an expert is handed into the quantities its script needs, so the scripts i
 - **latency**: the action sent now lands k periods later. k is identified online, from which
   of the expert's own recent commands best explains the observed TCP displacements (a least
   squares fit per candidate k), and `tcp_ahead` is the observed TCP plus the displacement
-  still in flight (the last k commands, scaled by the arm's measured response): a Smith predictor.
+  still in flight (the last k commands, each as the step the arm makes for it: 0.7 of the
+  command, no longer than its top speed allows): a Smith predictor.
   Without latency k is 0 and `tcp_ahead` is the observed TCP.
 
 Only the observation vector's named slices (`envs.observation` layout), the desired goal, and
@@ -34,6 +35,7 @@ from envs.observation import OBJECT_FIELDS, robot_fields
 __all__ = ["Belief", "observation_layout"]
 
 RESPONSE = 0.7  # fraction of a commanded TCP displacement the arm makes in one control period (measured)
+TOP_STEP = 0.018  # the longest TCP step (m) a Panda makes in one 40 ms period (measured); raised when longer ones are seen
 
 
 def observation_layout(n_arm: int, obs_layout: str, objects: Sequence[str]) -> dict[str, slice]:
@@ -64,6 +66,7 @@ class Belief:
         """Forget everything (a new episode, or a skill starting where another left off)."""
         self.latency = 0
         self.response = RESPONSE
+        self.top_step = TOP_STEP
         self.stale = 0  # consecutive stale observations up to now
         self.observations = 0
         self._last_vec: np.ndarray | None = None
@@ -97,8 +100,10 @@ class Belief:
         L = self.layout
         tcp = vec[L["tcp_pos"]].copy()
         moved = tcp - self.tcp if self._last_vec is not None else np.zeros(3)
-        self.stale = 0
+        if self.stale == 0 and len(self._tcps) and self._tcps[-1] is not None:
+            self.top_step = max(self.top_step, float(np.linalg.norm(moved)))
         self.tcp, self.tcp_vel, self.width = tcp, vec[L["tcp_vel"]].copy(), float(vec[L["gripper_width"]][0])
+        self.stale = 0
         self._tcps.append(tcp)
         for o in self.objects:
             raw = vec[L[f"{o}_pos"]]
@@ -137,7 +142,13 @@ class Belief:
         n = self.latency + self.stale
         if n == 0 or not self._cmds:
             return self.tcp.copy()
-        return self.tcp + self.response * np.sum(self._cmds[-n:], axis=0)
+        return self.tcp + np.sum([self._expected_step(c) for c in self._cmds[-n:]], axis=0)
+
+    def _expected_step(self, command: np.ndarray) -> np.ndarray:
+        """The TCP step a command makes: `response` x the command, but no longer than the arm's top speed."""
+        step = self.response * command
+        length = float(np.linalg.norm(step))
+        return step if length <= self.top_step else step * (self.top_step / length)
 
     @property
     def delay(self) -> int:

@@ -101,10 +101,15 @@ class ScriptedExpert:
         self._counts[key] = self._counts.get(key, 0) + 1 if test else 0
         return self._counts[key] >= self.CONFIRM
 
-    def move(self, target: np.ndarray, gripper: float, max_speed: float = 1.0, gain: float | None = None) -> np.ndarray:
-        """Action moving the TCP towards `target` with the gripper command `gripper` (`gain`: default the expert's)."""
+    def move(self, target: np.ndarray, gripper: float, max_speed: float = 1.0, gain: float | None = None,
+             seen: bool = False) -> np.ndarray:
+        """Action moving the TCP towards `target` with the gripper command `gripper` (`gain`: default the expert's).
+
+        `seen`: measure from the TCP as seen rather than as predicted, for a target that moves with the
+        hand (a pushed cube is as late as the hand it is seen with).
+        """
         env = self.env
-        err = np.asarray(target) - self.tcp
+        err = np.asarray(target) - (self.belief.tcp if seen else self.tcp)
         gain = self.gain if gain is None else gain
         if self.belief.delay and np.linalg.norm(err) < self.NEAR:
             gain = min(gain, self.LATE_GAIN)  # a late loop rings near the target at full gain: settle instead
@@ -178,9 +183,15 @@ class PickPlaceExpert(ScriptedExpert):
             phase = "reach"
         if phase == "reach":
             above = cube + [0.0, 0.0, 0.06]
-            if np.linalg.norm(tcp[:2] - cube[:2]) > 0.012 and tcp[2] > cube[2] + 0.02:
+            # Hysteresis: once going down, x-y error is corrected on the way down, not by going back up
+            # (under latency and noise the x-y estimate jitters by more than the 12 mm to start down).
+            off = float(np.linalg.norm(tcp[:2] - cube[:2]))
+            if off > (0.025 if self._counts.get("down") else 0.012) and tcp[2] > cube[2] + 0.02:
+                self._counts["down"] = 0
                 return self.move(above, OPEN)
-            dist = float(np.linalg.norm(tcp - cube))
+            self._counts["down"] = 1
+            # The hand must be at the cube as predicted and as seen: a late close must not grab air.
+            dist = max(float(np.linalg.norm(tcp - cube)), float(np.linalg.norm(self.belief.tcp - cube)))
             # Exact when seen exactly; within noise, when it has stayed close for a few ticks.
             if dist < 0.008 or self.confirmed("at_cube", dist < 0.015) or (self.steps_in_phase > 30 and dist < 0.015):
                 self._go("grasp")
@@ -200,7 +211,8 @@ class PickPlaceExpert(ScriptedExpert):
                 return self.move(np.array([cube[0], cube[1], carry_z]), CLOSED)
         if self.phase == "carry":
             over = np.array([goal[0], goal[1], carry_z])
-            if np.linalg.norm(tcp[:2] - goal[:2]) < 0.01:
+            off = float(np.linalg.norm(tcp[:2] - goal[:2]))
+            if off < 0.01 or self.confirmed("over_goal", off < 0.025):  # the place corrects the rest on the way down
                 self._go("place")
             else:
                 return self.move(over, CLOSED)
@@ -280,20 +292,28 @@ class PushExpert(ScriptedExpert):
         h = env.cube_half_size
         to_goal = goal[:2] - cube[:2]
         dist = float(np.linalg.norm(to_goal))
-        if self.phase == "push" and dist < self.ARRIVED:
-            return self._arrived()
         direction = to_goal / max(dist, 1e-6)
+        if self.phase == "push":
+            # The pushes still in flight carry the cube on: judge arrival and slow down on where it will be.
+            dist = max(0.0, dist - max(0.0, float((tcp - self.belief.tcp)[:2] @ direction)))
+            if dist < self.ARRIVED:
+                return self._arrived()
         rel = tcp[:2] - cube[:2]
         if self.phase == "push":
+            # Hand and cube as seen at the same instant: the in-flight motion would pass through the cube.
+            rel = self.belief.tcp[:2] - cube[:2]
             lateral = abs(rel[0] * direction[1] - rel[1] * direction[0])
-            if lateral > 0.035 or np.dot(rel, direction) > -h:
+            # (judged once the hand has had time to be seen pushing: at once without latency)
+            if self.steps_in_phase >= self.belief.delay and (lateral > 0.035 or np.dot(rel, direction) > -h):
+                if dist < 0.8 * self.env.goal_threshold:
+                    return self._arrived()  # off the cube but near enough: going round would push it on
                 self._go("reach")  # lost the cube: go round again
             else:
                 # Slow down near the goal: a fast push lets the cube slide past it.
                 advance = min(dist, 0.04)
                 target = cube[:2] - direction * (h + 0.012) + direction * advance
                 speed = float(np.clip(4 * dist, 0.15, 0.5))
-                return self.move(np.array([target[0], target[1], self.PUSH_Z]), CLOSED, max_speed=speed)
+                return self.move(np.array([target[0], target[1], self.PUSH_Z]), CLOSED, max_speed=speed, seen=True)
         # reach: above a point behind the cube, then straight down, then push.
         behind = cube[:2] - direction * (h + 0.035)
         off = float(np.linalg.norm(tcp[:2] - behind))
