@@ -197,6 +197,7 @@ def record_demos(
     library: str | Path | None = None,
     durable: bool = True,
     progress: bool = True,
+    perception: bool | Mapping[str, Any] = False,
 ) -> RecordResult:
     """Roll out `policy` for `episodes` episodes in `env_id` and write them to `out`.
 
@@ -209,6 +210,10 @@ def record_demos(
     $SKILLSTACK_LIBRARY or ~/.skillstack/skills). An existing `out` is an error unless
     `overwrite=True`. durable=False skips the fsync per episode (see `DemoWriter`).
     The recording can be interrupted at any time: `out` then holds every finished episode.
+    `perception=True` (or PerceivedPoseWrapper keyword arguments: camera, width, height) runs the
+    policy on object poses from the rendered camera (perception.wrapper): `obs/observation` is
+    what the policy saw, `obs/true_observation`, `obs/object_poses_true`, `obs/object_poses_perceived`
+    and `obs/object_pose_age` keep both sides (see `perception.wrapper.pose_record`).
     """
     import envs
 
@@ -220,6 +225,18 @@ def record_demos(
     kwargs.pop("render_mode", None)
     env_args = make_env_args(env_id, kwargs)  # validates JSON-ability before anything is written
     env = envs.make(env_id, **kwargs)
+    perception_attrs = {}
+    if perception:
+        from perception.wrapper import PerceivedPoseWrapper, pose_record
+
+        opts = dict(perception) if isinstance(perception, Mapping) else {}
+        try:
+            env = PerceivedPoseWrapper(env, **opts)
+        except BaseException:
+            env.close()
+            raise
+        perception_attrs = {"perception": json.dumps({"camera": env.sim_camera.camera_name, "width": env.sim_camera.width,
+                                                      "height": env.sim_camera.height, "objects": list(env.objects)})}
     u = env.unwrapped
     cameras = [c for c in (cameras or ()) if c]
     for cam in cameras + ([video_camera] if video_camera else []):
@@ -244,7 +261,7 @@ def record_demos(
         out,
         env_args,
         overwrite=overwrite,
-        attrs={"source": "sim", "policy": pol.name, "cameras": json.dumps(cameras)},
+        attrs={"source": "sim", "policy": pol.name, "cameras": json.dumps(cameras), **perception_attrs},
         image_compression=image_compression,
         durable=durable,
     )
@@ -265,6 +282,7 @@ def record_demos(
         for i in range(episodes):
             ep_seed = int(seed) + i
             obs, info = env.reset(seed=ep_seed)
+            obs_info = info  # the info that goes with `obs` (perception: its true and perceived poses)
             pol.reset()
             states: list[np.ndarray] = []
             actions: list[np.ndarray] = []
@@ -298,6 +316,10 @@ def record_demos(
                     dones.append(int(done))
                     o = {k: np.array(v, copy=True) for k, v in obs.items()}
                     n = {k: np.array(v, copy=True) for k, v in next_obs.items()}
+                    if perception:
+                        o.update(pose_record(obs_info, env.objects))
+                        n.update(pose_record(info, env.objects))
+                        obs_info = info
                     for cam in cameras:
                         o[cam + IMAGE_SUFFIX] = frames[cam]
                         n[cam + IMAGE_SUFFIX] = next_frames[cam]

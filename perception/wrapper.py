@@ -5,8 +5,10 @@ filters the poses over time (`PoseFilter`: gate jumps, keep the last pose while 
 and writes them into the observation: per object `pos`, `rel_pos` (to the TCP) and `quat` from
 pixels, `linvel` / `angvel` as finite differences of the perceived poses over the control period,
 and the object positions in `achieved_goal`. Rewards and `info["is_success"]` stay the true ones
-(perception changes what the policy sees, not what happened); `info["true_object_positions"]` holds
-the true positions, `info["perception"]` what was seen and how old each pose is.
+(perception changes what the policy sees, not what happened); `info["true_observation"]`,
+`info["true_object_positions"]` / `["true_object_quats"]` hold the truth (world frame),
+`info["perceived_object_positions"]` / `["perceived_object_quats"]` the objects perceived so far,
+`info["perception"]` what this frame saw and how old each pose is.
 
 An object never seen since the reset has no perceived pose: its true one stays in the observation
 and `info["perception"]["unseen"]` names it (at 640x480 the scene camera sees every cube at reset).
@@ -82,7 +84,8 @@ class PerceivedPoseWrapper(gym.Wrapper):
         T_world_base = body_pose(u.model, u.data, self._base_body)
         vec = np.array(obs["observation"], dtype=np.float64, copy=True)
         achieved = np.array(obs["achieved_goal"], dtype=np.float64, copy=True)
-        true_pos, perceived = {}, {}
+        true_pos, perceived, perceived_quat = {}, {}, {}
+        true_quat = {o: vec[self._slices[o]["quat"]].copy() for o in self.objects}
         dt = getattr(u, "control_dt", 0.04)
         for o in self.objects:
             s = self._slices[o]
@@ -94,7 +97,7 @@ class PerceivedPoseWrapper(gym.Wrapper):
             quat = np.empty(4)
             mujoco.mju_mulQuat(quat, rotation_to_quat(T_world_base[:3, :3]), p.quat_wxyz)
             quat = quat if quat[0] >= 0 else -quat
-            perceived[o] = pos
+            perceived[o], perceived_quat[o] = pos, quat
             vec[s["pos"]] = pos
             vec[s["rel_pos"]] = pos - vec[self._tcp]
             vec[s["quat"]] = quat
@@ -111,8 +114,11 @@ class PerceivedPoseWrapper(gym.Wrapper):
                     achieved[i : i + 3] = pos
         info = {
             **info,
+            "true_observation": np.asarray(obs["observation"], dtype=np.float64).copy(),
             "true_object_positions": true_pos,
+            "true_object_quats": true_quat,
             "perceived_object_positions": perceived,
+            "perceived_object_quats": perceived_quat,
             "perception": {
                 "seen": sorted(seen),
                 "ages": {o: p.age for o, p in filtered.items()},
@@ -126,3 +132,18 @@ class PerceivedPoseWrapper(gym.Wrapper):
         self.sim_camera.close()
         super().close()
 
+
+
+def pose_record(info: dict[str, Any], objects: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """What a demonstration stores per step beside the (perceived) observation, from a wrapper's info:
+    `true_observation` (the env's own vector), `object_poses_true` and `object_poses_perceived`
+    ((n_objects, 7): world position then quat wxyz; NaN for an object not perceived yet) and
+    `object_pose_age` ((n_objects,) seconds since the perceived pose's image; NaN when none)."""
+    true = np.array([np.concatenate((info["true_object_positions"][o], info["true_object_quats"][o])) for o in objects])
+    nan7 = np.full(7, np.nan)
+    perceived = np.array([np.concatenate((info["perceived_object_positions"][o], info["perceived_object_quats"][o]))
+                          if o in info["perceived_object_positions"] else nan7 for o in objects])
+    ages = info["perception"]["ages"]
+    age = np.array([ages.get(o, np.nan) for o in objects], dtype=np.float64)
+    return {"true_observation": np.asarray(info["true_observation"], dtype=np.float64), "object_poses_true": true,
+            "object_poses_perceived": perceived, "object_pose_age": age}

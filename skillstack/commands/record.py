@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-fsync", action="store_true", help="skip fsync per episode (still safe if killed, not on power loss)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--perception", nargs="?", const="scene", default=None, metavar="CAMERA",
+                   help="run the policy on object poses from the camera's markers (default camera: scene, 640x480) "
+                        "and store both true and perceived poses (obs/object_poses_true, obs/object_poses_perceived)")
     p.set_defaults(func=run)
 
 
@@ -61,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
         library=args.library,
         durable=not args.no_fsync,
         progress=not args.no_progress,
+        perception={"camera": args.perception} if args.perception else False,
     )
     print(
         f"wrote {result.episodes} demos ({result.steps} steps, success {result.success_rate:.0%}) "
