@@ -19,6 +19,7 @@ learning: scalar reward = sum_k reward_weights[k] * reward_terms[k].
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -120,6 +121,8 @@ class TabletopEnv(gym.Env):
 
         n_act = (4 + int(self.yaw)) if action_mode == "ee" else self.robot.n_arm + 1
         self.action_space = spaces.Box(-1.0, 1.0, shape=(n_act,), dtype=np.float32)
+        self._action_shape = (n_act,)
+        self._workspace = tuple(zip(WORKSPACE_LOW.tolist(), WORKSPACE_HIGH.tolist()))
         goal_dim = self._goal_dim()
         self.observation_space = spaces.Dict(
             {
@@ -132,6 +135,7 @@ class TabletopEnv(gym.Env):
         self._target_yaw = 0.0
         self._target_mat, self._target_mat_yaw = yaw_rotation(0.0), 0.0
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._objects_pos_index: dict[tuple[str, ...], np.ndarray] = {}
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
         self._reset_sim()
 
@@ -168,7 +172,19 @@ class TabletopEnv(gym.Env):
         self.data.qvel[v : v + 6] = 0.0
 
     def object_pos(self, name: str) -> np.ndarray:
+        """World position of cube `name` (a copy)."""
         return self.obs_builder.object_pos(self.data, name).copy()
+
+    def object_view(self, name: str) -> np.ndarray:
+        """World position of cube `name` as a view into the simulator state (read it, don't keep it)."""
+        return self.obs_builder.object_pos(self.data, name)
+
+    def objects_pos(self, names: tuple[str, ...]) -> np.ndarray:
+        """The positions of cubes `names`, concatenated (one gather per step, for achieved goals)."""
+        index = self._objects_pos_index.get(names)
+        if index is None:
+            index = self._objects_pos_index[names] = np.concatenate([self.obs_builder.object_qpos_range(n) for n in names])
+        return self.data.qpos[index]
 
     def tcp_pos(self) -> np.ndarray:
         return self.robot.tcp_pos(self.data).copy()
@@ -247,12 +263,14 @@ class TabletopEnv(gym.Env):
 
     def _validate_action(self, action: Any) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
-        if a.shape != self.action_space.shape:
+        if a.shape != self._action_shape:
             raise ValueError(f"action has shape {a.shape}, expected {self.action_space.shape} ({self.action_description()})")
-        if not np.isfinite(a).all():
+        # A finite sum proves every entry finite (cheaper than isfinite on a few numbers); only an
+        # inf/NaN sum, or an overflowing one, takes the full check.
+        if not math.isfinite(a.sum()) and not np.isfinite(a).all():
             bad = np.flatnonzero(~np.isfinite(a)).tolist()
             raise ValueError(f"action contains NaN or inf at index {bad}: {a.tolist()}")
-        return np.minimum(np.maximum(a, -1.0), 1.0)
+        return a.clip(-1.0, 1.0)
 
     def action_description(self) -> str:
         """Human-readable meaning of each action dimension."""
@@ -268,8 +286,11 @@ class TabletopEnv(gym.Env):
 
     def _apply_action(self, a: np.ndarray) -> None:
         d, robot = self.data, self.robot
+        act = a.tolist()  # Python floats: the same arithmetic as numpy's on these few numbers, cheaper
         if self.action_mode == "ee":
-            target = np.minimum(np.maximum(robot.tcp_pos(d) + self.max_delta * a[:3], WORKSPACE_LOW), WORKSPACE_HIGH)
+            # Move the target by max_delta * action from the TCP, kept inside the workspace box.
+            tcp, md = robot.tcp_pos(d).tolist(), self.max_delta
+            target = np.array([min(max(tcp[k] + md * act[k], self._workspace[k][0]), self._workspace[k][1]) for k in range(3)])
             if self.yaw:
                 self._target_yaw = float(np.clip(self._target_yaw + 0.25 * a[3], -np.pi / 2, np.pi / 2))
             if self._target_yaw != self._target_mat_yaw:
@@ -280,7 +301,7 @@ class TabletopEnv(gym.Env):
             q = robot.arm_q(d)
             q_target = np.clip(q + a[: robot.n_arm] * step, robot.q_min, robot.q_max)
         d.ctrl[robot.arm_actuators_ix] = q_target
-        d.ctrl[robot.finger_actuators_ix] = robot.gripper_targets(0.5 * (a[-1] + 1.0) * robot.max_gripper_width)
+        d.ctrl[robot.finger_actuators_ix] = robot.gripper_targets(0.5 * (act[-1] + 1.0) * robot.max_gripper_width)
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         vec = self.obs_builder.build(self.data)

@@ -38,8 +38,8 @@ def orientation_error(current: np.ndarray, target: np.ndarray) -> np.ndarray:
     Equals 0.5 * sum_i current[:, i] x target[:, i], written as the vee of a skew matrix
     because np.cross is slow on tiny arrays and this runs every control step.
     """
-    s = target @ current.T
-    return 0.5 * np.array([s[2, 1] - s[1, 2], s[0, 2] - s[2, 0], s[1, 0] - s[0, 1]])
+    s = (target @ current.T).ravel().tolist()  # Python floats: cheaper than numpy indexing on 9 numbers
+    return np.array([0.5 * (s[7] - s[5]), 0.5 * (s[2] - s[6]), 0.5 * (s[3] - s[1])])
 
 
 @dataclass
@@ -49,6 +49,11 @@ class IKConfig:
     nullspace_gain: float = 0.1  # pull towards the home posture, per control period
     limit_margin: float = 0.02  # rad kept clear of every joint limit
     velocity_scale: float = 0.9  # fraction of the joint velocity limit usable per control period
+
+
+def _floats(v) -> list[float]:
+    """A short vector as a list of Python floats."""
+    return v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
 
 
 class DifferentialIK:
@@ -63,18 +68,25 @@ class DifferentialIK:
         self.model = model
         self.robot = robot or Robot.from_model(model)
         self.config = config or IKConfig()
-        self._jacp = np.zeros((3, model.nv))
-        self._jacr = np.zeros((3, model.nv))
+        # One 6 x nv buffer: mj_jacSite fills its linear rows and its angular rows (both contiguous).
+        self._jac_full = np.zeros((6, model.nv))
+        self._jacp, self._jacr = self._jac_full[:3], self._jac_full[3:]
         self._lo = self.robot.q_min + self.config.limit_margin
         self._hi = self.robot.q_max - self.config.limit_margin
         self._damping_eye = self.config.damping**2 * np.eye(6)
         self._step_per_s = self.config.velocity_scale * self.robot.qd_max
+        self._limit_dt, self._step_limit = None, None  # the per-period step limit, kept for the last dt
         dof = self.robot.arm_dof
         contiguous = bool(np.all(np.diff(dof) == 1))
         # A slice is a view (no copy) when the arm's dofs are contiguous, as in our scenes.
         self._cols = slice(int(dof[0]), int(dof[-1]) + 1) if contiguous else dof
         self._n = self.robot.n_arm
         self._home = self.robot.home_qpos[: self._n]
+        # Row weights of the solve's Jacobian (1 for position rows, the rotation gain for angular
+        # rows): one multiply picks the arm columns and weights them (x1.0 is exact).
+        self._row_gain = np.array([1.0, 1.0, 1.0] + [self.config.rotation_gain] * 3)[:, None]
+        self._qpos_ix = self.robot.arm_qpos_ix
+        self._site = self.robot.tcp_site
 
     def jacobian(self, data: mujoco.MjData) -> np.ndarray:
         """6 x n_arm TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
@@ -96,15 +108,16 @@ class DifferentialIK:
         `data` must hold current kinematics (mj_kinematics + mj_comPos, or mj_forward).
         """
         cfg = self.config
-        robot = self.robot
-        q = data.qpos[robot.arm_qpos_ix]
-        pos = data.site_xpos[robot.tcp_site]
-        mat = data.site_xmat[robot.tcp_site].reshape(3, 3)
-        err = np.empty(6)
-        err[:3] = target_pos - pos
-        err[3:] = cfg.rotation_gain * orientation_error(mat, target_mat)
-        jac = self.jacobian(data)
-        jac[3:] *= cfg.rotation_gain
+        site = self._site
+        q = data.qpos[self._qpos_ix]
+        # The pose error in Python floats (the same arithmetic as numpy's on six numbers, cheaper):
+        # position error, then rotation_gain * orientation_error(current, target).
+        t, p, g = _floats(target_pos), data.site_xpos[site].tolist(), cfg.rotation_gain
+        r = (target_mat @ data.site_xmat[site].reshape(3, 3).T).ravel().tolist()
+        err = np.array((t[0] - p[0], t[1] - p[1], t[2] - p[2],
+                        g * (0.5 * (r[7] - r[5])), g * (0.5 * (r[2] - r[6])), g * (0.5 * (r[3] - r[1]))))
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
+        jac = self._jac_full[:, self._cols] * self._row_gain
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         v = cfg.nullspace_gain * (self._home - q)
@@ -117,7 +130,9 @@ class DifferentialIK:
         dq = v + jac.T @ y
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
-        ratio = (np.abs(dq) / (self._step_per_s * dt)).max()
+        if dt != self._limit_dt:
+            self._limit_dt, self._step_limit = dt, (self._step_per_s * dt).tolist()
+        ratio = max(abs(x) / lim for x, lim in zip(dq.tolist(), self._step_limit))
         if ratio > 1.0:
             dq /= ratio
         return np.minimum(np.maximum(q + dq, self._lo), self._hi)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.registry import LONG_HORIZON_STEPS, NAMESPACE
-from envs.tasks import OBJECT_HIGH, OBJECT_LOW, PandaPickPlaceEnv, PandaStackEnv, _dist, _sample_xy
+from envs.tasks import OBJECT_HIGH, OBJECT_LOW, PandaPickPlaceEnv, PandaStackEnv, _dist, _sample_xy, per_goal_distances
 
 __all__ = [
     "LONG_HORIZON_TASKS",
@@ -95,19 +95,16 @@ class PandaStackThreeEnv(LongHorizonTask, PandaStackEnv):
         self.goal = np.concatenate((blue + up, blue + 2 * up, blue))
 
     def _achieved_goal(self) -> np.ndarray:
-        return np.concatenate((self.object_pos("red"), self.object_pos("green"), self.object_pos("blue")))
+        return self.objects_pos(("red", "green", "blue"))
 
     def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        a = np.asarray(achieved).reshape(*np.shape(achieved)[:-1], 3, 3)
-        d = np.asarray(desired).reshape(*np.shape(desired)[:-1], 3, 3)
-        diff = a - d
-        return np.sqrt(np.sum(diff * diff, axis=-1))
+        return per_goal_distances(achieved, desired, 3)
 
     def _interaction(self) -> float:
         # Shape towards the first cube of the tower that is not yet in place.
         for name, target in (("red", self.goal[0:3]), ("green", self.goal[3:6])):
-            if _dist(self.object_pos(name), target) >= self.goal_threshold:
-                return -_dist(self.tcp_pos(), self.object_pos(name))
+            if _dist(self.object_view(name), target) >= self.goal_threshold:
+                return -_dist(self.robot.tcp_pos(self.data), self.object_view(name))
         return 0.0
 
 

@@ -86,35 +86,60 @@ class ObservationBuilder:
         self._robot_size = sum(n for _, n in robot_fields(self.robot.n_arm, obs_layout))
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv)) if obs_layout == "tcp" else None
+        # Every cube's free joint read at once: (n_objects, 7) qpos and (n_objects, 6) qvel, as
+        # views when the joints follow each other in the objects' order (as in our scenes).
+        n = len(self.objects)
+        self._obj_q = _rows(np.array(self._obj_qpos, dtype=np.int64), 7)
+        self._obj_v = _rows(np.array(self._obj_dof, dtype=np.int64), 6)
+        self._n_objects = n
+        self._arm_qpos_ix, self._site = self.robot.arm_qpos_ix, self.robot.tcp_site
 
     def object_pos(self, data: mujoco.MjData, name: str) -> np.ndarray:
         """World position of a cube (from its free joint, exact at the current state)."""
         adr = self._obj_qpos[self.objects.index(name)]
         return data.qpos[adr : adr + 3]
 
+    def object_qpos_range(self, name: str) -> np.ndarray:
+        """The three qpos addresses of a cube's position."""
+        adr = self._obj_qpos[self.objects.index(name)]
+        return np.arange(adr, adr + 3)
+
     def build(self, data: mujoco.MjData) -> np.ndarray:
         """Observation at the current state; kinematics must be current (see refresh_kinematics)."""
-        robot = self.robot
+        robot, site = self.robot, self._site
         out = np.empty(self.size, dtype=np.float64)
-        tcp = data.site_xpos[robot.tcp_site]
+        tcp = data.site_xpos[site]
         out[0:3] = tcp
         out[3] = robot.gripper_width(data)
-        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, robot.tcp_site)
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
         out[4:7] = self._jacp @ data.qvel
         out[7] = robot.gripper_width_rate(data)
         i = self._robot_size
         if self._jacr is None:
-            out[8:i] = data.qpos[robot.arm_qpos_ix]
+            out[8:i] = data.qpos[self._arm_qpos_ix]
         else:
-            out[8:14] = data.site_xmat[robot.tcp_site][_ROT6]
+            out[8:14] = data.site_xmat[site][_ROT6]
             out[14:17] = self._jacr @ data.qvel
-        for qadr, dadr in zip(self._obj_qpos, self._obj_dof):
-            pos = data.qpos[qadr : qadr + 3]
-            quat = data.qpos[qadr + 3 : qadr + 7]
-            out[i : i + 3] = pos
-            out[i + 3 : i + 6] = pos - tcp
-            out[i + 6 : i + 10] = quat if quat[0] >= 0 else -quat
-            out[i + 10 : i + 13] = data.qvel[dadr : dadr + 3]
-            out[i + 13 : i + 16] = data.qvel[dadr + 3 : dadr + 6]
-            i += 16
+        n = self._n_objects
+        if n:
+            # All cubes in a handful of array operations, per field (row j = object j).
+            objs = out[i:].reshape(n, 16)
+            q = data.qpos[self._obj_q].reshape(n, 7)
+            objs[:, 0:3] = q[:, :3]
+            np.subtract(q[:, :3], tcp, out=objs[:, 3:6])
+            objs[:, 6:10] = q[:, 3:7]
+            for j, w in enumerate(q[:, 3].tolist()):
+                if not w >= 0:  # the hemisphere w >= 0 (a NaN flips too, as `quat if w >= 0 else -quat` did)
+                    objs[j, 6:10] = -q[j, 3:7]
+            objs[:, 10:16] = data.qvel[self._obj_v].reshape(n, 6)
         return out
+
+
+def _rows(addresses: np.ndarray, width: int) -> slice | np.ndarray:
+    """Index of `len(addresses)` blocks of `width` starting at `addresses`: one slice when they
+    follow each other (the read is then a view), else a (n, width) index array."""
+    n = len(addresses)
+    if n and bool(np.all(addresses == addresses[0] + width * np.arange(n))):
+        return slice(int(addresses[0]), int(addresses[0]) + width * n)
+    return addresses[:, None] + np.arange(width)
+

@@ -15,6 +15,14 @@ def _dist(a: np.ndarray, b: np.ndarray) -> float:
     d = a - b
     return float(np.sqrt(d @ d))  # np.linalg.norm costs more than the maths on 3-vectors
 
+
+def per_goal_distances(achieved: np.ndarray, desired: np.ndarray, n_goals: int) -> np.ndarray:
+    """Distances between `n_goals` stacked 3-D positions, shape (..., n_goals)."""
+    a = np.asarray(achieved)
+    d = np.asarray(desired)
+    diff = a.reshape(*a.shape[:-1], n_goals, 3) - d.reshape(*d.shape[:-1], n_goals, 3)
+    return np.sqrt((diff * diff).sum(axis=-1))
+
 # Where cubes and table goals are sampled (world x, y, metres): in front of the base.
 OBJECT_LOW = np.array([0.45, -0.18])
 OBJECT_HIGH = np.array([0.67, 0.18])
@@ -45,7 +53,7 @@ class PandaReachEnv(TabletopEnv):
 
     def _interaction(self) -> float:
         # Reach has no object: shape by distance from TCP to the target.
-        return -_dist(self.tcp_pos(), self.goal)
+        return -_dist(self.robot.tcp_pos(self.data), self.goal)
 
 
 class PandaPushEnv(TabletopEnv):
@@ -63,7 +71,7 @@ class PandaPushEnv(TabletopEnv):
         return self.object_pos("red")
 
     def _interaction(self) -> float:
-        return -_dist(self.tcp_pos(), self.object_pos("red"))
+        return -_dist(self.robot.tcp_pos(self.data), self.object_view("red"))
 
 
 class PandaPickPlaceEnv(PandaPushEnv):
@@ -96,16 +104,13 @@ class PandaStackEnv(TabletopEnv):
         self.goal = np.concatenate((blue + [0.0, 0.0, 2 * self.cube_half_size], blue))
 
     def _achieved_goal(self) -> np.ndarray:
-        return np.concatenate((self.object_pos("red"), self.object_pos("blue")))
+        return self.objects_pos(("red", "blue"))
 
     def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        a = np.asarray(achieved).reshape(*np.shape(achieved)[:-1], 2, 3)
-        d = np.asarray(desired).reshape(*np.shape(desired)[:-1], 2, 3)
-        diff = a - d
-        return np.sqrt(np.sum(diff * diff, axis=-1))
+        return per_goal_distances(achieved, desired, 2)
 
     def _interaction(self) -> float:
-        return -_dist(self.tcp_pos(), self.object_pos("red"))
+        return -_dist(self.robot.tcp_pos(self.data), self.object_view("red"))
 
 
 TASKS: dict[str, type[TabletopEnv]] = {
