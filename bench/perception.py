@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from bench import perception_ros
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=500, help="frames (control steps with the arm moving) (default 500)")
@@ -21,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", default="skillstack/PandaStack-v0", help="env whose expert moves the arm (default stack)")
     p.add_argument("--camera", default="scene", help="camera (default scene)")
     p.add_argument("--seed", type=int, default=0)
+    perception_ros.add_ros_arguments(p)  # --ros: through ROS 2 (bench/perception_ros.py)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -30,6 +33,8 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if getattr(args, "ros", False):
+        return perception_ros.run(args)
     import numpy as np
 
     import envs

@@ -36,13 +36,15 @@ class EpisodeEnd(dict):
 class SimEpisodes:
     """sim_robot in this process under `condition`, and one skill_executor process per episode."""
 
-    def __init__(self, domain_id: int, objects: Sequence[str], condition: str, workdir: str | Path, seed: int = 0):
+    def __init__(self, domain_id: int, objects: Sequence[str], condition: str, workdir: str | Path, seed: int = 0,
+                 sim_params: Mapping[str, Any] | None = None):
+        """sim_params: more sim_robot parameters (e.g. its cameras, `camera.rate`)."""
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.domain_id = int(domain_id)
         self.workdir = Path(workdir)
         self.context = Context()
         rclpy.init(context=self.context, domain_id=self.domain_id)
-        params = {"objects": list(objects), "condition": condition or "nominal", "seed": int(seed)}
+        params = {"objects": list(objects), "condition": condition or "nominal", "seed": int(seed), **dict(sim_params or {})}
         self.sim = SimRobot(context=self.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.sim)
