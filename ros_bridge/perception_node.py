@@ -53,7 +53,7 @@ def decode_image(msg: Any, compressed: bool) -> np.ndarray:
     import cv2
 
     if compressed:
-        buf = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+        buf = np.frombuffer(msg.data, dtype=np.uint8)  # array.array: no copy
         bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
         if bgr is None:
             raise ValueError(f"compressed image ({msg.format!r}, {buf.size} bytes) does not decode as jpeg or png")
@@ -64,7 +64,7 @@ def decode_image(msg: Any, compressed: bool) -> np.ndarray:
     c, h, w = _CHANNELS[enc], int(msg.height), int(msg.width)
     if msg.step < w * c or len(msg.data) != msg.step * h:
         raise ValueError(f"{enc} image {w}x{h}: step {msg.step} and {len(msg.data)} data bytes do not match")
-    rows = np.frombuffer(bytes(msg.data), dtype=np.uint8).reshape(h, msg.step)[:, : w * c]
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(h, msg.step)[:, : w * c]
     img = rows.reshape(h, w, c) if c > 1 else rows.reshape(h, w)
     if enc == "rgb8":
         return img

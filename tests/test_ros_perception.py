@@ -208,7 +208,7 @@ def test_perceived_pose_from_sim_robot_images(rig: Rig) -> None:
     timing = rig.probe.record("/perception/timing", Float64MultiArray)
     rig.start("sim_robot", **sim_params(**{"camera.width": w, "camera.height": h, "camera.rate": 4.0}))
     rig.start("perception", objects=["red", "blue"], publish_timing=True)
-    ok = rig.probe.wait_for(lambda: len(perceived) >= 3 and len(timing) >= 3, 60)
+    ok = rig.probe.wait_for(lambda: len(perceived) >= 3 and len(timing) >= 3 and len(images) and len(infos), 60)
     assert ok, f"{len(images)} images, {len(infos)} infos, {len(perceived)} poses\n{rig.logs()}"
     img, info = images.last(), infos.last()
     assert (img.width, img.height, img.encoding, img.step) == (w, h, "rgb8", 3 * w) and len(img.data) == 3 * w * h
