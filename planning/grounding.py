@@ -371,6 +371,13 @@ class _GroundedView:
     def object_pos(self, name: str) -> np.ndarray:
         return self._base.object_pos(self._map[name])
 
+    def object_view(self, name: str) -> np.ndarray:
+        return self._base.object_pos(self._map[name])
+
+    def objects_pos(self, names: tuple[str, ...]) -> np.ndarray:
+        """The positions of (skill) cubes `names`, concatenated (what a task's achieved goal reads)."""
+        return np.concatenate([self.object_pos(n) for n in names]) if names else np.zeros(0)
+
     def tcp_pos(self) -> np.ndarray:
         return self._base.tcp_pos()
 

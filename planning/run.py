@@ -118,11 +118,13 @@ def run_task(
 
         from envs.conditions import make_condition_env
 
+        cfg = config or ControllerConfig(adapt=adapt)
+        condition = cfg.condition if condition == "nominal" else condition  # a config may declare it too
+        cfg = replace(cfg, condition=condition)
         env = make_condition_env(spec.env_id, condition, robot=robot or sim_assets.DEFAULT_ROBOT, obs_layout=skills_obs_layout(skills))
         robot_id, scene = env.unwrapped.robot.description.model_id, spec.name
         report["robot"] = robot_id
         report["condition"] = condition
-        cfg = replace(config or ControllerConfig(adapt=adapt), condition=condition)
         bandit = store.load(robot_id, scene)
         ctrl = HierarchicalController(skills, cfg, bandit, seed=seed)
         results = []

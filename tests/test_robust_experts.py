@@ -76,11 +76,11 @@ def test_filtered_cube_position_is_closer_than_one_noisy_observation():
 
 
 def test_starter_pick_place_succeeds_under_80ms_latency(tmp_path):
-    """Seeds 0-2 of PandaPickPlace under `latency80`: before the experts closed the loop on their
-    observation (commit 8a53f41, docs/robustness.md BEFORE table) the starter `pick_place_red`
-    failed every one of them (0/10 on seeds 0-9; 1/30 on seeds 0-29): its phase switches acted on
-    positions two periods stale and the hand rang around the cube. The observing expert identifies
-    the two periods of latency and predicts past them."""
+    """Seeds 0-2 of PandaPickPlace under `latency80`. Before the experts closed the loop on their
+    observation (commit 8a53f41, the BEFORE table in docs/robustness.md) the PickPlace expert failed
+    all of seeds 0-9 at 80 ms and the starter `pick_place_red` solved 1 of seeds 0-29, so at most one
+    of these three: its phase switches acted on positions two periods stale and the hand rang around
+    the cube. The observing expert identifies the two periods of latency and predicts past them."""
     from envs.conditions import parse_conditions
     from skill_library import SkillLibrary, build_starter_skills
     from skill_library.episodes import evaluate_skill_target

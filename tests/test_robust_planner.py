@@ -60,3 +60,17 @@ def test_controller_config_carries_the_condition_to_grounding(pick_red_with_cond
         warnings.simplefilter("error")
         ops = ctrl.operators(scene, domain)
     assert [op.success for op in ops] == [0.25]
+
+
+@pytest.mark.slow
+def test_run_task_runs_the_env_under_the_declared_condition(tmp_path):
+    # Stack-two with the scripted starter skills at 80 ms of latency: the report names the condition
+    # and the observing scripts still solve it.
+    from planning import run_task
+    from skill_library import SkillLibrary, build_starter_skills
+
+    lib = SkillLibrary(tmp_path / "lib")
+    build_starter_skills(lib, ["pick_red", "place_red_on_blue", "stack_red_on_blue"])
+    report = run_task("stack-two", library=lib, episodes=2, seed=0, adapt=False, condition="latency80")
+    assert report["condition"] == "latency80"
+    assert report["summary"]["success_rate"] >= 0.5
