@@ -12,7 +12,7 @@ BENCHMARKS = {
     "envs": "env step rate and overhead over raw MuJoCo physics",
     "experts": "scripted expert success per (robot, task) over seeded episodes",
     "skills": "skill package load time and call latency",
-    "demos": "demonstration recording and replay throughput",
+    "demos": "demonstration recording and replay throughput, LeRobot export/import, ROS 2 bag import",
     "training": "multi-critic SAC throughput against SB3 SAC",
     "ros": "ROS 2 bridge tick and end-to-end latency",
     "sbd": "skill boundary detection: boundary/segment F1 vs baselines, held-out task, speed",
