@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 MIN_CONTRAST = 20.0  # grey levels between border and quiet zone for an edge sample to count
+_NEXT, _PREV = np.array([1, 2, 3, 0]), np.array([3, 0, 1, 2])
 
 
 def refine_corners_by_edges(grey: np.ndarray, quad: np.ndarray, samples: int = 10, half_width: float = 2.5,
@@ -25,7 +26,7 @@ def refine_corners_by_edges(grey: np.ndarray, quad: np.ndarray, samples: int = 1
     All four sides are measured at once (one remap), so a marker costs well under a millisecond."""
     g = grey if grey.dtype == np.float32 else grey.astype(np.float32)
     quad = np.asarray(quad, dtype=np.float64)
-    a, d = quad, np.roll(quad, -1, axis=0) - quad  # side i runs from corner i to corner i+1
+    a, d = quad, quad[_NEXT] - quad  # side i runs from corner i to corner i+1
     length = np.hypot(d[:, 0], d[:, 1])
     if np.any(length < 4.0):
         return quad
@@ -60,7 +61,7 @@ def refine_corners_by_edges(grey: np.ndarray, quad: np.ndarray, samples: int = 1
     theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)
     u = np.column_stack((np.cos(theta), np.sin(theta)))
     # corner i is where side i-1 meets side i
-    c1, u1, c2, u2 = np.roll(c, 1, axis=0), np.roll(u, 1, axis=0), c, u
+    c1, u1, c2, u2 = c[_PREV], u[_PREV], c, u
     den = u1[:, 0] * u2[:, 1] - u1[:, 1] * u2[:, 0]
     if np.any(np.abs(den) < 1e-6):
         return quad

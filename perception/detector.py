@@ -233,7 +233,7 @@ class MarkerPoseEstimator:
         p = pts3 @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]
         if np.any(p[:, 2] <= 1e-6):
             return math.inf
-        if self._distorted:
+        if self.camera.distortion.any():
             rvec, _ = cv2.Rodrigues(T_cam_obj[:3, :3])
             proj = cv2.projectPoints(pts3, rvec, T_cam_obj[:3, 3], self.camera.K, self.camera.distortion)[0].reshape(-1, 2)
         else:
@@ -242,10 +242,6 @@ class MarkerPoseEstimator:
             proj = np.column_stack((K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]))
         d = proj - pts2
         return math.sqrt(float((d * d).sum()) / len(d))
-
-    @property
-    def _distorted(self) -> bool:
-        return bool(np.any(self.camera.distortion))
 
 
 def _marker_in_object(corners: np.ndarray) -> np.ndarray:
