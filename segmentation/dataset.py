@@ -20,6 +20,7 @@ from common.video import iter_mp4
 
 __all__ = [
     "PROPRIO_DIM",
+    "proprio_dim",
     "SegEpisode",
     "gripper_events",
     "load_episodes",
@@ -31,7 +32,23 @@ __all__ = [
 ]
 
 
-PROPRIO_DIM = 15  # tcp_pos(3) gripper_width(1) tcp_vel(3) gripper_vel(1) joint_pos(7): envs.observation.ROBOT_FIELDS
+def proprio_dim(env_id: str | None = None, env_kwargs: dict[str, Any] | None = None) -> int:
+    """Width of the proprioception (the robot part of the observation) a demo file recorded.
+
+    From the robot and observation layout the file names (`demos.trajectory.recorded_robot`): 15 for
+    the Panda in the "joint" layout (8 + 7 joints), 14 for the UR5e, 17 in the robot-independent
+    "tcp" layout; files that name neither are the default robot's "joint" layout.
+    """
+    from demos.trajectory import recorded_robot
+    from envs.observation import robot_fields
+    from sim_assets import load_robot
+
+    robot, layout = recorded_robot(env_id, env_kwargs)
+    return sum(n for _, n in robot_fields(len(load_robot(robot).arm.joints), layout))
+
+
+# The default robot's "joint" layout (files recorded before robots were data); a file's own is `proprio_dim`.
+PROPRIO_DIM = proprio_dim()
 
 
 @dataclass
@@ -109,6 +126,7 @@ def load_hdf5_episodes(
     out = []
     with DemoFile(path) as f:
         names = f.demo_names if episodes is None else [f.demo_name(int(i)) for i in episodes]
+        n_proprio = proprio_dim(f.env_id, f.env_kwargs)
         for name in names:
             ep = f.episode(name)
             keys = [k for k in ep.obs if k.endswith("_image")]
@@ -123,8 +141,8 @@ def load_hdf5_episodes(
                 imgs[cam] = resize_frames(ep.obs[key], image_size)
             low = {k: np.asarray(v, dtype=np.float32) for k, v in ep.obs.items() if not k.endswith("_image")}
             prop = None
-            if proprio and "observation" in low and low["observation"].shape[1] >= PROPRIO_DIM:
-                prop = low["observation"][:, :PROPRIO_DIM].copy()
+            if proprio and "observation" in low and low["observation"].shape[1] >= n_proprio:
+                prop = low["observation"][:, :n_proprio].copy()
             out.append(
                 SegEpisode(
                     name=f"{Path(path).name}:{name}",

@@ -136,3 +136,16 @@ def test_no_module_outside_the_descriptions_names_a_robots_joints_or_links():
                 if match:
                     hits.append(f"{path.relative_to(ROOT)}:{lineno}: {match.group(0)}")
     assert not hits, "robot joint/link names outside sim_assets/robots/:\n" + "\n".join(hits)
+
+
+def test_no_module_reads_the_default_robots_constants():
+    """`envs.robot`'s ARM_JOINT_NAMES, Q_MIN, ... and `envs.observation.ROBOT_FIELDS` are the default robot's (kept for
+    old callers): a module that reads them assumes the Panda. Modules take the robot from a description instead."""
+    constants = ("ARM_JOINT_NAMES", "FINGER_JOINT_NAMES", "TCP_SITE", "MAX_GRIPPER_WIDTH", "Q_MIN", "Q_MAX", "QD_MAX",
+                 "TAU_MAX", "ROBOT_FIELDS")
+    pattern = re.compile(r"\b(?:" + "|".join(constants) + r")\b")
+    defined_in = {ROOT / "envs" / "robot.py", ROOT / "envs" / "observation.py"}
+    hits = [f"{path.relative_to(ROOT)}:{lineno}: {line.strip()}"
+            for package in PACKAGES for path in sorted((ROOT / package).rglob("*.py")) if path not in defined_in
+            for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not hits, "modules reading the default robot's constants:\n" + "\n".join(hits)
