@@ -193,10 +193,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for item in items:
             for cond in conds:
                 t_item = time.perf_counter()
-                env_ok, starts = _env_episodes(item, cond, seeds, lib)
                 work = Path(tmp) / f"{item.label.replace(':', '_')}-{cond.name}"
                 work.mkdir(parents=True)
-                ros_ok, episodes = _ros_episodes(item, cond, seeds, starts, str(lib.root), domain, work, args.conditions_file)
+                try:
+                    env_ok, starts = _env_episodes(item, cond, seeds, lib)
+                    ros_ok, episodes = _ros_episodes(item, cond, seeds, starts, str(lib.root), domain, work, args.conditions_file)
+                except Exception as exc:  # one broken cell is reported; the others still run
+                    print(f"  {item.label:<16} {cond.name:<13} error: {type(exc).__name__}: {exc}", flush=True)
+                    rows.append({"item": item.label, "condition": cond.name, "error": f"{type(exc).__name__}: {exc}"})
+                    continue
                 row = {
                     "item": item.label, "condition": cond.name, "env_id": item.env_id, "episodes": len(seeds),
                     "env_successes": sum(env_ok), "ros_successes": sum(ros_ok),
@@ -209,13 +214,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                       f"ros {_pct(sum(ros_ok), len(seeds)):<11} ({row['seconds']:.0f} s)", flush=True)
     table = _table(rows, [c.name for c in conds], [i.label for i in items])
     print(table)
-    worst = max((abs(r["ros_minus_env_points"]) for r in rows), default=0.0)
+    worst = max((abs(r["ros_minus_env_points"]) for r in rows if "error" not in r), default=0.0)
     verdict = f"largest |ROS - env| = {worst:.0f} points (goal <= {GOAL_POINTS:.0f}) over {args.episodes} episode(s) per cell"
     print(verdict)
     return {
         "benchmark": "robustness", "episodes": args.episodes, "seed": args.seed, "conditions": [c.to_dict() for c in conds],
         "items": [i.label for i in items], "rows": rows, "table": table, "max_abs_difference_points": worst,
-        "goal_points": GOAL_POINTS, "within_goal": worst <= GOAL_POINTS, "seconds": round(time.perf_counter() - t0, 1),
+        "goal_points": GOAL_POINTS, "within_goal": worst <= GOAL_POINTS and not any("error" in r for r in rows), "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
 
 
@@ -223,9 +228,14 @@ def _table(rows: list[dict[str, Any]], conditions: list[str], items: list[str]) 
     """Markdown: one row per item and path (env, ROS 2, ROS - env), one column per condition."""
     cell = {(r["item"], r["condition"]): r for r in rows}
     lines = ["| skill | path | " + " | ".join(conditions) + " |", "|---|---|" + "---|" * len(conditions)]
+
+    def show(r: dict[str, Any], what: str) -> str:
+        if "error" in r:
+            return "error"
+        return f"{r['ros_minus_env_points']:+.0f}" if what == "diff" else _pct(r[f"{what}_successes"], r["episodes"])
+
     for item in items:
         rs = [cell[(item, c)] for c in conditions]
-        lines.append(f"| {item} | env | " + " | ".join(_pct(r["env_successes"], r["episodes"]) for r in rs) + " |")
-        lines.append(f"| {item} | ROS 2 | " + " | ".join(_pct(r["ros_successes"], r["episodes"]) for r in rs) + " |")
-        lines.append(f"| {item} | ROS - env | " + " | ".join(f"{r['ros_minus_env_points']:+.0f}" for r in rs) + " |")
+        for label, what in (("env", "env"), ("ROS 2", "ros"), ("ROS - env", "diff")):
+            lines.append(f"| {item} | {label} | " + " | ".join(show(r, what) for r in rs) + " |")
     return "\n".join(lines)
