@@ -170,7 +170,8 @@ def _episodes(task: str, perceived: bool, seeds: list[int], library_root: str, d
                 deadline = time.monotonic() + 60
                 while time.monotonic() < deadline and not all(len(r) for r in poses.values()):
                     sim.executor.spin_once(timeout_sec=0.005)
-            params = {"library_root": library_root, "stop_on_success": False, "autostart": True, "plan_task": task, "plan_max_steps": steps}
+            params = {"library_root": library_root, "stop_on_success": False, "autostart": True, "plan_task": task,
+                      "plan_max_steps": steps, "predict_object_poses": perceived}  # as deploy --perception runs it
             try:
                 end = sim.run(s, positions, params, steps, steps * 0.04 * 8 + 60.0)  # generous: a loaded machine is slow
             finally:

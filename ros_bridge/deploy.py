@@ -81,6 +81,7 @@ def perception_overrides(
     poses to GROUND_TRUTH_PREFIX. Returns the perception node's parameters (ValueError, before any
     node starts, for a camera with no calibration)."""
     ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
+    overrides.setdefault("skill_executor", {}).setdefault("predict_object_poses", True)  # images are 0.1-0.3 s old
     per = overrides.setdefault("perception", {})
     if "profile" in ex:
         per.setdefault("profile", ex["profile"])

@@ -76,6 +76,7 @@ class ExecutorParams:
     state_source: str = ""  # "" = the profile's choice; "sources" (each device's topic) or "merged"
     shadow: bool = False  # compute every command but send none: publish each on ~/preview (JointTrajectory)
     object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
+    predict_object_poses: bool = False  # carry each pose forward from its stamp at its velocity (perceived poses)
     stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
     autostart: bool = True  # start the skill as soon as states arrive
     stop_on_success: bool = True  # hold and report "done" once the task's success test has passed

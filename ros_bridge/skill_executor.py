@@ -255,6 +255,7 @@ class SkillExecutor(Node):
         self._maybe_status()
 
     def _run_policy(self, reading, measured: np.ndarray, age: float, limit: float) -> SafetyOutput:
+        p = self.params
         missing = self.poses.missing()
         if missing:
             self.exec_fault = f"waiting for poses of {missing}" + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
@@ -269,7 +270,12 @@ class SkillExecutor(Node):
         if not self._task_lock.acquire(timeout=0.3 * self.period):
             return self.safety.hold(None)  # the planner thread still holds the scene: skip this period
         try:
-            self.task.load_state(reading, {o: self.poses.latest(o) for o in self.task.objects})
+            if p.predict_object_poses:  # carried forward from their stamps (perceived poses are old)
+                now = self._now()
+                objects = {o: self.poses.predicted(o, now, p.safety.max_pose_age_s) for o in self.task.objects}
+            else:
+                objects = {o: self.poses.latest(o) for o in self.task.objects}
+            self.task.load_state(reading, objects)
             obs = self.task.observe()
             self._last_tcp = self.task.tcp_pos().round(4).tolist()
         finally:

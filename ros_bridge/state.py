@@ -238,6 +238,8 @@ class PoseCache:
             q = -q
         with self._lock:
             prev = self._latest.get(name)
+            if prev is not None and stamp_s == prev.stamp_s and np.array_equal(p, prev.position):
+                return None  # the same pose again (an unseen object's last one): nothing new, velocities kept
             dt = stamp_s - prev.stamp_s if prev is not None else 0.0
             if prev is not None and 1e-4 < dt < 0.5:
                 lin = (p - prev.position) / dt
@@ -258,6 +260,16 @@ class PoseCache:
         """Most recent pose of `name`, or None."""
         with self._lock:
             return self._latest.get(name)
+
+    def predicted(self, name: str, now_s: float, max_dt: float) -> ObjectReading | None:
+        """The latest pose of `name` carried forward to `now_s` at its finite-difference velocity
+        (at most `max_dt` seconds ahead): a pose stamped with its image's time, 0.1-0.3 s old, is
+        where the object was, not where it is while the arm carries it."""
+        r = self.latest(name)
+        if r is None:
+            return None
+        dt = min(max(now_s - r.stamp_s, 0.0), max_dt)
+        return ObjectReading(r.position + r.linvel * dt, r.quat_wxyz, r.linvel, r.angvel, r.stamp_s, r.received_s)
 
     def missing(self) -> list[str]:
         """Objects with no pose yet."""
