@@ -8,7 +8,7 @@ or a wrong type is an error naming the key and the allowed keys) and returns a
 
 The sections mirror the YAML layout::
 
-    experiment, env_id, env_kwargs, obs_layout, algo, seed, total_timesteps, n_envs, vec_env,
+    experiment, env_id, env_kwargs, obs_layout, robot, init, algo, seed, total_timesteps, n_envs, vec_env,
     torch_threads, device, runs_dir, log_interval
     her:             HerConfig | null           HER relabelling (goal envs)
     normalize:       NormalizeConfig | null     observation running mean/std (VecNormalize)
@@ -182,6 +182,12 @@ class TrainConfig(ConfigSection):
     # Observation layout of the env and of the skills the run exports: "tcp" (no joint angles)
     # runs on any robot; "joint" adds the arm's joint angles. `env_kwargs.obs_layout` sets it too.
     obs_layout: Literal["tcp", "joint"] = "tcp"
+    # The robot the env runs (a shipped name or a description YAML path; null: the env id's own).
+    # `env_kwargs.robot` sets it too. With `init`, a skill trained on one robot is fine-tuned on this one.
+    robot: str | None = None
+    # A skill package directory whose policy network (and observation statistics) start the run's
+    # actor: fine-tuning instead of training from scratch (`skillstack train --init SKILL`).
+    init: str | None = None
     algo: Literal["multi_critic_sac", "sac"] = "multi_critic_sac"
     seed: int = 0
     total_timesteps: int = 10_000
@@ -204,6 +210,9 @@ class TrainConfig(ConfigSection):
         if "obs_layout" in self.env_kwargs:  # one place for it: the typed field
             self.env_kwargs = dict(self.env_kwargs)
             self.obs_layout = self.env_kwargs.pop("obs_layout")
+        if "robot" in self.env_kwargs:  # likewise
+            self.env_kwargs = dict(self.env_kwargs)
+            self.robot = self.env_kwargs.pop("robot")
         if self.obs_layout not in OBS_LAYOUTS:
             raise ConfigTypeError(f"obs_layout must be one of {list(OBS_LAYOUTS)}, got {self.obs_layout!r}")
         if self.algo not in ALGOS:
@@ -223,7 +232,8 @@ class TrainConfig(ConfigSection):
     @property
     def env_make_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``envs.make(env_id, ...)`` for this run: ``env_kwargs`` plus the layout."""
-        return {**self.env_kwargs, "obs_layout": self.obs_layout}
+        robot = {} if self.robot is None else {"robot": self.robot}
+        return {**self.env_kwargs, "obs_layout": self.obs_layout, **robot}
 
     @property
     def skill_key(self) -> str:

@@ -138,6 +138,10 @@ def _resume_or_start(model: Any, venv: Any, cfg: TrainConfig, out: Path, resume:
         print(f"{out}: no checkpoint yet; starting from scratch", file=sys.stderr)
         (out / EVAL_FILE).unlink(missing_ok=True)
     model.set_random_seed(cfg.seed)
+    if cfg.init is not None:  # fine-tuning: the actor starts as the given skill's policy
+        from policies.training.init_policy import init_from_package
+
+        init_from_package(model, venv, cfg.init)
     if cfg.demonstrations.episodes > 0:
         t0 = time.perf_counter()
         timing["demo_transitions"] = seed_with_demonstrations(

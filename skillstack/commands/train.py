@@ -35,9 +35,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--library", default=None, metavar="DIR",
                    help="skill library to publish into (shortcut for --set export.library=DIR; "
                    "default $SKILLSTACK_LIBRARY or ~/.skillstack/skills)")
+    p.add_argument("--init", default=None, metavar="SKILL",
+                   help="fine-tune: start the policy from an RL skill, NAME[@VERSION] in --library (else "
+                   "$SKILLSTACK_LIBRARY or ~/.skillstack/skills) or a package directory, verified first; e.g. "
+                   "--init reach --set robot=ur5e trains a Panda skill on the UR5e (same task, layout and net_arch)")
     p.add_argument("--no-export", action="store_true", help="do not export skill packages at the end")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def init_package(skill: str, library: str | None = None) -> str:
+    """The verified package directory of `skill`: a package directory, or NAME[@VERSION] in the library."""
+    from pathlib import Path
+
+    from skill_library.package import verify_package
+    from skill_library.registry import SkillLibrary
+
+    if Path(skill).is_dir():
+        verify_package(skill)
+        return str(Path(skill).resolve())
+    lib = SkillLibrary(library)
+    lib.read(skill)  # signature, digest and every file hash, as loading it would check
+    return str(Path(lib.resolve(skill).path).resolve())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.library is not None:
         overrides.append(f"export.library={args.library}")
+    if args.init is not None:
+        overrides.append(f"init={init_package(args.init, args.library)}")
     run_dir = args.run_dir
     if args.resume and run_dir is None and Path(args.config).is_dir():
         run_dir = args.config
