@@ -130,6 +130,9 @@ class Belief:
     def commanded(self, displacement: np.ndarray) -> None:
         """Record the TCP displacement the expert just commanded (the action's first three entries x max_delta)."""
         self._cmds.append(np.asarray(displacement, dtype=np.float64)[:3].copy())
+        if len(self._cmds) > 8 * self.window:  # a long run (a deployment) keeps only the recent history
+            drop = 4 * self.window
+            del self._cmds[:drop], self._tcps[:drop]
 
     # ------------------------------------------------------------------ what the script reads
     def object(self, name: str) -> np.ndarray:
