@@ -41,13 +41,15 @@ import numpy as np
 
 from segmentation.dataset import SegEpisode
 
-__all__ = ["SegmentSkill", "build_segment_skills", "chain_label", "chain_runs", "infer_predicates", "merge_runs"]
+__all__ = ["SegmentSkill", "build_segment_skills", "chain_label", "chain_runs", "group_by_effect", "infer_predicates", "merge_runs"]
 
 OBS_KEYS = ("observation", "desired_goal")
 
 # A precondition literal -> the literals it implies by the predicates' definitions (envs.predicates:
 # holding = at_grasp and the gripper closed on the cube); implied ones are left out of preconditions.
 IMPLIES = {"holding": ("at_grasp",)}
+# Predicates a run may change and set back that are still its effects (see `infer_predicates`'s `flipped`).
+RESTORED = ("holding",)
 
 
 @dataclass
@@ -97,12 +99,21 @@ def _literals(scene: Any) -> dict[str, bool]:
     return out
 
 
-def infer_predicates(starts: Sequence[dict[str, bool]], ends: Sequence[dict[str, bool]], agree: float = 0.9) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def infer_predicates(
+    starts: Sequence[dict[str, bool]],
+    ends: Sequence[dict[str, bool]],
+    agree: float = 0.9,
+    *,
+    flipped: Sequence[dict[str, bool]] | None = None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(preconditions, effects) as literal strings from predicate values at segment starts and ends.
 
     Preconditions list the literals that agree at the starts (negated ones only for holding/on;
     none implied by another precondition, see `IMPLIES`); effects, the literals that agree at the
-    ends with the opposite value at the starts.
+    ends with the opposite value at the starts. `flipped` (per run: literal -> whether it took the
+    other value at some step inside the run) adds the `RESTORED` literals a run changes and sets back
+    (a stack run grasps the cube and lets go of it): `!holding(red)` then is an effect, the release
+    at the end, so the planner does not take the grasp on the way for a broken goal.
     """
     if not 0.5 <= agree <= 1.0:
         raise ValueError(f"agree must be in [0.5, 1], got {agree}")
@@ -125,7 +136,11 @@ def infer_predicates(starts: Sequence[dict[str, bool]], ends: Sequence[dict[str,
                for q in IMPLIES[k.split("(")[0]]}  # fmt: skip
     pre_l = tuple(lit(k, v) for k, v in sorted(pre.items())
                   if (v or k.startswith(("holding", "on("))) and not (v and k in implied))  # fmt: skip
-    eff_l = tuple(lit(k, v) for k, v in sorted(post.items()) if pre.get(k) != v and k in pre)
+    changed = {k for k, v in post.items() if pre.get(k) != v and k in pre}
+    if flipped:
+        changed |= {k for k, v in post.items() if pre.get(k) == v and k.split("(")[0] in RESTORED
+                    and float(np.mean([bool(f.get(k, False)) for f in flipped])) >= agree}  # fmt: skip
+    eff_l = tuple(lit(k, v) for k, v in sorted(post.items()) if k in changed)
     return pre_l, eff_l
 
 
@@ -157,6 +172,35 @@ def chain_runs(runs: Sequence[tuple[int, int, int]], open_types: set[int]) -> li
     return out
 
 
+def group_by_effect(
+    groups: dict[tuple[tuple[int, ...], str], list[Any]], run_effects: Callable[[Any, int, int], tuple[str, ...]]
+) -> dict[tuple[tuple[int, ...], str], list[Any]]:
+    """Runs regrouped by (own effects, task): chains of different types that reach the same effects are one skill.
+
+    The detector cuts one behaviour at slightly different places in different episodes, so chaining
+    yields several type sequences (1-0-1, 1-0-2-1, ...) for one pick-and-stack, each with too few runs
+    to fit. Each run's own effects (`run_effects(ep, start, end)`) are its signature; a group is keyed
+    by the type sequence most of its runs went through (ties: the first seen). Runs with no effect of
+    their own keep their type-sequence group.
+    """
+    by_sig: dict[tuple[tuple[str, ...], str], list[tuple[tuple[int, ...], Any]]] = {}
+    out: dict[tuple[tuple[int, ...], str], list[Any]] = {}
+    for (types, env_id), runs in groups.items():
+        for ep, s, e in runs:
+            sig = tuple(run_effects(ep, s, e))
+            if sig:
+                by_sig.setdefault((sig, env_id), []).append((types, (ep, s, e)))
+            else:
+                out.setdefault((types, env_id), []).append((ep, s, e))
+    for (_, env_id), members in by_sig.items():
+        labels = [t for t, _ in members]
+        key = (max(dict.fromkeys(labels), key=labels.count), env_id)
+        while key in out:  # another effect's runs went through the same types mostly: keep both apart
+            key = (key[0] + (-1,), env_id)
+        out[key] = [r for _, r in members]
+    return out
+
+
 def build_segment_skills(
     segmenter: Any,
     episodes: Sequence[SegEpisode],
@@ -173,6 +217,12 @@ def build_segment_skills(
     chain: bool = True,
     seed: int = 0,
     log: Callable[[str], None] | None = None,
+    bc_batch: int = 64,
+    augment_copies: int = 4,
+    augment_sigma: float = 0.01,
+    ignore_joints: bool = True,
+    restored: bool = True,
+    by_effect: bool = True,
 ) -> list[SegmentSkill]:
     """Segment `episodes` (with recorded states and low-dim observations), fit one BC skill per (type, task), add to `library`.
 
@@ -180,11 +230,17 @@ def build_segment_skills(
     (predicates need them). `agree` is the fraction of runs a predicate must agree on to become a
     precondition or effect. `merge` joins consecutive segments of one type into one run (`merge_runs`;
     False: every segment is its own example). `chain` joins a run of a type without effects to the
-    runs after it (`chain_runs`, see the module docstring). Returns what was built; phase names, when
-    recorded, only label the report.
+    runs after it (`chain_runs`, see the module docstring). `bc_batch` is the BC minibatch (small: a
+    type's runs are a few thousand steps). `augment_copies` displaced copies of every step with
+    corrective labels (`segmentation.skill_data.corrective_copies`, TCP shifted by N(0, `augment_sigma`)
+    m) teach the skill to return to its runs; `ignore_joints` fits and runs it without the arm's joint
+    angles (`absolute_inputs_off`). `restored` declares a cube a run grasps and lets go of as released
+    (`!holding(x)`, see `infer_predicates`). `by_effect` pools the runs (chained or not) that reach
+    the same effects whatever types they went through (`group_by_effect`). Returns what was built; phase names, when recorded, only label the report.
     """
     import envs
     from policies.bc import train_bc
+    from segmentation.skill_data import absolute_inputs_off, corrective_copies, ignored_columns, silence_columns
 
     from skill_library.authoring import new_provenance, observation_spec_from_flat_stats, task_from_env
     from skill_library.errors import SkillSetupError
@@ -227,8 +283,18 @@ def build_segment_skills(
                     out.setdefault((types, ep.env_id), []).append((ep, s, e))
         return out
 
+    def flipped_in(ep: SegEpisode, s: int, e: int) -> dict[str, bool]:
+        """Per literal: whether it took the other value than at the run's start at some step inside it (every 2nd step)."""
+        first = literals_at(ep, s)
+        out = dict.fromkeys(first, False)
+        for t in range(s + 1, e, 2):
+            for k, v in literals_at(ep, t).items():
+                out[k] = out[k] or v != first[k]
+        return out
+
     def predicates(segs: Sequence[tuple[SegEpisode, int, int]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        return infer_predicates([literals_at(ep, s) for ep, s, _ in segs], [literals_at(ep, e) for ep, _, e in segs], agree)
+        return infer_predicates([literals_at(ep, s) for ep, s, _ in segs], [literals_at(ep, e) for ep, _, e in segs], agree,
+                                flipped=[flipped_in(ep, s, e) for ep, s, e in segs] if restored else None)  # fmt: skip
 
     groups = group({})
     if chain:  # types (with enough runs) whose runs agree on no effect are joined to what follows
@@ -237,6 +303,8 @@ def build_segment_skills(
             if len(segs) >= min_segments and not predicates(segs)[1]:
                 open_types.setdefault(env_id, set()).add(types[0])
         groups = group(open_types)
+    if by_effect:
+        groups = group_by_effect(groups, lambda ep, s, e: predicates([(ep, s, e)])[1])
     built: list[SegmentSkill] = []
     with tempfile.TemporaryDirectory(prefix="skillstack-sbd-skills-") as tmp:
         for (types, env_id), segs in sorted(groups.items()):
@@ -252,7 +320,13 @@ def build_segment_skills(
                     phase_votes += [ep.phase_names[int(p)] for p in ep.phases[s:e]]
             pre, eff = predicates(segs)
             x, y = np.concatenate(xs), np.concatenate(ys)
-            policy = train_bc(x, y, epochs=bc_epochs, seed=seed, action_low=env.action_space.low, action_high=env.action_space.high)
+            layout = env.unwrapped.obs_builder.layout
+            x, y = corrective_copies(x, y, layout, copies=augment_copies, sigma=augment_sigma,
+                                     max_delta=env.unwrapped.max_delta, seed=seed)  # fmt: skip
+            off = ignored_columns(layout) if ignore_joints else np.zeros(0, dtype=int)
+            policy = train_bc(absolute_inputs_off(x, off), y, epochs=bc_epochs, batch=bc_batch, seed=seed,
+                              action_low=env.action_space.low, action_high=env.action_space.high)  # fmt: skip
+            policy.obs_mean, policy.obs_std = silence_columns(policy.obs_mean, policy.obs_std, off)
             family = task_from_env(env).family
             label = chain_label(types)
             name = f"sbd_{family}_type{label}"
@@ -275,6 +349,8 @@ def build_segment_skills(
                     tags=("sbd", "bc", family), preconditions=pre, effects=eff,
                     provenance=new_provenance(command="segmentation.build_segment_skills",
                                               config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
+                                                      "bc_batch": bc_batch, "augment_copies": augment_copies,
+                                                      "augment_sigma": augment_sigma, "ignore_joints": ignore_joints, "restored": restored, "by_effect": by_effect,
                                                       "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
                     descriptors=settings, library=lib,
                 )  # fmt: skip

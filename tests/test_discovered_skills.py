@@ -73,3 +73,31 @@ def test_a_skill_fitted_without_joint_angles_ignores_them_when_run(stack_env):
     other = obs.copy()
     other[:, layout["red_rel_pos"]] += 0.2  # what it does read still steers it
     assert not np.allclose(policy.predict(other), policy.predict(obs), atol=1e-4)
+
+
+def test_a_run_that_grasps_and_lets_go_declares_the_release():
+    from segmentation.skills import infer_predicates
+
+    start = {"holding(red)": False, "on(red,blue)": False, "gripper_open": True}
+    end = {"holding(red)": False, "on(red,blue)": True, "gripper_open": True}
+    grasped = {"holding(red)": True, "on(red,blue)": False, "gripper_open": True}
+    never = dict.fromkeys(start, False)
+    assert infer_predicates([start] * 4, [end] * 4)[1] == ("on(red,blue)",)  # without what happened inside the runs
+    assert infer_predicates([start] * 4, [end] * 4, flipped=[grasped] * 4)[1] == ("!holding(red)", "on(red,blue)")
+    # held in too few runs (1 of 4 < agree), or a predicate that is not a grasp: not declared
+    assert infer_predicates([start] * 4, [end] * 4, flipped=[grasped] + [never] * 3)[1] == ("on(red,blue)",)
+    opened = {**never, "gripper_open": True}
+    assert infer_predicates([start] * 4, [end] * 4, flipped=[opened] * 4)[1] == ("on(red,blue)",)
+
+
+def test_runs_through_different_types_with_the_same_effects_are_one_skill():
+    from segmentation.skills import group_by_effect
+
+    env = "skillstack/PandaStack-v0"
+    effects = {0: ("on(red,blue)",), 1: ("on(red,blue)",), 2: ("on(red,blue)",), 3: ("holding(red)",), 4: ()}
+    groups = {((1, 0, 1), env): [("ep", 0, 10), ("ep", 1, 10)], ((1, 0, 2, 1), env): [("ep", 2, 10)],
+              ((5,), env): [("ep", 3, 10), ("ep", 4, 10)]}
+    out = group_by_effect(groups, lambda ep, s, e: effects[s])
+    assert out == {((1, 0, 1), env): [("ep", 0, 10), ("ep", 1, 10), ("ep", 2, 10)],  # named by the majority's types
+                   ((5,), env): [("ep", 4, 10)],  # no effect of its own: kept by its types
+                   ((5, -1), env): [("ep", 3, 10)]}  # another effect through the same types: kept apart
