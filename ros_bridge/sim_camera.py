@@ -14,8 +14,8 @@ stamped with the time of the physics state the frame shows (the clock joint stat
 stamped with), in the camera's optical frame (``<name>_optical_frame``).
 
 Rendering is CPU work (EGL on llvmpipe): ``camera.quality: fast`` (the default) draws without
-shadows or multisampling, ~5x cheaper than ``full`` (53 vs 423 ms a 640x480 frame on the loaded
-2-core machine; marker poses 0.55 vs 0.3 mm off). It never runs in the physics callback: the
+shadows or multisampling, ~5-9x cheaper than ``full`` (60 vs 528 ms a 640x480 frame on the loaded
+2-core machine; a still cube's pose 3.3 vs 1-3.3 mm off: aliased edges cost accuracy). It never runs in the physics callback: the
 physics timer only copies the state (`offer`, a few microseconds) when a frame is due and the
 render thread is free, and a thread of its own, with its own MjData and renderer, draws and
 publishes. MuJoCo releases the GIL while it renders, so the 200 Hz
