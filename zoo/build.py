@@ -100,7 +100,7 @@ def build_zoo(
         target = root / ARTIFACTS / recipe.name
         target.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix=f"zoo-{recipe.name}-", dir=target.parent) as tmp, \
+        with tempfile.TemporaryDirectory(prefix=f".zoo-build-{recipe.name}-", dir=target.parent) as tmp, \
                 tempfile.TemporaryDirectory(prefix=f"zoo-work-{recipe.name}-") as work:
             staged = Path(tmp) / recipe.name
             staged.mkdir()

@@ -102,7 +102,7 @@ def _build_distilled(recipe: Recipe, out: Path, work: Path, log: Log) -> dict[st
     teachers_lib, students_lib = SkillLibrary(work / "teachers"), SkillLibrary(work / "students")
     build_starter_skills(teachers_lib)
     config = DistillConfig(tasks=tuple(p["tasks"]), episodes_per_task=p["episodes_per_task"], epochs=p["epochs"],
-                           seed=p["seed"], grid=p["grid"], episodes_per_cell=p["episodes_per_cell"])
+                           seed=p["seed"], grid=p["grid"], episodes_per_cell=p["episodes_per_cell"], obs_layout=p["obs_layout"])
     students, stats = distill_skills(load_library_skills(teachers_lib, "scripted"), students_lib, config, log=log)
     packages = []
     for s in students:
@@ -221,12 +221,14 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("distilled", "skill", "Long-horizon skills distilled from the scripted teachers by behaviour cloning "
            "(planning.distill): what stack-two and stack-three are composed from.", "planning.distill_skills",
            {"tasks": ["stack-two", "stack-three"], "episodes_per_task": 60, "epochs": 120, "seed": 0, "grid": 2,
+            # joint: the layout the ROS 2 bridge's plan mode feeds (it has no tcp layout yet) and the video skills read
+            "obs_layout": "joint",
             "episodes_per_cell": 2, "eval_tasks": ["stack-three"], "eval_episodes": 10}, _build_distilled),
     Recipe("segmenter", "segmenter", "The default segmenter: action predictor, inverse-dynamics model and the rules "
            "chosen on validation (front camera, so a plain one-camera mp4 segments with it).",
            "segmentation.api.train_segmenter",
-           {"tasks": ["skillstack/PandaPickPlace-v0", "skillstack/PandaPush-v0"], "episodes_per_task": 50, "demo_seed": 0,
-            "cameras": ["front"], "image_size": 64, "epochs": 10, "seed": 0, "fresh_episodes": 10}, _build_segmenter),
+           {"tasks": ["skillstack/PandaPickPlace-v0", "skillstack/PandaPush-v0"], "episodes_per_task": 80, "demo_seed": 0,
+            "cameras": ["front"], "image_size": 64, "epochs": 20, "seed": 0, "fresh_episodes": 10}, _build_segmenter),
     Recipe("video_skills", "skill", "Skills discovered in video by the default segmenter (actions labelled by its "
            "inverse dynamics, never the recorded ones), behaviour-cloned per skill type (zoo.discover).",
            "zoo.discover", {"tasks": ["skillstack/PandaPickPlace-v0"], "episodes_per_task": 40, "demo_seed": 3000,
