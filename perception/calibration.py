@@ -4,8 +4,9 @@ Two set-ups, as OpenCV names them:
 - eye-to-hand (a fixed camera, e.g. "scene"): a marker rigidly on the gripper; the unknown is the
   camera in the robot base frame, T_base_camera. OpenCV solves it when handed the inverted gripper
   poses (base in gripper) instead of the gripper poses.
-- eye-in-hand (a camera on the arm, e.g. "wrist"): a marker fixed in the world (here a marked cube
-  on the table); the unknown is the camera in the gripper (flange) frame, T_flange_camera.
+- eye-in-hand (a camera on the arm, e.g. "wrist"): a marker fixed in the world (here the
+  calibration marker lying on the table); the unknown is the camera in the gripper (flange) frame,
+  T_flange_camera.
 
 Residual: with the solved transform, the target's pose implied by each view (in the gripper frame
 for eye-to-hand, in the base frame for eye-in-hand) should be one and the same; its spread over the
@@ -20,7 +21,6 @@ comments as they are, atomically (common.atomic).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,10 +64,11 @@ class HandEyeResult:
     error_mm: float | None = None  # against the true pose (simulation only)
     error_deg: float | None = None
     per_method: dict[str, tuple[float, float]] = field(default_factory=dict)  # method -> (residual mm, deg)
+    dropped_views: list[int] = field(default_factory=list)  # views left out as outliers
 
     def summary(self) -> dict[str, Any]:
         """Plain values for JSON and printing."""
-        out = {"mode": self.mode, "method": self.method, "views": self.n_views,
+        out = {"mode": self.mode, "method": self.method, "views": self.n_views, "dropped_views": len(self.dropped_views),
                "residual_mm": round(self.residual_mm, 3), "residual_deg": round(self.residual_deg, 3),
                "T": np.round(self.T, 6).tolist()}
         if self.error_mm is not None:
@@ -76,8 +77,12 @@ class HandEyeResult:
 
 
 def solve_hand_eye(T_base_gripper: list[np.ndarray], T_camera_target: list[np.ndarray], mode: str,
-                   methods: tuple[str, ...] = tuple(METHODS)) -> HandEyeResult:
-    """Solve the hand-eye problem for paired views (gripper pose from FK, target pose from the image)."""
+                   methods: tuple[str, ...] = tuple(METHODS), outlier_factor: float = 3.0) -> HandEyeResult:
+    """Solve the hand-eye problem for paired views (gripper pose from FK, target pose from the image).
+
+    Views whose implied target pose is more than `outlier_factor` x the median deviation off the others
+    (a misread marker, a pose flipped by IPPE's ambiguity) are dropped once and the rest solved again,
+    keeping at least MIN_VIEWS; `HandEyeResult.dropped_views` lists them."""
     if mode not in ("eye_to_hand", "eye_in_hand"):
         raise CalibrationError(f"mode must be 'eye_to_hand' or 'eye_in_hand', got {mode!r}")
     if len(T_base_gripper) != len(T_camera_target):
@@ -85,6 +90,19 @@ def solve_hand_eye(T_base_gripper: list[np.ndarray], T_camera_target: list[np.nd
     if len(T_base_gripper) < MIN_VIEWS:
         raise CalibrationError(f"{len(T_base_gripper)} usable views; hand-eye calibration needs at least {MIN_VIEWS} "
                                "(move the arm so the marker is seen from more poses)")
+    first = _solve(list(T_base_gripper), list(T_camera_target), mode, methods)
+    dev = _deviations(first.T, T_base_gripper, T_camera_target, mode)
+    cut = outlier_factor * max(float(np.median(dev)), 1e-4)
+    keep = [i for i, d in enumerate(dev) if d <= cut]
+    if len(keep) == len(dev) or len(keep) < MIN_VIEWS:
+        return first
+    result = _solve([T_base_gripper[i] for i in keep], [T_camera_target[i] for i in keep], mode, methods)
+    result.dropped_views = [i for i in range(len(dev)) if i not in keep]
+    return result
+
+
+def _solve(T_base_gripper: list[np.ndarray], T_camera_target: list[np.ndarray], mode: str,
+           methods: tuple[str, ...]) -> HandEyeResult:
     gripper = [invert(T) for T in T_base_gripper] if mode == "eye_to_hand" else list(T_base_gripper)
     Rg, tg = [T[:3, :3] for T in gripper], [T[:3, 3] for T in gripper]
     Rt, tt = [T[:3, :3] for T in T_camera_target], [T[:3, 3] for T in T_camera_target]
@@ -106,12 +124,22 @@ def solve_hand_eye(T_base_gripper: list[np.ndarray], T_camera_target: list[np.nd
     return best
 
 
+def _implied_targets(X: np.ndarray, T_base_gripper: list[np.ndarray], T_camera_target: list[np.ndarray], mode: str) -> list[np.ndarray]:
+    """The target pose each view implies under X: in the gripper (eye-to-hand) or in the base (eye-in-hand)."""
+    if mode == "eye_to_hand":
+        return [invert(Tg) @ X @ Tc for Tg, Tc in zip(T_base_gripper, T_camera_target)]
+    return [Tg @ X @ Tc for Tg, Tc in zip(T_base_gripper, T_camera_target)]
+
+
+def _deviations(X: np.ndarray, T_base_gripper: list[np.ndarray], T_camera_target: list[np.ndarray], mode: str) -> np.ndarray:
+    """Per view: distance (m) of its implied target position from the median of all views'."""
+    p = np.array([T[:3, 3] for T in _implied_targets(X, T_base_gripper, T_camera_target, mode)])
+    return np.linalg.norm(p - np.median(p, axis=0), axis=1)
+
+
 def _residual(X: np.ndarray, T_base_gripper: list[np.ndarray], T_camera_target: list[np.ndarray], mode: str) -> tuple[float, float]:
     """Spread (RMS mm, RMS deg) of the target pose each view implies, which should be constant."""
-    if mode == "eye_to_hand":
-        implied = [invert(Tg) @ X @ Tc for Tg, Tc in zip(T_base_gripper, T_camera_target)]  # target in gripper
-    else:
-        implied = [Tg @ X @ Tc for Tg, Tc in zip(T_base_gripper, T_camera_target)]  # target in base
+    implied = _implied_targets(X, T_base_gripper, T_camera_target, mode)
     p = np.array([T[:3, 3] for T in implied])
     U, _, Vt = np.linalg.svd(sum(T[:3, :3] for T in implied))
     R_mean = U @ np.diag([1, 1, np.linalg.det(U @ Vt)]) @ Vt
@@ -144,8 +172,8 @@ def collect_sim_views(robot: str = "panda", camera: str = "scene", n_views: int 
                       marker_set: MarkerSet | None = None) -> SimCalibrationViews:
     """Move the simulated arm through random poses around home and measure the target in each image.
 
-    A fixed camera sees a calibration marker mounted on the hand (eye-to-hand); a camera on the arm
-    sees the marked red cube lying where it looks at home (eye-in-hand). Poses are set by kinematics
+    A fixed camera sees the calibration marker mounted on the hand (eye-to-hand); a camera on the arm
+    sees it lying on the table where the camera looks at home (eye-in-hand). Poses are set by kinematics
     (no physics): the calibration needs only where the gripper is, which the robot's FK says."""
     import sim_assets
 
@@ -174,11 +202,9 @@ def collect_sim_views(robot: str = "panda", camera: str = "scene", n_views: int 
     if mode == "eye_to_hand":
         _mount_calibration_marker(spec, model, data, hand, cam_id, markers)
     else:
-        _place_target_cube(model, data, cam_id)
-    cube_qpos = data.qpos[model.joint("cube_red_joint").qposadr[0]:][:7].copy()
+        _lay_calibration_marker(spec, data, cam_id, markers)
     model = spec.compile()
     data = mujoco.MjData(model)
-    data.qpos[model.joint("cube_red_joint").qposadr[0]:][:7] = cube_qpos
     set_arm(home)
     base_body, base_frame = _base_of(model, None, None)
     flange = model.site(desc.flange_site).id
@@ -193,13 +219,13 @@ def collect_sim_views(robot: str = "panda", camera: str = "scene", n_views: int 
     tried = 0
     T_true = None
     try:
-        while len(T_bg) < n_views and tried < 6 * n_views:
+        while len(T_bg) < n_views and tried < 10 * n_views:
             q = home if tried == 0 else np.clip(home + rng.uniform(-joint_range, joint_range, home.size), lo, hi)
             tried += 1
             set_arm(q)
             renderer.update_scene(data, camera=camera, scene_option=option)
             renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False  # 5x cheaper in software GL; not needed
-            T_target = _target_in_camera(estimator, renderer.render(), markers, mode)
+            T_target = _target_in_camera(estimator, renderer.render(), markers)
             if T_target is None:
                 continue
             T_base_flange = invert(body_pose(model, data, base_body))
@@ -227,10 +253,8 @@ def calibrate_in_sim(robot: str = "panda", camera: str = "scene", n_views: int =
     return result, views
 
 
-def _target_in_camera(estimator: MarkerPoseEstimator, image: np.ndarray, markers: MarkerSet, mode: str) -> np.ndarray | None:
-    if mode == "eye_in_hand":
-        pose = estimator.estimate(image).get("red")
-        return None if pose is None or pose.n_markers < 2 else pose.matrix()
+def _target_in_camera(estimator: MarkerPoseEstimator, image: np.ndarray, markers: MarkerSet) -> np.ndarray | None:
+    """T_camera_target of the calibration marker; None when unseen, badly fit or ambiguous."""
     corners, ids, _ = estimator.detect(image)
     for c, marker_id in zip(corners, ids):
         if marker_id == markers.calibration_id:
@@ -261,19 +285,16 @@ def _mount_calibration_marker(spec: mujoco.MjSpec, model: mujoco.MjModel, data: 
                       material=f"marker_{colour}", contype=0, conaffinity=0, group=2, mass=0)
 
 
-def _place_target_cube(model: mujoco.MjModel, data: mujoco.MjData, cam_id: int) -> None:
-    """Put the red cube on the table where the camera's optical axis meets it at home."""
-    import sim_assets
-
+def _lay_calibration_marker(spec: mujoco.MjSpec, data: mujoco.MjData, cam_id: int, markers: MarkerSet) -> None:
+    """Visual-only calibration marker lying on the table where the camera's optical axis meets it at home."""
     origin = data.cam_xpos[cam_id]
     forward = -data.cam_xmat[cam_id].reshape(3, 3)[:, 2]
     if forward[2] >= -0.1:
         raise CalibrationError("the camera does not look down at the table at the home pose")
-    s = (sim_assets.CUBE_HALF_SIZE - origin[2]) / forward[2]
-    p = origin + s * forward
-    adr = model.joint("cube_red_joint").qposadr[0]
-    data.qpos[adr : adr + 3] = (p[0], p[1], sim_assets.CUBE_HALF_SIZE)
-    data.qpos[adr + 3 : adr + 7] = (math.cos(0.3), 0.0, 0.0, math.sin(0.3))  # yawed: two side faces in view
+    p = origin - origin[2] / forward[2] * forward
+    for c, half, colour in markers.marker_boxes(markers.calibration_id):
+        spec.worldbody.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=c + (p[0], p[1], 0.0), size=half,
+                                material=f"marker_{colour}", contype=0, conaffinity=0, group=2, mass=0)
 
 
 # ---------------------------------------------------------------------------------- profiles

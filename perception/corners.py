@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 MIN_CONTRAST = 20.0  # grey levels between border and quiet zone for an edge sample to count
+PEAK_FRACTION = 0.15
 _NEXT, _PREV = np.array([1, 2, 3, 0]), np.array([3, 0, 1, 2])
 
 
@@ -40,15 +41,14 @@ def refine_corners_by_edges(grey: np.ndarray, quad: np.ndarray, samples: int = 1
     prof = cv2.remap(g, pts[..., 0].reshape(4 * samples, -1).astype(np.float32),
                      pts[..., 1].reshape(4 * samples, -1).astype(np.float32), cv2.INTER_LINEAR)
     lo, hi = prof.min(axis=1), prof.max(axis=1)
-    mid = 0.5 * (lo + hi)
-    up = prof >= mid[:, None]
-    rising = ~up[:, :-1] & up[:, 1:]
-    # per profile, the dark-to-light crossing nearest the detector's edge
-    j = np.where(rising, np.abs(offsets[:-1]), np.inf).argmin(axis=1)
-    rows = np.arange(prof.shape[0])
-    ok = rising[rows, j] & (hi - lo >= MIN_CONTRAST)
-    v0, v1 = prof[rows, j], prof[rows, j + 1]
-    e = offsets[j] + step * (mid - v0) / np.where(ok, v1 - v0, 1.0)
+    # The edge is where the profile is steepest: the centroid of its gradient over the peak (the part
+    # above PEAK_FRACTION of the maximum). A blurred step's gradient is symmetric about the edge; the
+    # soft shadow a raised marker casts on its surround only adds a weak tail, left out by the cut.
+    grad = np.diff(prof, axis=1)
+    peak = grad.max(axis=1, keepdims=True)
+    wgt = np.where(grad >= PEAK_FRACTION * peak, grad, 0.0)
+    ok = (hi - lo >= MIN_CONTRAST) & (peak[:, 0] > 0)
+    e = (wgt * (offsets[:-1] + 0.5 * step)).sum(axis=1) / np.where(ok, wgt.sum(axis=1), 1.0)
     edge = base.reshape(-1, 2) + e[:, None] * np.repeat(normal, samples, axis=0)  # (4 * samples, 2)
     w = ok.reshape(4, samples).astype(np.float64)
     n = w.sum(axis=1)

@@ -97,6 +97,7 @@ class MarkerPoseEstimator:
         min_marker_px: float = 12.0,
         refine_edges: bool = True,
         min_ambiguity_ratio: float = 3.0,
+        max_view_angle_deg: float = 65.0,
     ):
         if camera is None:
             raise CameraModelError("no camera model (CameraInfo): marker poses need the camera's intrinsics")
@@ -107,6 +108,7 @@ class MarkerPoseEstimator:
         self.max_reprojection_px = float(max_reprojection_px)
         self.refine_edges = bool(refine_edges)  # corners from the marker's edges (perception.corners)
         self.min_ambiguity_ratio = float(min_ambiguity_ratio)
+        self.min_view_cos = math.cos(math.radians(max_view_angle_deg))  # steeper faces are left out when others are seen
         params = cv2.aruco.DetectorParameters()
         params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
         params.cornerRefinementWinSize = 3
@@ -211,6 +213,12 @@ class MarkerPoseEstimator:
         if not inlier:
             report.rejected_objects[name] = f"no marker pose reprojects within {self.max_reprojection_px} px"
             return None
+        if len(inlier) > 1:
+            # A face seen edge-on has corners good to a pixel at best; while a better-placed face of the
+            # same cube is in view, it only pulls the fit (measured: 0.6 px RMS, 5 mm off, with one at 75 deg).
+            steep = [m for m, _ in inlier if self._view_cos(m, best) < self.min_view_cos]
+            if len(steep) < len(inlier):
+                inlier = [(m, c) for m, c in inlier if m not in steep]
         if len(inlier) == 1 and ambiguity[inlier[0][0]] < self.min_ambiguity_ratio:
             # One small marker seen nearly head-on: both of IPPE's poses fit the corners, and the wrong
             # one tilts the cube, moving its centre by up to a cube edge. No pose beats a wrong one.
@@ -228,6 +236,12 @@ class MarkerPoseEstimator:
             report.rejected_objects[name] = f"fused pose reprojects with {err:.2f} px (gate {self.max_reprojection_px} px)"
             return None
         return T, len(inlier), err
+
+    def _view_cos(self, marker_id: int, T_cam_obj: np.ndarray) -> float:
+        """Cosine between a marker's normal and the line of sight to it (1: head-on, 0: edge-on)."""
+        T = T_cam_obj @ invert(self._marker_to_object[marker_id])  # the marker in the camera
+        centre = T[:3, 3]
+        return float(-T[:3, 2] @ centre / np.linalg.norm(centre))
 
     def _rms(self, pts3: np.ndarray, pts2: np.ndarray, T_cam_obj: np.ndarray) -> float:
         p = pts3 @ T_cam_obj[:3, :3].T + T_cam_obj[:3, 3]

@@ -35,12 +35,23 @@ FACES: dict[str, tuple[np.ndarray, np.ndarray]] = {
     "+z": (np.array([0, 0, 1.0]), np.array([1.0, 0, 0])),
     "-z": (np.array([0, 0, -1.0]), np.array([1.0, 0, 0])),
 }
-# Layers drawn over a face, outward (centre offsets from the face, metres): the white quiet zone, the
-# black square, the white cells; each a box 0.2 mm thick, so the depth buffer keeps them apart.
-LAYER_HALF_THICKNESS = 0.0001
-LAYER_OFFSETS = {"quiet": 0.0002, "black": 0.0004, "white": 0.0006}
-# The black square's outer surface: where its corners are (PnP object points).
-SURFACE_OFFSET = LAYER_OFFSETS["black"] + LAYER_HALF_THICKNESS
+# Layers drawn over a face, outward: the white quiet zone (if any), the black square, the white cells;
+# boxes 0.1 mm thick, 0.01 mm apart (the depth buffer resolves ~0.001 mm at 0.65 m). Thin on purpose: a
+# raised black square casts a shadow on the face around it, which would make it look larger (a 0.5 mm
+# step did: 0.6 % larger, 4 mm of depth error).
+LAYER_THICKNESS = 0.0001
+LAYER_GAP = 0.00001
+
+
+def layer_offsets(quiet_zone: float) -> dict[str, float]:
+    """Centre offset (m, from the face) of each layer of a marker with this quiet zone."""
+    names = (["quiet"] if quiet_zone > 0 else []) + ["black", "white"]
+    return {n: LAYER_GAP + i * (LAYER_THICKNESS + LAYER_GAP) + 0.5 * LAYER_THICKNESS for i, n in enumerate(names)}
+
+
+def surface_offset(quiet_zone: float) -> float:
+    """The black square's outer surface above the face: where its corners are (PnP object points)."""
+    return layer_offsets(quiet_zone)["black"] + 0.5 * LAYER_THICKNESS
 SIM_MARKERS_FILE = "textures/cube_markers.json"  # inside sim_assets
 
 
@@ -151,7 +162,7 @@ class MarkerSet:
     def object_corners(self, name: str) -> dict[int, np.ndarray]:
         """Marker id -> its 4 corners (4, 3) in object `name`'s frame, in detector order."""
         obj = self._object(name)
-        half = 0.5 * obj.size + SURFACE_OFFSET
+        half = 0.5 * obj.size + surface_offset(self.quiet_zone)
         local = square_corners(self.marker_size)
         out = {}
         for face, marker_id in obj.faces.items():
@@ -180,7 +191,7 @@ class MarkerSet:
         img = cv2.aruco.generateImageMarker(self.dictionary(), int(marker_id), side, borderBits=1)
         length = self.marker_length(marker_id)
         quiet = self.calibration_quiet_zone if marker_id == self.calibration_id else self.quiet_zone
-        pad = int(round(side * quiet / length))
+        pad = max(int(round(side * quiet / length)), pixels_per_cell)  # printed: at least one cell of white
         return cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=255)
 
     def write_textures(self, out_dir: str | Path) -> list[Path]:
@@ -199,20 +210,19 @@ class MarkerSet:
     # ------------------------------------------------------------------ simulation geometry
     def marker_boxes(self, marker_id: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
         """Boxes that draw one marker in its own frame (z out of the marker, surface at z=0):
-        (centre (3,), half sizes (3,), "white" | "black"), the quiet zone first."""
+        (centre (3,), half sizes (3,), "white" | "black"), the quiet zone (if any: with none, the surface the
+        marker is on surrounds it) first."""
         length = self.marker_length(marker_id)
         quiet = self.calibration_quiet_zone if marker_id == self.calibration_id else self.quiet_zone
-        t = LAYER_HALF_THICKNESS
-        boxes = [
-            (np.array([0.0, 0.0, LAYER_OFFSETS["quiet"]]), np.array([0.5 * length + quiet] * 2 + [t]), "white"),
-            (np.array([0.0, 0.0, LAYER_OFFSETS["black"]]), np.array([0.5 * length] * 2 + [t]), "black"),
-        ]
+        t, z = 0.5 * LAYER_THICKNESS, layer_offsets(quiet)
+        boxes = [(np.array([0.0, 0.0, z["quiet"]]), np.array([0.5 * length + quiet] * 2 + [t]), "white")] if quiet > 0 else []
+        boxes.append((np.array([0.0, 0.0, z["black"]]), np.array([0.5 * length] * 2 + [t]), "black"))
         bits = self.marker_bits(marker_id)
         cell = length / bits.shape[0]
         for r0, r1, c0, c1 in _white_rectangles(bits):
             x = -0.5 * length + 0.5 * (c0 + c1) * cell
             y = 0.5 * length - 0.5 * (r0 + r1) * cell
-            boxes.append((np.array([x, y, LAYER_OFFSETS["white"]]), np.array([0.5 * (c1 - c0) * cell, 0.5 * (r1 - r0) * cell, t]), "white"))
+            boxes.append((np.array([x, y, z["white"]]), np.array([0.5 * (c1 - c0) * cell, 0.5 * (r1 - r0) * cell, t]), "white"))
         return boxes
 
     def object_boxes(self, name: str) -> list[tuple[np.ndarray, np.ndarray, str]]:

@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="hand-eye calibrate a camera (eye-to-hand or eye-in-hand) and write it into a profile",
         description="Move the simulated arm through random poses around home, see a marker in each image "
-        "(for a fixed camera: a marker on the hand, eye-to-hand; for a camera on the arm: a marked cube on "
+        "(for a fixed camera: a marker on the hand, eye-to-hand; for a camera on the arm: the marker lying on "
         "the table, eye-in-hand), solve with OpenCV's hand-eye methods (the one with the smallest residual "
         "wins), report the residual and the error against the camera's true pose, and with --write put the "
         "result into a robot profile's cameras.<camera>.calibration (atomic; the rest of the file is kept).",
