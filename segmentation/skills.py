@@ -105,6 +105,7 @@ def infer_predicates(
     agree: float = 0.9,
     *,
     flipped: Sequence[dict[str, bool]] | None = None,
+    moved_only: bool = False,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(preconditions, effects) as literal strings from predicate values at segment starts and ends.
 
@@ -113,7 +114,10 @@ def infer_predicates(
     ends with the opposite value at the starts. `flipped` (per run: literal -> whether it took the
     other value at some step inside the run) adds the `RESTORED` literals a run changes and sets back
     (a stack run grasps the cube and lets go of it): `!holding(red)` then is an effect, the release
-    at the end, so the planner does not take the grasp on the way for a broken goal.
+    at the end, so the planner does not take the grasp on the way for a broken goal. `moved_only`
+    keeps only the preconditions about the cubes the effects name first (the cube it moves) and the
+    gripper: the other cubes' layout where the runs started (blue on the table) is the demonstrations'
+    scene, not what the skill needs, and would keep it from grounding on green over a tower.
     """
     if not 0.5 <= agree <= 1.0:
         raise ValueError(f"agree must be in [0.5, 1], got {agree}")
@@ -141,7 +145,17 @@ def infer_predicates(
         changed |= {k for k, v in post.items() if pre.get(k) == v and k.split("(")[0] in RESTORED
                     and float(np.mean([bool(f.get(k, False)) for f in flipped])) >= agree}  # fmt: skip
     eff_l = tuple(lit(k, v) for k, v in sorted(post.items()) if k in changed)
+    if moved_only and eff_l:
+        moved = {_first_arg(e) for e in eff_l} - {None}
+        pre_l = tuple(p for p in pre_l if _first_arg(p) is None or _first_arg(p) in moved)
     return pre_l, eff_l
+
+
+def _first_arg(literal: str) -> str | None:
+    """The first object a literal string names ("!on(red,blue)" -> "red"); None for gripper_open."""
+    if "(" not in literal:
+        return None
+    return literal[literal.index("(") + 1 :].rstrip(")").split(",")[0]
 
 
 def merge_runs(segments: Sequence[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -223,6 +237,7 @@ def build_segment_skills(
     ignore_joints: bool = True,
     restored: bool = True,
     by_effect: bool = True,
+    moved_only: bool = True,
 ) -> list[SegmentSkill]:
     """Segment `episodes` (with recorded states and low-dim observations), fit one BC skill per (type, task), add to `library`.
 
@@ -236,7 +251,8 @@ def build_segment_skills(
     m) teach the skill to return to its runs; `ignore_joints` fits and runs it without the arm's joint
     angles (`absolute_inputs_off`). `restored` declares a cube a run grasps and lets go of as released
     (`!holding(x)`, see `infer_predicates`). `by_effect` pools the runs (chained or not) that reach
-    the same effects whatever types they went through (`group_by_effect`). Returns what was built; phase names, when recorded, only label the report.
+    the same effects whatever types they went through (`group_by_effect`); `moved_only` keeps only
+    preconditions about the cube a skill moves (`infer_predicates`). Returns what was built; phase names, when recorded, only label the report.
     """
     import envs
     from policies.bc import train_bc
@@ -294,7 +310,8 @@ def build_segment_skills(
 
     def predicates(segs: Sequence[tuple[SegEpisode, int, int]]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         return infer_predicates([literals_at(ep, s) for ep, s, _ in segs], [literals_at(ep, e) for ep, _, e in segs], agree,
-                                flipped=[flipped_in(ep, s, e) for ep, s, e in segs] if restored else None)  # fmt: skip
+                                flipped=[flipped_in(ep, s, e) for ep, s, e in segs] if restored else None,
+                                moved_only=moved_only)  # fmt: skip
 
     groups = group({})
     if chain:  # types (with enough runs) whose runs agree on no effect are joined to what follows
@@ -350,7 +367,7 @@ def build_segment_skills(
                     provenance=new_provenance(command="segmentation.build_segment_skills",
                                               config={"skill_type": k, "chain": list(types), "segments": len(segs), "bc_epochs": bc_epochs,
                                                       "bc_batch": bc_batch, "augment_copies": augment_copies,
-                                                      "augment_sigma": augment_sigma, "ignore_joints": ignore_joints, "restored": restored, "by_effect": by_effect,
+                                                      "augment_sigma": augment_sigma, "ignore_joints": ignore_joints, "restored": restored, "by_effect": by_effect, "moved_only": moved_only,
                                                       "agree": agree, "merge_runs": merge, "chain_runs": chain}, seed=seed),
                     descriptors=settings, library=lib,
                 )  # fmt: skip

@@ -101,3 +101,16 @@ def test_runs_through_different_types_with_the_same_effects_are_one_skill():
     assert out == {((1, 0, 1), env): [("ep", 0, 10), ("ep", 1, 10), ("ep", 2, 10)],  # named by the majority's types
                    ((5,), env): [("ep", 4, 10)],  # no effect of its own: kept by its types
                    ((5, -1), env): [("ep", 3, 10)]}  # another effect through the same types: kept apart
+
+
+def test_preconditions_name_only_the_cube_the_skill_moves():
+    from segmentation.skills import infer_predicates
+
+    start = {"gripper_open": True, "holding(red)": False, "holding(blue)": False, "on(red,blue)": False,
+             "on(blue,red)": False, "on_table(red)": True, "on_table(blue)": True}
+    end = {**start, "on(red,blue)": True, "on_table(red)": False}
+    pre, eff = infer_predicates([start] * 3, [end] * 3)
+    assert "on_table(blue)" in pre  # the demonstrations' scene: blue was always on the table
+    pre, eff = infer_predicates([start] * 3, [end] * 3, moved_only=True)
+    assert pre == ("gripper_open", "!holding(red)", "!on(red,blue)", "on_table(red)")
+    assert eff == ("on(red,blue)", "!on_table(red)")  # so it grounds as green onto red standing on blue
