@@ -185,3 +185,31 @@ def test_bad_condition_names_are_refused_naming_the_valid_ones(tmp_path: Path) -
 
     with pytest.raises(ValueError, match="unknown condition"):
         SimRobotParams(condition="nope")
+
+
+def test_deploy_takes_a_condition_for_sim_only() -> None:
+    from ros_bridge.deploy import deploy
+
+    with pytest.raises(ValueError, match="applied by sim_robot"):
+        deploy(robot="real", condition="latency80", echo=lambda _m: None)
+    with pytest.raises(ValueError, match="unknown condition"):
+        deploy(robot="sim", condition="latency999", echo=lambda _m: None)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_bench_robustness_runs_both_paths_on_the_same_seeds(tmp_path: Path) -> None:
+    """`skillstack bench robustness` on one skill: every ROS episode runs the env's full episode
+    length in control ticks through skill_executor, and the Reach expert reaches under 80 ms on both paths."""
+    import argparse
+
+    from bench.robustness import run
+
+    args = argparse.Namespace(skills="reach_goal", conditions="nominal,latency80", conditions_file=None, episodes=2,
+                              seed=0, library=None, domain_id=100 + next(_DOMAINS) % 100, latency_check=0)
+    out = run(args)
+    assert [(r["item"], r["condition"]) for r in out["rows"]] == [("reach_goal", "nominal"), ("reach_goal", "latency80")]
+    for r in out["rows"]:
+        assert [e["ticks"] for e in r["ros_per_episode"]] == [50, 50] and all(e["reason"] == "ticks" for e in r["ros_per_episode"])
+        assert r["env_successes"] == r["ros_successes"] == 2, r
+    assert "| reach_goal | ROS - env | +0 | +0 |" in out["table"]
