@@ -213,7 +213,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
     from segmentation.baselines import fixed_length_boundaries, tune_fixed_length
     from segmentation.clustering import fit_skill_types
-    from segmentation.dataset import PROPRIO_DIM, gripper_events, load_hdf5_episodes, split_episodes
+    from segmentation.dataset import gripper_events, load_hdf5_episodes, split_episodes
     from segmentation.detector import DetectorParams
     from segmentation.metrics import boundary_f1_interval, evaluate_episodes
     from segmentation.segmenter import (
@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     a_dim = int(train[0].actions.shape[1])
     cfg = ActionPredictorConfig(cameras=tuple(cameras), image_size=args.image_size, action_dim=a_dim,
                                 action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=args.context,
-                                proprio_dim=PROPRIO_DIM if args.proprio else 0, n_bins=args.n_bins, target_sigma=args.target_sigma)
+                                proprio_dim=int(train[0].proprio.shape[1]) if args.proprio else 0, n_bins=args.n_bins, target_sigma=args.target_sigma)
     data = [SequenceData(e.images, e.actions, e.proprio if args.proprio else None) for e in train]
     members = int(args.predictor_members)  # < 1 is refused by train_action_predictor_ensemble
     log(f"training {members} action predictor(s) on {len(train)} episodes ({sum(e.length for e in train)} steps)")

@@ -271,6 +271,14 @@ class Segmenter:
         return seg
 
 
+def _proprio_dim(episodes: Sequence[SegEpisode]) -> int:
+    """The proprioception width the episodes carry (it depends on the robot: 15 Panda, 14 UR5e, 17 tcp)."""
+    widths = {None if ep.proprio is None else int(np.asarray(ep.proprio).shape[1]) for ep in episodes}
+    if None in widths or len(widths) != 1:
+        raise ValueError(f"proprio=True needs every episode's proprioception, of one width; got widths {sorted(map(str, widths))}")
+    return widths.pop()
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -492,7 +500,6 @@ def fit_segmenter(
     from policies.action_predictor_ensemble import train_action_predictor_ensemble
 
     from segmentation.clustering import fit_skill_types
-    from segmentation.dataset import PROPRIO_DIM
 
     if not train:
         raise ValueError("fit_segmenter: no training episodes")
@@ -513,7 +520,7 @@ def fit_segmenter(
         a_dim = int(train[0].actions.shape[1])
         cfg = ActionPredictorConfig(cameras=tuple(cameras), image_size=image_size, action_dim=a_dim,
                                     action_low=(-1.0,) * a_dim, action_high=(1.0,) * a_dim, context=context,
-                                    proprio_dim=PROPRIO_DIM if proprio else 0)
+                                    proprio_dim=_proprio_dim(train) if proprio else 0)
         data = [SequenceData(ep.images, ep.actions, ep.proprio if proprio else None) for ep in train]
         budget = None if time_budget_s is None else time_budget_s / max(1, int(predictor_members))  # split among members
         predictor, stats = train_action_predictor_ensemble(data, cfg, predictor_members, epochs=epochs, seed=seed,

@@ -214,3 +214,22 @@ def test_segment_cli_offers_exactly_the_detectors_gap_units():
     segment = next(a for a in parser._actions if a.dest == "command").choices["segment"]
     gap_unit = next(a for a in segment._actions if a.dest == "gap_unit")
     assert tuple(gap_unit.choices) == ("auto", *GAP_UNITS)
+
+
+def test_predictor_proprio_width_comes_from_the_episodes():
+    """A segmenter trained with proprioception sizes its predictor from the episodes (14 for a
+    UR5e file, 15 for a Panda one), and refuses a mix of widths or episodes without it."""
+    import numpy as np
+    import pytest
+
+    from segmentation.dataset import SegEpisode
+    from segmentation.segmenter import _proprio_dim
+
+    def ep(width):
+        return SegEpisode("e", {"front": np.zeros((3, 8, 8, 3), np.uint8)}, proprio=None if width is None else np.zeros((3, width)))
+
+    assert _proprio_dim([ep(14), ep(14)]) == 14 and _proprio_dim([ep(15)]) == 15
+    with pytest.raises(ValueError, match="one width"):
+        _proprio_dim([ep(14), ep(15)])
+    with pytest.raises(ValueError, match="every episode's proprioception"):
+        _proprio_dim([ep(14), ep(None)])
