@@ -132,7 +132,8 @@ def stream_demo(
     with DemoFile(path) as demos:
         names = [demos.demo_name(i) for i in episodes] if episodes else list(demos.demo_names)
         eps = [demos.episode(n, images=False) for n in names]
-    trajectories = [(ep.name or n, joint_trajectory(ep)) for n, ep in zip(names, eps)]
+        env_id, env_kwargs = demos.env_id, demos.env_kwargs  # the robot and layout the file recorded
+    trajectories = [(ep.name or n, joint_trajectory(ep, env_id=env_id, env_kwargs=env_kwargs)) for n, ep in zip(names, eps)]
     recorded_on = {str(ep.attrs.get("profile") or "") for ep in eps} - {""}
     if profile is None and len(recorded_on) > 1:
         raise ProfileError(f"{path}: the demos were imported through several profiles {sorted(recorded_on)}; pass one")
