@@ -232,7 +232,7 @@ def build_segment_skills(
     seed: int = 0,
     log: Callable[[str], None] | None = None,
     bc_batch: int = 64,
-    augment_copies: int = 4,
+    augment_copies: int = 0,
     augment_sigma: float = 0.01,
     ignore_joints: bool = True,
     restored: bool = True,
@@ -248,7 +248,8 @@ def build_segment_skills(
     runs after it (`chain_runs`, see the module docstring). `bc_batch` is the BC minibatch (small: a
     type's runs are a few thousand steps). `augment_copies` displaced copies of every step with
     corrective labels (`segmentation.skill_data.corrective_copies`, TCP shifted by N(0, `augment_sigma`)
-    m) teach the skill to return to its runs; `ignore_joints` fits and runs it without the arm's joint
+    m) are meant to teach the skill to return to its runs; off by default: 4 copies at 1-2 cm took
+    stack-two from 70 % to 20 % (docs/segmentation.md, "Discovered skills that compose"); `ignore_joints` fits and runs it without the arm's joint
     angles (`absolute_inputs_off`). `restored` declares a cube a run grasps and lets go of as released
     (`!holding(x)`, see `infer_predicates`). `by_effect` pools the runs (chained or not) that reach
     the same effects whatever types they went through (`group_by_effect`); `moved_only` keeps only
