@@ -47,6 +47,20 @@ def proprio_dim(env_id: str | None = None, env_kwargs: dict[str, Any] | None = N
     return sum(n for _, n in robot_fields(len(load_robot(robot).arm.joints), layout))
 
 
+def _file_proprio_dim(env_id: str | None, env_kwargs: dict[str, Any] | None) -> int | None:
+    """`proprio_dim` of a demo file; None (the whole observation vector) for a file from elsewhere.
+
+    A dataset imported from another stack (a LeRobot dataset's ``observation.state``) names no
+    skillstack env or robot: its observation vector is all robot state.
+    """
+    try:
+        return proprio_dim(env_id, env_kwargs)
+    except ValueError:
+        if env_id and not str(env_id).startswith("skillstack/") and not (env_kwargs or {}).get("robot"):
+            return None
+        raise
+
+
 # The default robot's "joint" layout (files recorded before robots were data); a file's own is `proprio_dim`.
 PROPRIO_DIM = proprio_dim()
 
@@ -126,7 +140,7 @@ def load_hdf5_episodes(
     out = []
     with DemoFile(path) as f:
         names = f.demo_names if episodes is None else [f.demo_name(int(i)) for i in episodes]
-        n_proprio = proprio_dim(f.env_id, f.env_kwargs)
+        n_proprio = _file_proprio_dim(f.env_id, f.env_kwargs)
         for name in names:
             ep = f.episode(name)
             keys = [k for k in ep.obs if k.endswith("_image")]
@@ -141,7 +155,7 @@ def load_hdf5_episodes(
                 imgs[cam] = resize_frames(ep.obs[key], image_size)
             low = {k: np.asarray(v, dtype=np.float32) for k, v in ep.obs.items() if not k.endswith("_image")}
             prop = None
-            if proprio and "observation" in low and low["observation"].shape[1] >= n_proprio:
+            if proprio and "observation" in low and (n_proprio is None or low["observation"].shape[1] >= n_proprio):
                 prop = low["observation"][:, :n_proprio].copy()
             out.append(
                 SegEpisode(
