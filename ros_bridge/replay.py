@@ -109,6 +109,7 @@ def stream_demo(
     settle_tolerance: float = 0.02,
     settle_timeout: float = 5.0,
     state_timeout: float = 10.0,
+    listeners: int = 1,
     echo: Callable[[str], None] = print,
 ) -> ReplayReport:
     """Stream the joint motion of demos in `path` (all, or the given indices) to a robot.
@@ -121,11 +122,15 @@ def stream_demo(
     for this process (default: the environment). settle_*: how closely and how long to wait at
     the first configuration before streaming. state_timeout: how long to wait for joint states
     and a controller (and how long states may stay stale mid-stream) before aborting.
+    listeners: readers of the arm's command topic to wait for before streaming (the controller, plus
+    a recorder or monitor that must hear the whole replay; an action server counts as one).
     """
     from demos import DemoFile, joint_trajectory
 
     if interface not in ("", "position", "trajectory", "action"):
         raise ValueError(f"interface must be 'position', 'trajectory' or 'action' ('' = the profile's), got {interface!r}")
+    if listeners < 1:
+        raise ValueError(f"listeners must be at least 1 (the controller), got {listeners}")
     path = Path(path)
     executor = node_params(params_file or DEFAULT_PARAMS_FILE, "skill_executor")
     safety = safety or executor.safety
@@ -185,6 +190,8 @@ def stream_demo(
                 rec.aborted = f"no fresh {topics} within {state_timeout:.0f} s"
             elif not probe.wait_for(lambda: not paths.not_ready(), state_timeout):
                 rec.aborted = f"{paths.not_ready()} within {state_timeout:.0f} s"
+            elif not probe.wait_for(lambda: paths.subscribers() >= listeners, state_timeout):
+                rec.aborted = f"{paths.subscribers()} of {listeners} listeners on {paths.topic} within {state_timeout:.0f} s"
             if rec.aborted:
                 echo(f"replay: {name}: {rec.aborted}")
                 break

@@ -56,7 +56,7 @@ def test_imported_franka_bag_replays_through_the_fr3_profile(tmp_path: Path) -> 
     try:
         assert probe.wait_for(lambda: len(arm_states) > 0 and len(grip_states) > 0, 30), sim.log_text()[-2000:]
         proc = subprocess.run(  # the command a user runs; the profile is the demo's own (fr3)
-            [sys.executable, "-m", "skillstack", "replay", str(out), "--to-ros"],
+            [sys.executable, "-m", "skillstack", "replay", str(out), "--to-ros", "--listeners", "2"],  # sim_robot + this probe
             env=child_env(domain_id=domain, localhost_only=True), capture_output=True, text=True, timeout=80,
         )
         text = proc.stdout + proc.stderr

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --to-ros: robot profile (fr3, ur, panda_sim or a YAML path; default: the demo's own, else the executor's)",
     )  # fmt: skip
     p.add_argument("--params", default=None, help="with --to-ros: ROS parameter file whose skill_executor safety block applies")
+    p.add_argument("--listeners", type=int, default=1, metavar="N",
+                   help="with --to-ros: wait for N readers of the arm's command topic before streaming "
+                        "(the controller plus a recorder that must hear it all; default 1)")  # fmt: skip
     p.set_defaults(func=run)
 
 
@@ -51,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
             from ros_bridge.replay import stream_demo
         except ImportError as exc:
             raise ValueError(f"--to-ros needs ros_bridge.replay.stream_demo, which cannot be imported: {exc}") from None
-        return int(stream_demo(args.file, episodes=args.episodes, profile=args.profile, params_file=args.params) or 0)
+        return int(stream_demo(args.file, episodes=args.episodes, profile=args.profile, params_file=args.params,
+                               listeners=args.listeners) or 0)
 
     from demos import ReplayDivergenceWarning, replay
 
