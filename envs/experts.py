@@ -155,8 +155,14 @@ class PickPlaceExpert(ScriptedExpert):
     def place_target(self) -> np.ndarray:
         return self.goal[:3]
 
+    OPEN_WAIT = 40  # most ticks the release waits for the fingers to be seen open (a real gripper is slow)
+
     def _final_reached(self) -> bool:
-        return self.steps_in_phase > 3 + self.belief.delay
+        return self.steps_in_phase > 3 + self.belief.delay and self._released()
+
+    def _released(self) -> bool:
+        """The fingers are seen clear of the cube (or the release has waited OPEN_WAIT ticks for it)."""
+        return self.belief.width > 2 * self.env.cube_half_size + 0.008 or self.steps_in_phase >= self.OPEN_WAIT
 
     def reset(self) -> None:
         super().reset()
@@ -230,7 +236,8 @@ class PickPlaceExpert(ScriptedExpert):
         # release starts: re-aiming at the current TCP would let the hand drift during a long hold.
         if self.steps_in_phase == 0:
             self.release_point = tcp.copy()
-        if self.steps_in_phase < 4 + delay:
+        # Back off only once the fingers are seen open: a slow gripper still holding would drag the cube along.
+        if self.steps_in_phase < 4 + delay or not self._released():
             return self.move(self.release_point, OPEN)
         hold = np.array([self.release_point[0], self.release_point[1], goal[2] + 0.08])
         # Near the hold point a gain of 1 settles; the default gain overshoots there and the hand
@@ -243,7 +250,7 @@ class PickPlaceExpert(ScriptedExpert):
 
     def backed_off(self) -> bool:
         """Released and clear of the placed cube: the hand may now move sideways without hitting it."""
-        if self.phase != "release" or self.steps_in_phase < 4 + self.belief.delay:
+        if self.phase != "release" or self.steps_in_phase < 4 + self.belief.delay or not self._released():
             return False
         return bool(self.belief.tcp[2] > self.cube_pos(self.cube)[2] + 0.05)
 
