@@ -57,6 +57,16 @@ class InProcessSim:
         self.pub = self.probe.publisher("/arm_controller/commands", Float64MultiArray)
         assert self.probe.wait_for_subscribers(self.pub, 1, 10)
         self.act = np.concatenate((self.sim.robot.arm_actuators, self.sim.robot.finger_actuators))
+        # Handshake: hold commands until one is taken. Our side seeing the subscriber does not mean
+        # sim_robot's side has matched our publisher yet; a loaded machine can take seconds.
+        hold, ticks, deadline = self.sim.data.ctrl[self.act].copy(), self.sim.conditions.ticks, time.monotonic() + 30
+        while True:
+            self.pub.publish(Float64MultiArray(data=[float(v) for v in hold]))
+            if self.probe.wait_for(lambda: self.sim.conditions.ticks > ticks, 2.0, poll=0.001):
+                break
+            assert time.monotonic() < deadline, "sim_robot never took a command"
+        time.sleep(0.2)  # a retried hold still in flight lands now, not in the test
+        self.sim.reset_scene(seed=0)  # the condition's queues start empty
 
     def send(self, q: np.ndarray, timeout: float = 5.0) -> None:
         """Publish one arm command and wait until sim_robot has taken it (one control tick)."""
