@@ -18,7 +18,10 @@ dicts an expert is handed into the quantities its script needs, so the scripts i
   squares fit per candidate k), and `tcp_ahead` is the observed TCP plus the displacement
   still in flight (the last k commands, each as the step the arm makes for it: 0.7 of the
   command, no longer than its top speed allows): a Smith predictor.
-  Without latency k is 0 and `tcp_ahead` is the observed TCP.
+  Without latency k is 0 and `tcp_ahead` is the observed TCP. How much of a command shows at
+  each lag is refitted on the recent window (`_lags`, ridge towards the pure delay k): a driver
+  that smooths its targets spreads a command over two periods, where a pure-delay predictor
+  rings at twice the control period (sim_robot's trajectory path did).
 
 Only the observation vector's named slices (`envs.observation` layout), the desired goal, and
 the expert's own commands go in.
@@ -35,6 +38,7 @@ from envs.observation import OBJECT_FIELDS, robot_fields
 __all__ = ["Belief", "observation_layout"]
 
 RESPONSE = 0.7  # fraction of a commanded TCP displacement the arm makes in one control period (measured)
+LAG_RIDGE = 0.1  # pull of the believed pure delay on the per-lag fit (command energy over a window: ~0.1 m^2)
 TOP_STEP = 0.018  # the longest TCP step (m) a Panda makes in one 40 ms period (measured); raised when longer ones are seen
 
 
@@ -145,7 +149,41 @@ class Belief:
         n = self.latency + self.stale
         if n == 0 or not self._cmds:
             return self.tcp.copy()
-        return self.tcp + np.sum([self._expected_step(c) for c in self._cmds[-n:]], axis=0)
+        h = self._lags()
+        total = float(h.sum())
+        if total <= 0.0:
+            return self.tcp.copy()
+        tail = np.cumsum(h[::-1])[::-1]  # tail[j]: the part of a command seen j or more periods after it
+        t_f = len(self._tcps) - 1 - self.stale  # the observation the TCP was last seen in
+        ahead = self.tcp.copy()
+        for m in range(max(0, t_f - len(h)), len(self._cmds)):
+            left = total if m >= t_f else float(tail[t_f - m]) if t_f - m < len(h) else 0.0
+            if left > 0.0:
+                ahead += self._expected_step(self._cmds[m]) * (left / total)
+        return ahead
+
+    def _lags(self) -> np.ndarray:
+        """How much of a command shows j periods after it (j = 0..max_latency): the pure delay the
+        latency identification believes, refitted on the recent window (ridge towards it). A driver
+        that smooths its targets spreads a command over two periods; a pure delay predictor would
+        ring there at twice the control period."""
+        K = self.max_latency
+        prior = np.zeros(K + 1)
+        prior[self.latency] = self.response
+        t = len(self._tcps) - 1
+        rows, ys = [], []
+        for n in range(max(1, t - self.window + 1), t + 1):
+            a, b = self._tcps[n], self._tcps[n - 1]
+            if a is None or b is None:
+                continue
+            rows.append(np.stack([self._cmd(n - 1 - j) for j in range(K + 1)], axis=1))
+            ys.append(a - b)
+        if len(rows) < 4:
+            return prior
+        A, y = np.concatenate(rows), np.concatenate(ys)
+        lam = LAG_RIDGE
+        h = np.linalg.solve(A.T @ A + lam * np.eye(K + 1), A.T @ y + lam * prior)
+        return np.clip(h, 0.0, 1.2)
 
     def _expected_step(self, command: np.ndarray) -> np.ndarray:
         """The TCP step a command makes: `response` x the command, but no longer than the arm's top speed."""
