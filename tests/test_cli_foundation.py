@@ -28,12 +28,11 @@ def test_console_entry_point_help():
 
 @pytest.mark.slow
 def test_demo_writes_one_video_per_task(tmp_path, capsys):
-    # The train and deploy stages are covered by the training and ROS tests; here the fast ones.
-    assert main(["demo", "--out", str(tmp_path), "--stages", "experts,compose"]) == 0
+    # The other stages (zoo, segment, compose with its stack-three video, deploy) are
+    # tests/test_demo.py's; the train stage is the training tests'. Here the experts' stage.
+    assert main(["demo", "--out", str(tmp_path), "--stages", "experts"]) == 0
     out = capsys.readouterr().out
     assert "4/4 tasks solved" in out
-    assert "stack-three with scripted starter skills: success" in out
-    assert read_mp4(tmp_path / "stack_three.mp4").shape[0] > 50
     for task, steps in [("PandaReach", 50), ("PandaPush", 50), ("PandaPickPlace", 50), ("PandaStack", 100)]:
         frames = read_mp4(tmp_path / f"{task}.mp4")
         assert frames.shape[0] == steps + 1
