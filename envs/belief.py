@@ -77,6 +77,7 @@ class Belief:
         self._cmds: list[np.ndarray] = []  # TCP displacement commanded by each act, oldest first
         self._tcps: list[np.ndarray | None] = []  # observed TCP at each act (None: stale)
         self._est: dict[str, np.ndarray] = {}
+        self._h: np.ndarray | None = None  # per-lag response (`_lags`), refitted at each fresh observation
         self.noise_var = 0.0  # per-coordinate variance of the object position noise, estimated online
         self._origin: np.ndarray | None = None  # the TCP at the first observation, while it has not moved yet
         self.tcp = np.zeros(3)
@@ -130,6 +131,7 @@ class Belief:
         self._last_vec = vec.copy()
         self._onset()
         self._identify_latency()
+        self._h = self._lags()  # once per fresh observation; tcp_ahead is read several times a tick
 
     def commanded(self, displacement: np.ndarray) -> None:
         """Record the TCP displacement the expert just commanded (the action's first three entries x max_delta)."""
@@ -149,7 +151,7 @@ class Belief:
         n = self.latency + self.stale
         if n == 0 or not self._cmds:
             return self.tcp.copy()
-        h = self._lags()
+        h = self._h if self._h is not None else self._lags()
         total = float(h.sum())
         if total <= 0.0:
             return self.tcp.copy()
@@ -174,7 +176,7 @@ class Belief:
         rows, ys = [], []
         for n in range(max(1, t - self.window + 1), t + 1):
             a, b = self._tcps[n], self._tcps[n - 1]
-            if a is None or b is None:
+            if a is None or b is None or n - 1 >= len(self._cmds):  # unseen, or no command of ours behind it
                 continue
             rows.append(np.stack([self._cmd(n - 1 - j) for j in range(K + 1)], axis=1))
             ys.append(a - b)
