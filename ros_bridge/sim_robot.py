@@ -36,6 +36,7 @@ Run: ``python -m ros_bridge.sim_robot --ros-args --params-file config/deploy.yam
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -91,6 +92,7 @@ class SimRobot(Node):
         description = p.description
         self.model = sim_assets.load_scene(objects=tuple(p.objects), goals=(), robot=description)
         self.data = mujoco.MjData(self.model)
+        self._physics = threading.RLock()  # model/data: the timer, commands and a reset from any thread
         self.robot = Robot.from_model(self.model, description)
         self._qadr = np.concatenate((self.robot.arm_qpos, self.robot.finger_qpos))
         self._dadr = np.concatenate((self.robot.arm_dof, self.robot.finger_dof))
@@ -142,32 +144,33 @@ class SimRobot(Node):
     def reset_scene(self, seed: int | None = None, object_positions: Sequence[float] | None = None) -> None:
         """Arm home (or `initial_qpos`), cubes at their start positions (or `object_positions`), servos
         holding; a condition starts its episode with `seed` (default the `seed` parameter)."""
-        m, d, p = self.model, self.data, self.params
-        scale = self.conditions.reset(p.seed if seed is None else seed).get("size_scale", 1.0) if self.conditions else 1.0
-        positions = list(object_positions) if object_positions is not None else p.object_positions
-        mujoco.mj_resetData(m, d)
-        self.robot.set_home(m, d)
-        if p.initial_qpos:
-            q = np.array(p.initial_qpos, dtype=np.float64)
-            d.qpos[self._qadr] = q
-            d.ctrl[self._act] = np.clip(q, self._ctrl_lo[self._act], self._ctrl_hi[self._act])
-        import sim_assets
+        with self._physics:  # a reset may come from another thread (the process owning the node)
+            m, d, p = self.model, self.data, self.params
+            scale = self.conditions.reset(p.seed if seed is None else seed).get("size_scale", 1.0) if self.conditions else 1.0
+            positions = list(object_positions) if object_positions is not None else p.object_positions
+            mujoco.mj_resetData(m, d)
+            self.robot.set_home(m, d)
+            if p.initial_qpos:
+                q = np.array(p.initial_qpos, dtype=np.float64)
+                d.qpos[self._qadr] = q
+                d.ctrl[self._act] = np.clip(q, self._ctrl_lo[self._act], self._ctrl_hi[self._act])
+            import sim_assets
 
-        for i, (_name, adr) in enumerate(self._objects):
-            if positions:
-                pos = positions[3 * i : 3 * i + 3]
-            else:
-                x, y = DEFAULT_OBJECT_XY[i % len(DEFAULT_OBJECT_XY)]
-                pos = (x, y, sim_assets.CUBE_HALF_SIZE * scale)
-            d.qpos[adr : adr + 3] = pos
-            d.qpos[adr + 3 : adr + 7] = (1.0, 0.0, 0.0, 0.0)
-        self._traj = None
-        self._pending.clear()
-        mujoco.mj_forward(m, d)
-        self._wall0 = time.monotonic()
-        self._sim0 = d.time
-        if self.conditions is not None:
-            self.conditions.observe(self._object_state(), self._wall0)
+            for i, (_name, adr) in enumerate(self._objects):
+                if positions:
+                    pos = positions[3 * i : 3 * i + 3]
+                else:
+                    x, y = DEFAULT_OBJECT_XY[i % len(DEFAULT_OBJECT_XY)]
+                    pos = (x, y, sim_assets.CUBE_HALF_SIZE * scale)
+                d.qpos[adr : adr + 3] = pos
+                d.qpos[adr + 3 : adr + 7] = (1.0, 0.0, 0.0, 0.0)
+            self._traj = None
+            self._pending.clear()
+            mujoco.mj_forward(m, d)
+            self._wall0 = time.monotonic()
+            self._sim0 = d.time
+            if self.conditions is not None:
+                self.conditions.observe(self._object_state(), self._wall0)
 
     def _object_state(self) -> np.ndarray:
         """True positions of the cubes, in `objects` order (what a condition perturbs)."""
@@ -185,16 +188,17 @@ class SimRobot(Node):
 
     def _on_command(self, kind: str, msg: object) -> None:
         """Any command (topic message or accepted goal): dropped or delayed as configured, then applied."""
-        self.last_command_time = time.monotonic()
-        if self._drop():
-            self.received["dropped"] += 1
-            return
-        if self.conditions is not None and kind in ("commands", "trajectory"):  # an arm command: a control tick
-            delayed = self.conditions.command((kind, msg), self._object_state(), self.last_command_time)
-            if delayed is None:
-                return  # the latency queue fills: the arm holds its targets
-            kind, msg = delayed
-        self._enqueue(kind, msg)
+        with self._physics:  # the condition queue and the scene are shared with reset_scene
+            self.last_command_time = time.monotonic()
+            if self._drop():
+                self.received["dropped"] += 1
+                return
+            if self.conditions is not None and kind in ("commands", "trajectory"):  # an arm command: a control tick
+                delayed = self.conditions.command((kind, msg), self._object_state(), self.last_command_time)
+                if delayed is None:
+                    return  # the latency queue fills: the arm holds its targets
+                kind, msg = delayed
+            self._enqueue(kind, msg)
 
     def _enqueue(self, kind: str, msg: object) -> None:
         gripper_delay = self.conditions.latency_s if self.conditions and kind.startswith("gripper") else 0.0
@@ -246,23 +250,24 @@ class SimRobot(Node):
 
     # -- physics + publishing -------------------------------------------------------------
     def _on_timer(self) -> None:
-        m, d, p = self.model, self.data, self.params
-        now = time.monotonic()
-        while self._pending and self._pending[0][0] <= now:
-            _, kind, msg = self._pending.popleft()
-            self._apply(kind, msg)
-        target = self._sim0 + (now - self._wall0) * p.real_time_factor
-        behind = target - d.time
-        if behind > 0.25:  # fell far behind (paused process): skip ahead instead of racing
-            self._sim0 += behind - m.opt.timestep
-            target = d.time + m.opt.timestep
-        while d.time < target - 0.5 * m.opt.timestep:
-            if self._traj is not None:
-                d.ctrl[self._traj.act] = self._traj.sample(d.time)
-            mujoco.mj_step(m, d)
-        if self.cameras is not None:
-            self.cameras.offer(d, lambda: self.get_clock().now().nanoseconds * 1e-9, now)
-        self._publish()
+        with self._physics:  # mj_step never runs beside a reset (which may change the model: dynamics)
+            m, d, p = self.model, self.data, self.params
+            now = time.monotonic()
+            while self._pending and self._pending[0][0] <= now:
+                _, kind, msg = self._pending.popleft()
+                self._apply(kind, msg)
+            target = self._sim0 + (now - self._wall0) * p.real_time_factor
+            behind = target - d.time
+            if behind > 0.25:  # fell far behind (paused process): skip ahead instead of racing
+                self._sim0 += behind - m.opt.timestep
+                target = d.time + m.opt.timestep
+            while d.time < target - 0.5 * m.opt.timestep:
+                if self._traj is not None:
+                    d.ctrl[self._traj.act] = self._traj.sample(d.time)
+                mujoco.mj_step(m, d)
+            if self.cameras is not None:
+                self.cameras.offer(d, lambda: self.get_clock().now().nanoseconds * 1e-9, now)
+            self._publish()
 
     def _publish(self) -> None:
         d = self.data
