@@ -77,7 +77,7 @@ class Belief:
         self._cmds: list[np.ndarray] = []  # TCP displacement commanded by each act, oldest first
         self._tcps: list[np.ndarray | None] = []  # observed TCP at each act (None: stale)
         self._est: dict[str, np.ndarray] = {}
-        self._h: np.ndarray | None = None  # per-lag response (`_lags`), refitted at each fresh observation
+        self._h: np.ndarray | None = None  # per-lag response (`_lags`) of the last fresh observation
         self.noise_var = 0.0  # per-coordinate variance of the object position noise, estimated online
         self._origin: np.ndarray | None = None  # the TCP at the first observation, while it has not moved yet
         self.tcp = np.zeros(3)
@@ -131,7 +131,7 @@ class Belief:
         self._last_vec = vec.copy()
         self._onset()
         self._identify_latency()
-        self._h = self._lags()  # once per fresh observation; tcp_ahead is read several times a tick
+        self._h = None  # refitted on demand, once per fresh observation (no cost without latency)
 
     def commanded(self, displacement: np.ndarray) -> None:
         """Record the TCP displacement the expert just commanded (the action's first three entries x max_delta)."""
@@ -151,15 +151,17 @@ class Belief:
         n = self.latency + self.stale
         if n == 0 or not self._cmds:
             return self.tcp.copy()
-        h = self._h if self._h is not None else self._lags()
+        if self._h is None:
+            self._h = self._lags()
+        h = self._h
         total = float(h.sum())
         if total <= 0.0:
             return self.tcp.copy()
         tail = np.cumsum(h[::-1])[::-1]  # tail[j]: the part of a command seen j or more periods after it
         t_f = len(self._tcps) - 1 - self.stale  # the observation the TCP was last seen in
         ahead = self.tcp.copy()
-        for m in range(max(0, t_f - len(h)), len(self._cmds)):
-            left = total if m >= t_f else float(tail[t_f - m]) if t_f - m < len(h) else 0.0
+        for m in range(max(0, t_f - len(h) + 1), len(self._cmds)):
+            left = total if m >= t_f else float(tail[t_f - m])
             if left > 0.0:
                 ahead += self._expected_step(self._cmds[m]) * (left / total)
         return ahead
@@ -183,8 +185,7 @@ class Belief:
         if len(rows) < 4:
             return prior
         A, y = np.concatenate(rows), np.concatenate(ys)
-        lam = LAG_RIDGE
-        h = np.linalg.solve(A.T @ A + lam * np.eye(K + 1), A.T @ y + lam * prior)
+        h = np.linalg.solve(A.T @ A + LAG_RIDGE * np.eye(K + 1), A.T @ y + LAG_RIDGE * prior)
         return np.clip(h, 0.0, 1.2)
 
     def _expected_step(self, command: np.ndarray) -> np.ndarray:
