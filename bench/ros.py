@@ -136,7 +136,7 @@ def _run_profile(profile_name: str, interfaces: list[str], args: argparse.Namesp
         relay.terminate()
         relay.wait(10)
         relay = None
-        probe.node.destroy_subscription(relay_rec.subscription)
+        probe.destroy(relay_rec)
         relay_lat = [t - m.data[0] for t, m in relay_items]
         for interface in interfaces:
             result = _executor_phase(prof, interface, args, domain, tmp, probe)
@@ -197,11 +197,7 @@ def _executor_phase(prof: Any, interface: str, args: argparse.Namespace, domain:
         tim_items = [m for _, m in timing.snapshot()]
     finally:
         ex.stop()  # SIGINT: the executor stops sending at once
-        for rec in (commands, timing, status):
-            if rec.subscription is not None:
-                probe.node.destroy_subscription(rec.subscription)
-        for server in servers:
-            server.destroy()
+        probe.destroy(commands, timing, status, *servers)
     return {"interface": interface, "arm_interface": exec_interface, "raw": (cmd_items, tim_items, st0, st1, t_begin, t_end)}
 
 

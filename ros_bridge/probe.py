@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ros_bridge._env import ensure_ros_env
@@ -92,6 +93,11 @@ class Probe:
         self.executor = _make_executor(self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
+        # Entities to destroy, run by the spin thread between two spin_once calls: destroying a
+        # subscription or action server from another thread while the executor is inside
+        # spin_once segfaulted a clean-clone `make test` (ros2/rclpy#260, #1644; rclcpp#2163).
+        self._to_destroy: list[tuple[Callable[[], None], threading.Event, list[BaseException]]] = []
+        self._destroy_lock = threading.Lock()
         self._thread = threading.Thread(target=self._spin, name=f"{name}-spin", daemon=True)
         self._thread.start()
         self._clients: dict[str, Any] = {}
@@ -100,8 +106,48 @@ class Probe:
         try:
             while not self._stop.is_set() and self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
+                self._run_destructions()
         except (ExternalShutdownException, rclpy.executors.ShutdownException):
             pass
+        finally:
+            self._run_destructions()
+
+    def _run_destructions(self) -> None:
+        with self._destroy_lock:
+            pending, self._to_destroy = self._to_destroy, []
+        for destroy, done, errors in pending:
+            try:
+                destroy()
+            except Exception as e:  # handed to the caller, the spin thread goes on
+                errors.append(e)
+            finally:
+                done.set()
+
+    def destroy(self, *entities: Any, timeout: float = 5.0) -> None:
+        """Destroy subscriptions, publishers, clients, action servers or recorders of this
+        probe, on its spin thread (safe while it spins; see __init__). Returns once done."""
+        from rclpy.client import Client
+        from rclpy.publisher import Publisher
+        from rclpy.subscription import Subscription
+
+        by_type = ((Subscription, self.node.destroy_subscription), (Publisher, self.node.destroy_publisher),
+                   (Client, self.node.destroy_client))
+        for entity in entities:
+            if isinstance(entity, Recorder):
+                recorder = entity
+                entity, recorder.subscription = recorder.subscription, None
+                if entity is None:
+                    continue
+            destroy = next((partial(f, entity) for t, f in by_type if isinstance(entity, t)), entity.destroy)  # else an action server
+            done, errors = threading.Event(), []
+            with self._destroy_lock:
+                self._to_destroy.append((destroy, done, errors))
+            if not self._thread.is_alive():
+                self._run_destructions()
+            if not done.wait(timeout):
+                raise TimeoutError(f"probe did not destroy {entity!r} within {timeout} s")
+            if errors:
+                raise errors[0]
 
     # -- topics ------------------------------------------------------------------------------
     def record(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS, callback: Callable[[Any], None] | None = None) -> Recorder:

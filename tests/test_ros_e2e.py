@@ -540,6 +540,46 @@ def test_bench_ros_quick_run(domain: int) -> None:
                                   and result["missed_deadlines"]["short_of_expected"] <= 1)
 
 
+def test_probe_destroys_recorders_and_action_servers_while_traffic_flows(domain: int) -> None:
+    """Probe.destroy runs on the spin thread: recorders and action servers torn down while
+    messages and goals arrive (the benchmark's teardown) leave the process alive, stop the
+    recording, and a second destroy of the same recorder is a no-op."""
+    from rclpy.action import ActionClient
+
+    from ros_bridge.interfaces import action_types
+
+    follow, _grip = action_types()
+    with Probe(domain_id=domain, name="destroy_probe") as probe, Probe(domain_id=domain, name="destroy_sender") as sender:
+        pub = sender.publisher("/destroy_probe/data", Float64MultiArray)
+        client = ActionClient(sender.node, follow, "/destroy_probe/follow")
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.is_set():
+                pub.publish(Float64MultiArray(data=[1.0]))
+                if client.server_is_ready():
+                    client.send_goal_async(follow.Goal())
+                time.sleep(0.002)
+
+        thread = threading.Thread(target=traffic, daemon=True)
+        thread.start()
+        try:
+            for _ in range(15):
+                rec = probe.record("/destroy_probe/data", Float64MultiArray)
+                goals, server = probe.record_action_goals("/destroy_probe/follow")
+                assert probe.wait_for(lambda: len(rec) > 3 and len(goals) > 0, 10)
+                probe.destroy(rec, server)
+                probe.destroy(rec)  # already gone: nothing to do
+                assert rec.subscription is None
+                n = len(rec)
+                time.sleep(0.05)
+                assert len(rec) == n  # nothing recorded once destroyed
+        finally:
+            stop.set()
+            thread.join(5)
+        assert probe._thread.is_alive()
+
+
 def test_library_skill_with_an_object_runs_through_the_bridge(bridge: Bridge, tmp_path: Path) -> None:
     """A real (random-weight) rl skill package for PandaPush: the executor takes the task
     from its manifest, observes the cube through its PoseStamped topic, and every command
