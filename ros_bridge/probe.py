@@ -24,12 +24,12 @@ ensure_ros_env()
 
 import rclpy  # noqa: E402
 from rclpy.context import Context  # noqa: E402
-from rclpy.executors import ExternalShutdownException  # noqa: E402
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from ros_bridge._ros import COMMAND_QOS, _make_executor  # noqa: E402
+from ros_bridge._ros import COMMAND_QOS  # noqa: E402
 
 __all__ = ["Probe", "Recorder"]
 
@@ -90,7 +90,10 @@ class Probe:
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
-        self.executor = _make_executor(self.context)
+        # The single-threaded executor: rclpy's events executor segfaulted in spin_once after the
+        # benchmark destroyed a probe's recorders, even on the spin thread (ros2/rclpy#1644); the
+        # nodes themselves create their entities once and keep the events executor.
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
         # Entities to destroy, run by the spin thread between two spin_once calls: destroying a
