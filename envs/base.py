@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium import spaces
 
 import sim_assets
-from envs.ik import DifferentialIK, tcp_yaw, yaw_rotation
+from envs.ik import DifferentialIK, clamp, tcp_yaw, yaw_rotation
 from envs.observation import OBS_LAYOUTS, ObservationBuilder, refresh_kinematics
 from envs.predicates import SceneState
 from envs.randomization import DomainRandomization, Randomizer
@@ -45,6 +45,15 @@ DEFAULT_WEIGHTS = {
 # TCP targets are kept inside this box (world frame, metres): above the table, in front of the base.
 WORKSPACE_LOW = np.array([0.15, -0.5, 0.01])
 WORKSPACE_HIGH = np.array([0.85, 0.5, 0.55])
+_HALF_PI = np.pi / 2  # the yaw target's range is +-this (the same float as -np.pi / 2 negated)
+
+
+def per_goal_distances(achieved: np.ndarray, desired: np.ndarray, n_goals: int) -> np.ndarray:
+    """Distances between `n_goals` stacked 3-D positions, shape (..., n_goals)."""
+    a = np.asarray(achieved)
+    d = np.asarray(desired)
+    diff = a.reshape(*a.shape[:-1], n_goals, 3) - d.reshape(*d.shape[:-1], n_goals, 3)
+    return np.sqrt((diff * diff).sum(axis=-1))
 
 
 class TabletopEnv(gym.Env):
@@ -56,6 +65,9 @@ class TabletopEnv(gym.Env):
     objects: tuple[str, ...] = ()
     goal_sites: tuple[str, ...] = ("goal",)
     goal_threshold: float = 0.05
+    # The goal is this many 3-D positions side by side (one per goal object); 1: the whole goal is
+    # one point. `goal_distances` measures each block.
+    goal_blocks: int = 1
 
     control_dt: float = 0.04  # 25 Hz
     physics_dt: float = 0.002  # 500 Hz (the MJCF timestep)
@@ -137,6 +149,12 @@ class TabletopEnv(gym.Env):
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._objects_pos_index: dict[tuple[str, ...], np.ndarray] = {}
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
+        # Each cube's position as a view into qpos (made once; object_pos/object_view read it every step).
+        self._object_views = {o: self.obs_builder.object_pos(self.data, o) for o in self.objects}
+        # The step measures goal distances on Python floats when they are `goal_distances`' own
+        # blockwise Euclidean distances over 3-D blocks (numpy sums 3 numbers left to right, as
+        # Python does, so the same bits); a task with its own `goal_distances` keeps numpy.
+        self._float_distances = type(self).goal_distances is TabletopEnv.goal_distances and goal_dim == 3 * self.goal_blocks
         self._reset_sim()
 
     # ------------------------------------------------------------------ task hooks
@@ -155,9 +173,32 @@ class TabletopEnv(gym.Env):
         raise NotImplementedError
 
     def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        """Per-goal-object distances, shape (..., n_goal_objects). Default: one 3-D goal."""
+        """Per-goal-object distances, shape (..., goal_blocks): Euclidean over each 3-D block of the
+        goal, or over the whole goal when `goal_blocks` is 1 (the default: one goal point)."""
+        if self.goal_blocks != 1:
+            return per_goal_distances(achieved, desired, self.goal_blocks)
         diff = achieved - desired
         return np.sqrt((diff * diff).sum(axis=-1))[..., None]
+
+    def _step_goal(self, achieved: np.ndarray, desired: np.ndarray) -> tuple[bool, float]:
+        """Success (every goal distance under the threshold) and the summed distance of one goal pair.
+
+        What `step` reads of `goal_distances`: with `_float_distances` (a task's own blockwise
+        distances over 3-D blocks) computed on Python floats, since numpy's per-call cost dwarfs
+        the maths on 1-3 distances; the same sums in the same order, so the same bits.
+        """
+        threshold = self.goal_threshold
+        if not self._float_distances:
+            dist = self.goal_distances(achieved, desired)
+            return bool((dist < threshold).all()), float(dist.sum())
+        a, g = achieved.tolist(), desired.tolist()
+        success, total = True, 0.0
+        for i in range(0, len(a), 3):
+            dx, dy, dz = a[i] - g[i], a[i + 1] - g[i + 1], a[i + 2] - g[i + 2]
+            dist = math.sqrt(dx * dx + dy * dy + dz * dz)
+            success = success and dist < threshold
+            total += dist  # left to right from the first (0.0 + d is d), as numpy sums a few numbers
+        return success, total
 
     def _goal_site_positions(self) -> list[np.ndarray]:
         return [self.goal[3 * i : 3 * i + 3] for i in range(len(self.goal_sites))]
@@ -173,11 +214,14 @@ class TabletopEnv(gym.Env):
 
     def object_pos(self, name: str) -> np.ndarray:
         """World position of cube `name` (a copy)."""
-        return self.obs_builder.object_pos(self.data, name).copy()
+        return self.object_view(name).copy()
 
     def object_view(self, name: str) -> np.ndarray:
         """World position of cube `name` as a view into the simulator state (read it, don't keep it)."""
-        return self.obs_builder.object_pos(self.data, name)
+        try:
+            return self._object_views[name]
+        except KeyError:
+            raise ValueError(f"unknown object {name!r}; scene has {list(self.objects)}") from None
 
     def objects_pos(self, names: tuple[str, ...]) -> np.ndarray:
         """The positions of cubes `names`, concatenated (one gather per step, for achieved goals)."""
@@ -187,7 +231,8 @@ class TabletopEnv(gym.Env):
         return self.data.qpos[index]
 
     def tcp_pos(self) -> np.ndarray:
-        return self.robot.tcp_pos(self.data).copy()
+        """TCP position (a copy)."""
+        return self.robot.views(self.data).tcp_pos.copy()
 
     def gripper_width(self) -> float:
         return self.robot.gripper_width(self.data)
@@ -220,21 +265,18 @@ class TabletopEnv(gym.Env):
         mujoco.mj_forward(m, d)
 
     def step(self, action: np.ndarray):
-        action = self._validate_action(action)
+        act = self._action_floats(action)
         if self._latency:
-            self._pending.append(action)
-            action = self._pending.popleft() if len(self._pending) > self._latency else self._hold_action()
-        self._apply_action(action)
-        mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
-        refresh_kinematics(self.model, self.data)
+            self._pending.append(act)
+            act = self._pending.popleft() if len(self._pending) > self._latency else self._hold_action().tolist()
+        self._apply_action(act)
+        m, d = self.model, self.data
+        mujoco.mj_step(m, d, nstep=self.n_substeps)
+        refresh_kinematics(m, d)
         obs = self._get_obs()
-        dist = self.goal_distances(obs["achieved_goal"], obs["desired_goal"])
-        success = bool((dist < self.goal_threshold).all())
-        if self.reward_type == "sparse":
-            task = 0.0 if success else -1.0
-        else:
-            task = -float(dist.sum())
-        cost = self.safety(self.data)
+        success, total = self._step_goal(obs["achieved_goal"], obs["desired_goal"])
+        task = (0.0 if success else -1.0) if self.reward_type == "sparse" else -total
+        cost = self.safety(d)
         terms = {"task": task, "interaction": float(self._interaction()), "safety": -cost}
         info = {"is_success": float(success), "reward_terms": terms, "safety_cost": cost}
         w = self.reward_weights
@@ -253,7 +295,7 @@ class TabletopEnv(gym.Env):
     def command(self, action: Any) -> np.ndarray:
         """Validate an action and write the joint targets it maps to into `data.ctrl`, without
         stepping physics; returns the targets (arm then gripper joints). ValueError on bad input."""
-        self._apply_action(self._validate_action(action))
+        self._apply_action(self._validate_action(action).tolist())
         return self.data.ctrl[np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))].copy()
 
     def reset_controller(self) -> None:
@@ -272,6 +314,18 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"action contains NaN or inf at index {bad}: {a.tolist()}")
         return a.clip(-1.0, 1.0)
 
+    def _action_floats(self, action: Any) -> list[float]:
+        """`_validate_action(action)` as Python floats, the form `_apply_action` takes.
+
+        A float32/float64 array of the right shape with a finite sum (the common case) is checked
+        and clipped on floats (the same values as numpy's clip); anything else takes the full check.
+        """
+        if type(action) is np.ndarray and action.dtype.char in "fd" and action.shape == self._action_shape:
+            a = action.tolist()  # float32 -> float is exact, as numpy's cast to float64 is
+            if math.isfinite(sum(a)):
+                return [-1.0 if x < -1.0 else 1.0 if x > 1.0 else x for x in a]
+        return self._validate_action(action).tolist()
+
     def action_description(self) -> str:
         """Human-readable meaning of each action dimension."""
         if self.action_mode == "joint":
@@ -284,24 +338,29 @@ class TabletopEnv(gym.Env):
         a[-1] = self.robot.gripper_action(self.gripper_width())
         return a
 
-    def _apply_action(self, a: np.ndarray) -> None:
+    def _apply_action(self, act: list[float]) -> None:
+        """Write the joint targets for a validated action (Python floats, see `_action_floats`) into ctrl.
+
+        Python floats throughout: the same IEEE operations as the numpy formulation on these few
+        numbers (so the same targets, bit for bit), without numpy's per-call cost.
+        """
         d, robot = self.data, self.robot
-        act = a.tolist()  # Python floats: the same arithmetic as numpy's on these few numbers, cheaper
+        views = robot.views(d)
         if self.action_mode == "ee":
             # Move the target by max_delta * action from the TCP, kept inside the workspace box.
-            tcp, md = robot.tcp_pos(d).tolist(), self.max_delta
-            target = np.array([min(max(tcp[k] + md * act[k], self._workspace[k][0]), self._workspace[k][1]) for k in range(3)])
+            tcp, md, box = views.tcp_pos.tolist(), self.max_delta, self._workspace
+            target = [clamp(tcp[k] + md * act[k], box[k][0], box[k][1]) for k in range(3)]
             if self.yaw:
-                self._target_yaw = float(np.clip(self._target_yaw + 0.25 * a[3], -np.pi / 2, np.pi / 2))
+                self._target_yaw = clamp(self._target_yaw + 0.25 * act[3], -_HALF_PI, _HALF_PI)
             if self._target_yaw != self._target_mat_yaw:
                 self._target_mat, self._target_mat_yaw = yaw_rotation(self._target_yaw), self._target_yaw
-            q_target = self.ik.solve(d, target, self._target_mat, self.control_dt)
+            q_target = self.ik.solve_floats(d, target, self._target_mat, self.control_dt)
         else:
-            step = self.ik.config.velocity_scale * robot.qd_max * self.control_dt
-            q = robot.arm_q(d)
-            q_target = np.clip(q + a[: robot.n_arm] * step, robot.q_min, robot.q_max)
-        d.ctrl[robot.arm_actuators_ix] = q_target
-        d.ctrl[robot.finger_actuators_ix] = robot.gripper_targets(0.5 * (act[-1] + 1.0) * robot.max_gripper_width)
+            step = (self.ik.config.velocity_scale * robot.qd_max * self.control_dt).tolist()
+            q = views.qpos[robot.arm_qpos_ix].tolist()
+            q_target = [clamp(x + a * s, lo, hi) for x, a, s, lo, hi in zip(q, act, step, robot.q_min.tolist(), robot.q_max.tolist())]
+        # Arm then gripper targets in one write.
+        views.ctrl[robot.actuators_ix] = q_target + robot.gripper_targets_list(0.5 * (act[-1] + 1.0) * robot.max_gripper_width_f)
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         vec = self.obs_builder.build(self.data)

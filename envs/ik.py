@@ -51,6 +51,12 @@ class IKConfig:
     velocity_scale: float = 0.9  # fraction of the joint velocity limit usable per control period
 
 
+def clamp(x: float, lo: float, hi: float) -> float:
+    """min(max(x, lo), hi) (= np.minimum(np.maximum(x, lo), hi), NaN included) without two builtin calls."""
+    x = lo if lo > x else x  # max(x, lo): x unless lo is greater (a NaN x stays)
+    return hi if hi < x else x  # min(x, hi): x unless hi is smaller
+
+
 def _floats(v) -> list[float]:
     """A short vector as a list of Python floats."""
     return v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
@@ -80,6 +86,9 @@ class DifferentialIK:
         contiguous = bool(np.all(np.diff(dof) == 1))
         # A slice is a view (no copy) when the arm's dofs are contiguous, as in our scenes.
         self._cols = slice(int(dof[0]), int(dof[-1]) + 1) if contiguous else dof
+        # The arm columns of the Jacobian buffer: a view made once when they are contiguous (mj_jacSite
+        # writes into the buffer in place), else gathered per solve.
+        self._jac_arm = self._jac_full[:, self._cols] if contiguous else None
         self._n = self.robot.n_arm
         self._home = self.robot.home_qpos[: self._n]
         # Row weights of the solve's Jacobian (1 for position rows, the rotation gain for angular
@@ -87,6 +96,9 @@ class DifferentialIK:
         self._row_gain = np.array([1.0, 1.0, 1.0] + [self.config.rotation_gain] * 3)[:, None]
         self._qpos_ix = self.robot.arm_qpos_ix
         self._site = self.robot.tcp_site
+        self._y = np.empty(6)  # the 6x6 solve's result (read at once, so one buffer serves every call)
+        # The joint limits as Python floats for the final clamp (min/max on floats = np.minimum/maximum).
+        self._limits = tuple(zip(self._lo.tolist(), self._hi.tolist()))
 
     def jacobian(self, data: mujoco.MjData) -> np.ndarray:
         """6 x n_arm TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
@@ -107,32 +119,42 @@ class DifferentialIK:
 
         `data` must hold current kinematics (mj_kinematics + mj_comPos, or mj_forward).
         """
+        return np.array(self.solve_floats(data, _floats(target_pos), target_mat, dt))
+
+    def solve_floats(self, data: mujoco.MjData, target: list[float], target_mat: np.ndarray, dt: float) -> list[float]:
+        """`solve` with the target position and the joint targets as Python floats (the env's step path).
+
+        Bit-identical to the numpy formulation: the matrix products are the same BLAS calls
+        (`a.dot(b)` is `a @ b` without the ufunc dispatch), and the elementwise tail (the
+        velocity-limit scale, the position clamp) does the same IEEE operations on floats.
+        """
         cfg = self.config
-        site = self._site
-        q = data.qpos[self._qpos_ix]
+        views = self.robot.views(data)
+        q = views.qpos[self._qpos_ix]
         # The pose error in Python floats (the same arithmetic as numpy's on six numbers, cheaper):
         # position error, then rotation_gain * orientation_error(current, target).
-        t, p, g = _floats(target_pos), data.site_xpos[site].tolist(), cfg.rotation_gain
-        r = (target_mat @ data.site_xmat[site].reshape(3, 3).T).ravel().tolist()
+        t, p, g = target, views.tcp_pos.tolist(), cfg.rotation_gain
+        r = target_mat.dot(views.tcp_mat.T).tolist()
         err = np.array((t[0] - p[0], t[1] - p[1], t[2] - p[2],
-                        g * (0.5 * (r[7] - r[5])), g * (0.5 * (r[2] - r[6])), g * (0.5 * (r[3] - r[1]))))
-        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
-        jac = self._jac_full[:, self._cols] * self._row_gain
+                        g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))))
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
+        jac_arm = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
+        jac = jac_arm * self._row_gain
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         v = cfg.nullspace_gain * (self._home - q)
-        jjt = jac @ jac.T
+        jjt = jac.dot(jac.T)
         jjt += self._damping_eye
-        rhs = err - jac @ v
-        y = np.empty(6)
+        rhs = err - jac.dot(v)
+        y = self._y
         mujoco.mju_cholFactor(jjt, 0.0)
         mujoco.mju_cholSolve(y, jjt, rhs)
-        dq = v + jac.T @ y
+        dq = (v + jac.T.dot(y)).tolist()
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
         if dt != self._limit_dt:
             self._limit_dt, self._step_limit = dt, (self._step_per_s * dt).tolist()
-        ratio = max(abs(x) / lim for x, lim in zip(dq.tolist(), self._step_limit))
+        ratio = max([abs(x) / lim for x, lim in zip(dq, self._step_limit)])
         if ratio > 1.0:
-            dq /= ratio
-        return np.minimum(np.maximum(q + dq, self._lo), self._hi)
+            dq = [x / ratio for x in dq]
+        return [clamp(a + b, lo, hi) for a, b, (lo, hi) in zip(q.tolist(), dq, self._limits)]

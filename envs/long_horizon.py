@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from envs.registry import LONG_HORIZON_STEPS, NAMESPACE
-from envs.tasks import OBJECT_HIGH, OBJECT_LOW, PandaPickPlaceEnv, PandaStackEnv, _dist, _sample_xy, per_goal_distances
+from envs.tasks import OBJECT_HIGH, OBJECT_LOW, PandaPickPlaceEnv, PandaStackEnv, _dist, _sample_xy
 
 __all__ = [
     "LONG_HORIZON_TASKS",
@@ -79,6 +79,7 @@ class PandaStackThreeEnv(LongHorizonTask, PandaStackEnv):
     goal_expression = "on(red,blue) & on(green,red) & !holding(green)"
     objects = ("red", "green", "blue")
     goal_sites = ("goal_red", "goal_green", "goal_blue")
+    goal_blocks = 3  # goal_distances: one distance per cube
 
     def _goal_dim(self) -> int:
         return 9
@@ -97,14 +98,11 @@ class PandaStackThreeEnv(LongHorizonTask, PandaStackEnv):
     def _achieved_goal(self) -> np.ndarray:
         return self.objects_pos(("red", "green", "blue"))
 
-    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        return per_goal_distances(achieved, desired, 3)
-
     def _interaction(self) -> float:
         # Shape towards the first cube of the tower that is not yet in place.
         for name, target in (("red", self.goal[0:3]), ("green", self.goal[3:6])):
             if _dist(self.object_view(name), target) >= self.goal_threshold:
-                return -_dist(self.robot.tcp_pos(self.data), self.object_view(name))
+                return -_dist(self.robot.views(self.data).tcp_pos, self.object_view(name))
         return 0.0
 
 

@@ -86,6 +86,7 @@ class ObservationBuilder:
         self._robot_size = sum(n for _, n in robot_fields(self.robot.n_arm, obs_layout))
         self._jacp = np.zeros((3, model.nv))
         self._jacr = np.zeros((3, model.nv)) if obs_layout == "tcp" else None
+        self._obj_index = {name: i for i, name in enumerate(self.objects)}
         # Every cube's free joint read at once: (n_objects, 7) qpos and (n_objects, 6) qvel, as
         # views when the joints follow each other in the objects' order (as in our scenes).
         n = len(self.objects)
@@ -93,10 +94,38 @@ class ObservationBuilder:
         self._obj_v = _rows(np.array(self._obj_dof, dtype=np.int64), 6)
         self._n_objects = n
         self._arm_qpos_ix, self._site = self.robot.arm_qpos_ix, self.robot.tcp_site
+        self._finger_qpos_ix, self._finger_dof_ix = self.robot.finger_qpos_ix, self.robot.finger_dof_ix
+        self._width_weights, self._width_offset = self.robot._width_weights, self.robot._width_offset
+        self._init_scratch()
+
+    def _init_scratch(self) -> None:
+        """The buffer `build` fills, in the order the sources come in, and the permutation to the layout.
+
+        Numpy's cost per call (~0.2-1 us) dwarfs the arithmetic on these few numbers, so `build`
+        writes each source in one operation into a fixed buffer through views made here: the robot
+        part (already in layout order), the cubes' free-joint positions (n, 7) and velocities (n, 6)
+        as they lie in qpos/qvel, and their positions relative to the TCP (n, 3); one gather then
+        puts everything in layout order (and is the fresh array the caller keeps).
+        """
+        n, r = self._n_objects, self._robot_size
+        buf = self._scratch = np.zeros(r + 16 * n)
+        q0, v0, rel0 = r, r + 7 * n, r + 13 * n
+        self._s_tcp, self._s_vel, self._s_robot_tail = buf[0:3], buf[4:7], buf[8:r]
+        self._s_q = buf[q0:v0].reshape(n, 7)  # each cube's free joint: pos(3) quat(4)
+        self._s_v = buf[v0:rel0].reshape(n, 6)  # linvel(3) angvel(3)
+        self._s_rel = buf[rel0:].reshape(n, 3)
+        self._s_pos = self._s_q[:, :3]
+        self._s_w = self._s_q[:, 3]  # quaternion w of each cube
+        perm = list(range(r))
+        for j in range(n):
+            q, v, rel = q0 + 7 * j, v0 + 6 * j, rel0 + 3 * j
+            perm += [q, q + 1, q + 2, rel, rel + 1, rel + 2, q + 3, q + 4, q + 5, q + 6, *range(v, v + 6)]  # OBJECT_FIELDS
+        self._perm = np.array(perm, dtype=np.intp)
+        assert len(perm) == self.size
 
     def object_pos(self, data: mujoco.MjData, name: str) -> np.ndarray:
         """World position of a cube (from its free joint, exact at the current state)."""
-        adr = self._obj_qpos[self.objects.index(name)]
+        adr = self._obj_qpos[self._obj_index[name]]
         return data.qpos[adr : adr + 3]
 
     def object_qpos_range(self, name: str) -> np.ndarray:
@@ -105,34 +134,33 @@ class ObservationBuilder:
         return np.arange(adr, adr + 3)
 
     def build(self, data: mujoco.MjData) -> np.ndarray:
-        """Observation at the current state; kinematics must be current (see refresh_kinematics)."""
-        robot, site = self.robot, self._site
-        out = np.empty(self.size, dtype=np.float64)
-        tcp = data.site_xpos[site]
-        out[0:3] = tcp
-        out[3] = robot.gripper_width(data)
-        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, site)
-        out[4:7] = self._jacp @ data.qvel
-        out[7] = robot.gripper_width_rate(data)
-        i = self._robot_size
+        """Observation at the current state; kinematics must be current (see refresh_kinematics).
+
+        Returns a new array (the scratch buffer behind it is reused).
+        """
+        views = self.robot.views(data)
+        qpos, qvel, tcp = views.qpos, views.qvel, views.tcp_pos
+        buf = self._scratch
+        self._s_tcp[...] = tcp
+        # The gripper width and its rate through the description's width map, as Robot.gripper_width
+        # and gripper_width_rate compute them (`a.dot(b)` is `a @ b`, without the ufunc dispatch).
+        buf[3] = self._width_weights.dot(qpos[self._finger_qpos_ix] - self._width_offset)
+        mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
+        self._jacp.dot(qvel, out=self._s_vel)
+        buf[7] = self._width_weights.dot(qvel[self._finger_dof_ix])
         if self._jacr is None:
-            out[8:i] = data.qpos[self._arm_qpos_ix]
+            self._s_robot_tail[...] = qpos[self._arm_qpos_ix]
         else:
-            out[8:14] = data.site_xmat[site][_ROT6]
-            out[14:17] = self._jacr @ data.qvel
-        n = self._n_objects
-        if n:
-            # All cubes in a handful of array operations, per field (row j = object j).
-            objs = out[i:].reshape(n, 16)
-            q = data.qpos[self._obj_q].reshape(n, 7)
-            objs[:, 0:3] = q[:, :3]
-            np.subtract(q[:, :3], tcp, out=objs[:, 3:6])
-            objs[:, 6:10] = q[:, 3:7]
-            for j, w in enumerate(q[:, 3].tolist()):
+            buf[8:14] = views.tcp_xmat[_ROT6]
+            self._jacr.dot(qvel, out=buf[14:17])
+        if self._n_objects:
+            self._s_q[...] = qpos[self._obj_q].reshape(self._s_q.shape)
+            self._s_v[...] = qvel[self._obj_v].reshape(self._s_v.shape)
+            np.subtract(self._s_pos, tcp, out=self._s_rel)
+            for j, w in enumerate(self._s_w.tolist()):
                 if not w >= 0:  # the hemisphere w >= 0 (a NaN flips too, as `quat if w >= 0 else -quat` did)
-                    objs[j, 6:10] = -q[j, 3:7]
-            objs[:, 10:16] = data.qvel[self._obj_v].reshape(n, 6)
-        return out
+                    self._s_q[j, 3:7] = -self._s_q[j, 3:7]
+        return buf[self._perm]
 
 
 def _rows(addresses: np.ndarray, width: int) -> slice | np.ndarray:

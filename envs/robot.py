@@ -113,10 +113,29 @@ class Robot:
         # our scenes; else the address array. Same values either way, so results stay bit-identical.
         for name in ("arm_qpos", "arm_dof", "finger_qpos", "finger_dof", "arm_actuators", "finger_actuators"):
             object.__setattr__(self, f"{name}_ix", _as_slice(getattr(self, name)))
+        # Arm then gripper actuators: one write of all joint targets (a slice when contiguous).
+        object.__setattr__(self, "actuators_ix", _as_slice(np.concatenate((self.arm_actuators, self.finger_actuators))))
         grip = self.description.gripper
         object.__setattr__(self, "_width_weights", grip.width_weights())
         object.__setattr__(self, "_width_offset", np.asarray(grip.width_to_joint_offset, dtype=np.float64))
         object.__setattr__(self, "_width_scale", np.asarray(grip.width_to_joint_scale, dtype=np.float64))
+        # The gripper map as Python floats for the step path (offset + scale * width per joint: the
+        # same two roundings as the numpy expression, so the same bits).
+        object.__setattr__(self, "_width_map", tuple(zip(self._width_offset.tolist(), self._width_scale.tolist())))
+        object.__setattr__(self, "max_gripper_width_f", float(grip.max_width))
+        object.__setattr__(self, "_views", None)
+
+    def __getstate__(self) -> dict:
+        # Copies and pickles leave the views behind: copied arrays would no longer alias the data.
+        return {**self.__dict__, "_views": None}
+
+    def views(self, data: mujoco.MjData) -> "DataViews":
+        """Views into `data`'s arrays that the step path reads, made once per MjData (see DataViews)."""
+        v = self._views
+        if v is None or v.data is not data:
+            v = DataViews(data, self.tcp_site)
+            object.__setattr__(self, "_views", v)
+        return v
 
     # -- state accessors (cheap views into MjData) ---------------------------------------
     def arm_q(self, data: mujoco.MjData) -> np.ndarray:
@@ -138,6 +157,10 @@ class Robot:
     def gripper_targets(self, width: float) -> np.ndarray:
         """Gripper joint commands for an opening `width` (m)."""
         return self._width_offset + self._width_scale * width
+
+    def gripper_targets_list(self, width: float) -> list[float]:
+        """`gripper_targets` as Python floats (the same values, without numpy's per-call cost)."""
+        return [o + s * width for o, s in self._width_map]
 
     def gripper_action(self, width: float) -> float:
         """The gripper action (-1 closed .. +1 open) that commands `width`."""
@@ -163,6 +186,26 @@ class Robot:
 
 
 PandaRobot = Robot  # the name before robots were data
+
+
+class DataViews:
+    """The arrays of one MjData that the step path reads, as numpy views made once.
+
+    Every attribute read of an MjData array (`data.qpos`) builds a new numpy wrapper, and every
+    row of it (`data.site_xpos[i]`) another; the buffers behind them never move for the life of
+    an MjData (resets and mj_setState write into them), so views made once stay valid and
+    always show the current state. A step reads a dozen of them.
+    """
+
+    def __init__(self, data: mujoco.MjData, tcp_site: int):
+        self.data = data
+        self.qpos: np.ndarray = data.qpos
+        self.qvel: np.ndarray = data.qvel
+        self.ctrl: np.ndarray = data.ctrl
+        self.sensordata: np.ndarray = data.sensordata
+        self.tcp_pos: np.ndarray = data.site_xpos[tcp_site]  # (3,)
+        self.tcp_xmat: np.ndarray = data.site_xmat[tcp_site]  # (9,) row-major
+        self.tcp_mat: np.ndarray = self.tcp_xmat.reshape(3, 3)  # a view: the row is contiguous
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:

@@ -40,6 +40,7 @@ class SafetyCost:
         self._limits = tuple(zip(robot.q_min.tolist(), robot.q_max.tolist()))
         self._inv_qd_list = self._inv_qd_max.tolist()
         self._qpos_ix, self._dof_ix = robot.arm_qpos_ix, robot.arm_dof_ix
+        self._force = slice(self._sensor + 1, self._sensor + 4)  # the sensor's force (after its normal-count field)
 
     def table_contact_force(self, data: mujoco.MjData) -> float:
         """Magnitude (N) of the net robot-table contact force, from the scene's contact sensor."""
@@ -62,16 +63,18 @@ class SafetyCost:
         """The total cost: joint_limit + table_contact + joint_speed (as `parts` sums them)."""
         cfg = self.config
         margin, frac = cfg.limit_margin, cfg.speed_fraction
+        views = self.robot.views(data)
         limit = 0.0
-        for x, (lo, hi) in zip(data.qpos[self._qpos_ix].tolist(), self._limits):
-            excess = margin - min(x - lo, hi - x)
+        for x, (lo, hi) in zip(views.qpos[self._qpos_ix].tolist(), self._limits):
+            below, above = x - lo, hi - x
+            excess = margin - (above if above < below else below)  # min(below, above), NaN as min keeps it
             if excess > 0.0:  # adding the zeros numpy adds changes no sum
                 limit += excess
         speed = 0.0
-        for v, inv in zip(data.qvel[self._dof_ix].tolist(), self._inv_qd_list):
+        for v, inv in zip(views.qvel[self._dof_ix].tolist(), self._inv_qd_list):
             excess = abs(v) * inv - frac
             if excess > 0.0:
                 speed += excess
-        f = data.sensordata[self._sensor + 1 : self._sensor + 4]
-        contact = math.sqrt(f @ f) / cfg.contact_force_scale  # BLAS's dot, as table_contact_force sums it
+        f = views.sensordata[self._force]
+        contact = math.sqrt(f.dot(f)) / cfg.contact_force_scale  # BLAS's dot (`f @ f` without the ufunc dispatch)
         return limit / margin + contact + speed / (1.0 - frac)

@@ -6,22 +6,18 @@ achieved goal is, and what its interaction (shaping) term measures.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from envs.base import TabletopEnv
+from envs.base import TabletopEnv, per_goal_distances  # noqa: F401  per_goal_distances: its old home, kept importable
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> float:
+    """Euclidean distance of two 3-vectors (np.linalg.norm, even `d @ d`, costs more than the maths;
+    `d.dot(d)` is the same BLAS dot as `d @ d`)."""
     d = a - b
-    return float(np.sqrt(d @ d))  # np.linalg.norm costs more than the maths on 3-vectors
-
-
-def per_goal_distances(achieved: np.ndarray, desired: np.ndarray, n_goals: int) -> np.ndarray:
-    """Distances between `n_goals` stacked 3-D positions, shape (..., n_goals)."""
-    a = np.asarray(achieved)
-    d = np.asarray(desired)
-    diff = a.reshape(*a.shape[:-1], n_goals, 3) - d.reshape(*d.shape[:-1], n_goals, 3)
-    return np.sqrt((diff * diff).sum(axis=-1))
+    return math.sqrt(d.dot(d))
 
 # Where cubes and table goals are sampled (world x, y, metres): in front of the base.
 OBJECT_LOW = np.array([0.45, -0.18])
@@ -53,7 +49,7 @@ class PandaReachEnv(TabletopEnv):
 
     def _interaction(self) -> float:
         # Reach has no object: shape by distance from TCP to the target.
-        return -_dist(self.robot.tcp_pos(self.data), self.goal)
+        return -_dist(self.robot.views(self.data).tcp_pos, self.goal)
 
 
 class PandaPushEnv(TabletopEnv):
@@ -71,7 +67,7 @@ class PandaPushEnv(TabletopEnv):
         return self.object_pos("red")
 
     def _interaction(self) -> float:
-        return -_dist(self.robot.tcp_pos(self.data), self.object_view("red"))
+        return -_dist(self.robot.views(self.data).tcp_pos, self.object_view("red"))
 
 
 class PandaPickPlaceEnv(PandaPushEnv):
@@ -92,6 +88,7 @@ class PandaStackEnv(TabletopEnv):
     objects = ("red", "blue")
     goal_sites = ("goal_red", "goal_blue")
     goal_threshold = 0.02  # tighter than Fetch's 5 cm: a cube is 4 cm wide
+    goal_blocks = 2  # goal_distances: one distance per cube
 
     def _goal_dim(self) -> int:
         return 6
@@ -106,11 +103,8 @@ class PandaStackEnv(TabletopEnv):
     def _achieved_goal(self) -> np.ndarray:
         return self.objects_pos(("red", "blue"))
 
-    def goal_distances(self, achieved: np.ndarray, desired: np.ndarray) -> np.ndarray:
-        return per_goal_distances(achieved, desired, 2)
-
     def _interaction(self) -> float:
-        return -_dist(self.robot.tcp_pos(self.data), self.object_view("red"))
+        return -_dist(self.robot.views(self.data).tcp_pos, self.object_view("red"))
 
 
 TASKS: dict[str, type[TabletopEnv]] = {
