@@ -354,7 +354,7 @@ class TabletopEnv(gym.Env):
                 self._target_yaw = clamp(self._target_yaw + 0.25 * act[3], -_HALF_PI, _HALF_PI)
             if self._target_yaw != self._target_mat_yaw:
                 self._target_mat, self._target_mat_yaw = yaw_rotation(self._target_yaw), self._target_yaw
-            q_target = self.ik.solve_floats(d, target, self._target_mat, self.control_dt)
+            q_target = self.ik.solve_floats(d, target, self._target_mat, self.control_dt, tcp)
         else:
             step = (self.ik.config.velocity_scale * robot.qd_max * self.control_dt).tolist()
             q = views.qpos[robot.arm_qpos_ix].tolist()

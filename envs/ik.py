@@ -98,7 +98,8 @@ class DifferentialIK:
         self._site = self.robot.tcp_site
         self._y = np.empty(6)  # the 6x6 solve's result (read at once, so one buffer serves every call)
         # The joint limits as Python floats for the final clamp (min/max on floats = np.minimum/maximum).
-        self._limits = tuple(zip(self._lo.tolist(), self._hi.tolist()))
+        self._lo_list, self._hi_list = self._lo.tolist(), self._hi.tolist()
+        self._home_list = self._home.tolist()
 
     def jacobian(self, data: mujoco.MjData) -> np.ndarray:
         """6 x n_arm TCP Jacobian (linear; angular) over the arm joints at the current kinematics."""
@@ -121,20 +122,28 @@ class DifferentialIK:
         """
         return np.array(self.solve_floats(data, _floats(target_pos), target_mat, dt))
 
-    def solve_floats(self, data: mujoco.MjData, target: list[float], target_mat: np.ndarray, dt: float) -> list[float]:
+    def solve_floats(
+        self,
+        data: mujoco.MjData,
+        target: list[float],
+        target_mat: np.ndarray,
+        dt: float,
+        tcp: list[float] | None = None,
+    ) -> list[float]:
         """`solve` with the target position and the joint targets as Python floats (the env's step path).
 
+        `tcp`: the current TCP position when the caller has already read it (as floats).
         Bit-identical to the numpy formulation: the matrix products are the same BLAS calls
-        (`a.dot(b)` is `a @ b` without the ufunc dispatch), and the elementwise tail (the
-        velocity-limit scale, the position clamp) does the same IEEE operations on floats.
+        (`a.dot(b)` is `a @ b` without the ufunc dispatch), and the elementwise parts (the posture
+        term, the step, the velocity-limit scale, the clamp) do the same IEEE operations on floats.
         """
         cfg = self.config
         views = self.robot.views(data)
-        q = views.qpos[self._qpos_ix]
+        q = views.qpos[self._qpos_ix].tolist()
         # The pose error in Python floats (the same arithmetic as numpy's on six numbers, cheaper):
         # position error, then rotation_gain * orientation_error(current, target).
-        t, p, g = target, views.tcp_pos.tolist(), cfg.rotation_gain
-        r = target_mat.dot(views.tcp_mat.T).tolist()
+        t, p, g = target, views.tcp_pos.tolist() if tcp is None else tcp, cfg.rotation_gain
+        r = target_mat.dot(views.tcp_mat_T).tolist()
         err = np.array((t[0] - p[0], t[1] - p[1], t[2] - p[2],
                         g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))))
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
@@ -142,19 +151,24 @@ class DifferentialIK:
         jac = jac_arm * self._row_gain
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
-        v = cfg.nullspace_gain * (self._home - q)
+        k = cfg.nullspace_gain
+        v = [k * (h - x) for h, x in zip(self._home_list, q)]
         jjt = jac.dot(jac.T)
         jjt += self._damping_eye
-        rhs = err - jac.dot(v)
+        rhs = err - jac.dot(np.array(v))
         y = self._y
         mujoco.mju_cholFactor(jjt, 0.0)
         mujoco.mju_cholSolve(y, jjt, rhs)
-        dq = (v + jac.T.dot(y)).tolist()
+        dq = [a + b for a, b in zip(v, jac.T.dot(y).tolist())]
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
         if dt != self._limit_dt:
             self._limit_dt, self._step_limit = dt, (self._step_per_s * dt).tolist()
         ratio = max([abs(x) / lim for x, lim in zip(dq, self._step_limit)])
-        if ratio > 1.0:
-            dq = [x / ratio for x in dq]
-        return [clamp(a + b, lo, hi) for a, b, (lo, hi) in zip(q.tolist(), dq, self._limits)]
+        scale = ratio > 1.0
+        targets = []
+        for a, b, lo, hi in zip(q, dq, self._lo_list, self._hi_list):
+            x = a + (b / ratio if scale else b)
+            x = lo if lo > x else x  # min(max(x, lo), hi) inline: this loop runs every control step
+            targets.append(hi if hi < x else x)
+        return targets

@@ -113,6 +113,9 @@ class ObservationBuilder:
         self._s_tcp, self._s_vel, self._s_robot_tail = buf[0:3], buf[4:7], buf[8:r]
         self._s_q = buf[q0:v0].reshape(n, 7)  # each cube's free joint: pos(3) quat(4)
         self._s_v = buf[v0:rel0].reshape(n, 6)  # linvel(3) angvel(3)
+        # Where qpos[_obj_q] / qvel[_obj_v] go: flat when those reads are slices (flat), else (n, 7) / (n, 6).
+        self._s_q_dst = buf[q0:v0] if isinstance(self._obj_q, slice) else self._s_q
+        self._s_v_dst = buf[v0:rel0] if isinstance(self._obj_v, slice) else self._s_v
         self._s_rel = buf[rel0:].reshape(n, 3)
         self._s_pos = self._s_q[:, :3]
         self._s_w = self._s_q[:, 3]  # quaternion w of each cube
@@ -154,8 +157,8 @@ class ObservationBuilder:
             buf[8:14] = views.tcp_xmat[_ROT6]
             self._jacr.dot(qvel, out=buf[14:17])
         if self._n_objects:
-            self._s_q[...] = qpos[self._obj_q].reshape(self._s_q.shape)
-            self._s_v[...] = qvel[self._obj_v].reshape(self._s_v.shape)
+            self._s_q_dst[...] = qpos[self._obj_q]
+            self._s_v_dst[...] = qvel[self._obj_v]
             np.subtract(self._s_pos, tcp, out=self._s_rel)
             for j, w in enumerate(self._s_w.tolist()):
                 if not w >= 0:  # the hemisphere w >= 0 (a NaN flips too, as `quat if w >= 0 else -quat` did)

@@ -206,6 +206,7 @@ class DataViews:
         self.tcp_pos: np.ndarray = data.site_xpos[tcp_site]  # (3,)
         self.tcp_xmat: np.ndarray = data.site_xmat[tcp_site]  # (9,) row-major
         self.tcp_mat: np.ndarray = self.tcp_xmat.reshape(3, 3)  # a view: the row is contiguous
+        self.tcp_mat_T: np.ndarray = self.tcp_mat.T
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:

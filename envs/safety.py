@@ -37,7 +37,7 @@ class SafetyCost:
         self._inv_qd_max = 1.0 / robot.qd_max
         # The per-step cost runs on Python floats: a handful of numpy calls on 6-7 numbers cost
         # more than the arithmetic. Same operations in the same order, so the same bits as `parts`.
-        self._limits = tuple(zip(robot.q_min.tolist(), robot.q_max.tolist()))
+        self._lo_list, self._hi_list = robot.q_min.tolist(), robot.q_max.tolist()
         self._inv_qd_list = self._inv_qd_max.tolist()
         self._qpos_ix, self._dof_ix = robot.arm_qpos_ix, robot.arm_dof_ix
         self._force = slice(self._sensor + 1, self._sensor + 4)  # the sensor's force (after its normal-count field)
@@ -65,14 +65,14 @@ class SafetyCost:
         margin, frac = cfg.limit_margin, cfg.speed_fraction
         views = self.robot.views(data)
         limit = 0.0
-        for x, (lo, hi) in zip(views.qpos[self._qpos_ix].tolist(), self._limits):
+        for x, lo, hi in zip(views.qpos[self._qpos_ix].tolist(), self._lo_list, self._hi_list):
             below, above = x - lo, hi - x
             excess = margin - (above if above < below else below)  # min(below, above), NaN as min keeps it
             if excess > 0.0:  # adding the zeros numpy adds changes no sum
                 limit += excess
         speed = 0.0
         for v, inv in zip(views.qvel[self._dof_ix].tolist(), self._inv_qd_list):
-            excess = abs(v) * inv - frac
+            excess = (v if v >= 0.0 else -v) * inv - frac  # abs(v) without a builtin call (a NaN stays NaN)
             if excess > 0.0:
                 speed += excess
         f = views.sensordata[self._force]
