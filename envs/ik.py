@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from envs.robot import Robot
+from envs.robot import DataViews, Robot
 
 # Gripper pointing straight down, fingers opening along world y: the TCP frame at the
 # home pose. Yaw rotates this about world z.
@@ -57,6 +57,21 @@ def clamp(x: float, lo: float, hi: float) -> float:
     return hi if hi < x else x  # min(x, hi): x unless hi is smaller
 
 
+def _times_transpose(target_mat: np.ndarray, views: DataViews) -> list[list[float]]:
+    """target_mat @ R^T (R: the TCP orientation) as nested Python lists.
+
+    A diagonal target (straight down, the orientation of every non-yaw step) has one nonzero
+    product per entry, which Python computes exactly as BLAS does (the other terms are zeros), so
+    the common case skips a BLAS matrix product; any other target takes it.
+    """
+    t = target_mat.tolist()
+    if t[0][1] == t[0][2] == t[1][0] == t[1][2] == t[2][0] == t[2][1] == 0.0:
+        a, b, c = t[0][0], t[1][1], t[2][2]
+        r = views.tcp_xmat.tolist()  # R row-major: R[j][i] = r[3 * j + i]
+        return [[a * r[0], a * r[3], a * r[6]], [b * r[1], b * r[4], b * r[7]], [c * r[2], c * r[5], c * r[8]]]
+    return target_mat.dot(views.tcp_mat_T).tolist()
+
+
 def _floats(v) -> list[float]:
     """A short vector as a list of Python floats."""
     return v.tolist() if isinstance(v, np.ndarray) else [float(x) for x in v]
@@ -94,6 +109,8 @@ class DifferentialIK:
         # Row weights of the solve's Jacobian (1 for position rows, the rotation gain for angular
         # rows): one multiply picks the arm columns and weights them (x1.0 is exact).
         self._row_gain = np.array([1.0, 1.0, 1.0] + [self.config.rotation_gain] * 3)[:, None]
+        # The same gains as a full 6 x n_arm matrix: the same products, without numpy's broadcasting setup.
+        self._gain = np.repeat(self._row_gain, self.robot.n_arm, axis=1)
         self._qpos_ix = self.robot.arm_qpos_ix
         self._site = self.robot.tcp_site
         self._y = np.empty(6)  # the 6x6 solve's result (read at once, so one buffer serves every call)
@@ -143,12 +160,12 @@ class DifferentialIK:
         # The pose error in Python floats (the same arithmetic as numpy's on six numbers, cheaper):
         # position error, then rotation_gain * orientation_error(current, target).
         t, p, g = target, views.tcp_pos.tolist() if tcp is None else tcp, cfg.rotation_gain
-        r = target_mat.dot(views.tcp_mat_T).tolist()
+        r = _times_transpose(target_mat, views)
         err = np.array((t[0] - p[0], t[1] - p[1], t[2] - p[2],
                         g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))))
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
         jac_arm = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
-        jac = jac_arm * self._row_gain
+        jac = jac_arm * self._gain
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         k = cfg.nullspace_gain
