@@ -82,6 +82,7 @@ def perception_overrides(
     node starts, for a camera with no calibration)."""
     ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
     overrides.setdefault("skill_executor", {}).setdefault("predict_object_poses", True)  # images are 0.1-0.3 s old
+    overrides["skill_executor"].setdefault("carry_held_objects", True)  # the hand hides what it holds from the camera
     per = overrides.setdefault("perception", {})
     if "profile" in ex:
         per.setdefault("profile", ex["profile"])

@@ -77,6 +77,9 @@ class ExecutorParams:
     shadow: bool = False  # compute every command but send none: publish each on ~/preview (JointTrajectory)
     object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
     predict_object_poses: bool = False  # carry each pose forward from its stamp at its velocity (perceived poses)
+    carry_held_objects: bool = False  # a held object's pose rides on the TCP while unseen (ros_bridge.carried; perceived poses)
+    carry_width: list[float] = field(default_factory=lambda: [0.03, 0.05])  # m: gripper opening that counts as holding an object
+    carry_radius: float = 0.03  # m: an object this close to the TCP when the fingers close on it is held
     stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
     autostart: bool = True  # start the skill as soon as states arrive
     stop_on_success: bool = True  # hold and report "done" once the task's success test has passed
@@ -94,6 +97,10 @@ class ExecutorParams:
             raise ValueError(f"joint_states_topic must be an absolute topic name, got {self.joint_states_topic!r}")
         if self.stamp_source not in ("header", "receipt"):
             raise ValueError(f"stamp_source must be 'header' or 'receipt', got {self.stamp_source!r}")
+        if len(self.carry_width) != 2 or not (0.0 <= self.carry_width[0] < self.carry_width[1] < math.inf):
+            raise ValueError(f"carry_width must be [min, max] gripper openings in m with 0 <= min < max, got {list(self.carry_width)}")
+        if not (0.0 < self.carry_radius < math.inf):
+            raise ValueError(f"carry_radius must be > 0 m, got {self.carry_radius}")
         if not (self.control_rate >= 0 and math.isfinite(self.control_rate)):
             raise ValueError(f"control_rate must be >= 0 (0 = the skill's rate), got {self.control_rate}")
         profile = self.robot_profile  # raises (a ValueError) naming the shipped profiles

@@ -48,6 +48,7 @@ import numpy as np
 
 from ros_bridge._ros import COMMAND_QOS, STATE_QOS, declare_params, run_node, stamp_s
 from ros_bridge.bringup import plan_bringup, summary_lines
+from ros_bridge.carried import CarriedObjects, CarryConfig
 from ros_bridge.command_paths import CommandPaths, command_fingerprint
 from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.params import ExecutorParams
@@ -120,6 +121,9 @@ class SkillExecutor(Node):
             aliases=plan.aliases,
         )
         self.poses = PoseCache(self.task.objects)
+        # Held objects ride on the TCP while a camera cannot see them (ros_bridge.carried).
+        self.carried = CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius)) if p.carry_held_objects else None
+        self._carried_now: dict = {}
         self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
         self._grip_request: np.ndarray | None = None
         self._not_ready = ""  # a missing controller or action server
@@ -260,26 +264,31 @@ class SkillExecutor(Node):
         if missing:
             self.exec_fault = f"waiting for poses of {missing}" + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
             return self.safety.hold(None)
-        stale = self._stale_pose()
-        if stale:  # nothing moves on an old pose: hold, like stale joint states
-            self.exec_fault = stale + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
-            self.counters["stale_pose_holds"] += 1
-            return self.safety.hold(Fault.STALE_POSE, stale)
         if not np.all(np.isfinite(reading.velocity)):
             return self.safety.hold(Fault.NONFINITE_STATE, "NaN/inf in joint velocities")
         if not self._task_lock.acquire(timeout=0.3 * self.period):
             return self.safety.hold(None)  # the planner thread still holds the scene: skip this period
         try:
+            now = self._now()
             if p.predict_object_poses:  # carried forward from their stamps (perceived poses are old)
-                now = self._now()
                 objects = {o: self.poses.predicted(o, now, p.safety.max_pose_age_s) for o in self.task.objects}
             else:
                 objects = {o: self.poses.latest(o) for o in self.task.objects}
             self.task.load_state(reading, objects)
-            obs = self.task.observe()
-            self._last_tcp = self.task.tcp_pos().round(4).tolist()
+            if self.carried is not None:  # a held object's pose comes from the hand's, i.e. the joint states
+                self._carried_now = self.carried.update(now, self.task.tcp_pose(), self.task.gripper_width(), objects)
+                if self._carried_now:
+                    self.task.load_state(reading, {**objects, **self._carried_now})
+            stale = self._stale_pose()
+            if not stale:
+                obs = self.task.observe()
+                self._last_tcp = self.task.tcp_pos().round(4).tolist()
         finally:
             self._task_lock.release()
+        if stale:  # nothing moves on an old pose: hold, like stale joint states
+            self.exec_fault = stale + (f"; refused: {self.pose_fault}" if self.pose_fault else "")
+            self.counters["stale_pose_holds"] += 1
+            return self.safety.hold(Fault.STALE_POSE, stale)
         if not all(np.all(np.isfinite(v)) for v in obs.values()):
             return self.safety.hold(Fault.NONFINITE_OBSERVATION, "NaN/inf in the observation")
         self.exec_fault = ""
@@ -308,7 +317,11 @@ class SkillExecutor(Node):
         return out
 
     def _pose_ages(self) -> dict[str, float]:
-        return self.poses.ages(self._now(), self.params.stamp_source)
+        now = self._now()
+        ages = self.poses.ages(now, self.params.stamp_source)
+        # A held object's pose is as old as the joint states it comes from; one put down, as old as the release.
+        ages.update({n: now - r.stamp_s for n, r in self._carried_now.items()})
+        return ages
 
     def _stale_pose(self) -> str:
         """Why the object poses are too old to act on ("" when all are fresh enough)."""
@@ -407,6 +420,7 @@ class SkillExecutor(Node):
             "rejected_states": self.joints.rejected,
             "pose_ages": {n: round(a, 3) for n, a in self._pose_ages().items()},
             "pose_error": self.pose_fault or self.poses.last_error,
+            **({"carried": {"held": self.carried.held, "put_down": self.carried.released}} if self.carried is not None else {}),
             "state_error": self.joints.last_error,
             "command_subscribers": self.paths.subscribers(),
             "state_age": None if (w := self._worst_age()) is None else round(w[1], 4),
@@ -435,6 +449,9 @@ class SkillExecutor(Node):
             return response
         self.policy.reset()
         self.task.reset_episode()
+        if self.carried is not None:
+            self.carried.reset()
+            self._carried_now = {}
         self.safety.pause()
         self.paths.reset()
         self._success_since = None

@@ -119,6 +119,17 @@ class TaskModel:
         """TCP position at the loaded state."""
         return self.env.tcp_pos()
 
+    def tcp_pose(self) -> np.ndarray:
+        """TCP pose (4x4, base frame) at the loaded state."""
+        T = np.eye(4)
+        T[:3, :3] = self.robot.tcp_mat(self.data)
+        T[:3, 3] = self.robot.tcp_pos(self.data)
+        return T
+
+    def gripper_width(self) -> float:
+        """Opening between the fingers (m) at the loaded state, through the robot description's width map."""
+        return float(self.robot.gripper_width(self.data))
+
     # -- action -> joint targets -------------------------------------------------------------
     def targets_for_action(self, action: np.ndarray) -> np.ndarray:
         """Joint targets (`state_joints` order) for an action, through the env's own IK path.

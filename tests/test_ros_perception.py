@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -319,3 +320,31 @@ def test_stale_object_pose_holds_the_executor(rig: Rig) -> None:
     held = [np.array(m.data) for m in commands.messages()[n:]]
     assert held and all(np.array_equal(h, held[0]) for h in held)  # nothing moves on an old pose
     assert publish_until(lambda: status.last()["state"] == "running", 10), status.last()  # a fresh pose: runs again
+
+
+def test_a_held_cube_rides_on_the_hand_when_the_camera_loses_it(rig: Rig) -> None:
+    """Poses stop the moment the fingers close (as when the hand hides the cube's markers): with
+    carry_held_objects the executor carries the cube on the TCP, from fresh joint states, and lifts
+    it without a stale-pose hold; the status names the held cube."""
+    from std_msgs.msg import Float64MultiArray as Commands
+
+    status = rig.probe.record_status()
+    commands = rig.probe.record("/arm_controller/commands", Commands)
+    relay_on = threading.Event()
+    relay_on.set()
+    pose_pub = rig.probe.publisher("/objects/red/pose", PoseStamped, 10)
+    truth = rig.probe.record("/ground_truth/objects/red/pose", PoseStamped, 10,
+                             callback=lambda m: pose_pub.publish(m) if relay_on.is_set() else None)
+    rig.start("sim_robot", objects=["red"], object_pose_prefix="/ground_truth/objects")
+    rig.start("skill_executor", task="skillstack/PandaPickPlace-v0", goal=[0.45, -0.1, 0.2], stop_on_success=False,
+              carry_held_objects=True, **{"safety.max_pose_age_s": 0.4})
+    held = lambda: "red" in ((status.last() or {}).get("carried") or {}).get("held", [])  # noqa: E731
+    assert rig.probe.wait_for(held, 90), f"{status.last()}\n{rig.logs()}"
+    relay_on.clear()  # the camera sees the cube no more
+    z0, holds0 = position(truth.last())[2], status.last()["stale_pose_holds"]
+    lifted = lambda: position(truth.last())[2] > z0 + 0.05  # noqa: E731
+    assert rig.probe.wait_for(lifted, 30), f"{status.last()}\n{rig.logs()}"
+    st = status.last()
+    assert st["stale_pose_holds"] == holds0 and st["state"] == "running", st  # no hold: the hand's pose is fresh
+    assert held() and st["pose_ages"]["red"] < 0.4, st
+    assert len(commands) > 0

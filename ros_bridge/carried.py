@@ -1,0 +1,128 @@
+"""Objects in the hand: their pose carried on the TCP while a camera cannot see them.
+
+A camera loses a cube the moment the hand closes on it (the fingers and the hand cover its
+markers), so perceived poses stop while the arm lifts and carries it, and a pose older than
+`safety.max_pose_age_s` holds the executor: the skill stalls with the cube in the air. A held
+object moves with the hand, and the hand's pose comes from fresh joint states, so it is carried
+on the TCP the way MoveIt attaches a grasped object to the end effector:
+
+* **attach** when the gripper's opening is within `width_range` (closed on something, not on
+  nothing) and the object's last pose is within `radius` of the TCP; the offset TCP -> object
+  is fixed at that moment (the object is still: the arm is closing the fingers on it);
+* **carry** while the opening stays in the range: the object's pose is TCP x offset, stamped
+  now (its age is the joint states'), velocities by finite difference;
+* **release** when the opening leaves the range (opened: put down; closed fully: lost): the
+  object stays where the hand left it, stamped at that moment, until a pose measured after it
+  arrives. If none arrives within `max_pose_age_s` the executor holds as for any old pose.
+
+Width-based grasp detection is what real parallel grippers offer (franka_gripper's grasp
+epsilon, the Robotiq driver's object detection); no contact sensing is assumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from ros_bridge.state import ObjectReading
+
+__all__ = ["CarriedObjects", "CarryConfig"]
+
+
+@dataclass(frozen=True)
+class CarryConfig:
+    """When an object counts as held (see the module docstring)."""
+
+    width_range: tuple[float, float] = (0.03, 0.05)  # m: gripper opening closed on an object (a 4 cm cube: 0.04)
+    radius: float = 0.03  # m: an object's last pose this close to the TCP when the fingers close on it
+
+    def __post_init__(self) -> None:
+        lo, hi = (float(v) for v in self.width_range)
+        if not (0.0 <= lo < hi and np.isfinite(hi)):
+            raise ValueError(f"carry width_range must be [min, max] with 0 <= min < max, got {list(self.width_range)}")
+        if not (self.radius > 0 and np.isfinite(self.radius)):
+            raise ValueError(f"carry radius must be > 0 m, got {self.radius}")
+
+
+def _pose_matrix(position: np.ndarray, quat_wxyz: np.ndarray) -> np.ndarray:
+    T = np.eye(4)
+    mat = np.empty(9)
+    mujoco.mju_quat2Mat(mat, np.asarray(quat_wxyz, dtype=np.float64))
+    T[:3, :3] = mat.reshape(3, 3)
+    T[:3, 3] = position
+    return T
+
+
+def _quat_of(R: np.ndarray) -> np.ndarray:
+    q = np.empty(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).reshape(9))
+    return -q if q[0] < 0 else q
+
+
+class CarriedObjects:
+    """Tracks which object the gripper holds and where the hand has put objects down (one
+    executor's; call `update` once per control period with the measured state)."""
+
+    def __init__(self, objects: tuple[str, ...] | list[str], config: CarryConfig | None = None):
+        self.objects = tuple(objects)
+        self.config = config or CarryConfig()
+        self._offset: dict[str, np.ndarray] = {}  # held: T_tcp_object
+        self._last: dict[str, ObjectReading] = {}  # held: the previous carried reading (velocities)
+        self._released: dict[str, ObjectReading] = {}  # put down: where, stamped when
+
+    @property
+    def held(self) -> list[str]:
+        """Objects in the hand now."""
+        return list(self._offset)
+
+    @property
+    def released(self) -> list[str]:
+        """Objects put down and not measured since."""
+        return list(self._released)
+
+    def reset(self) -> None:
+        """Forget every attachment (a new episode, or the executor stopped)."""
+        self._offset.clear()
+        self._last.clear()
+        self._released.clear()
+
+    def update(self, now_s: float, T_tcp: np.ndarray, width: float, measured: Mapping[str, ObjectReading | None]) -> dict[str, ObjectReading]:
+        """The poses to use instead of the measured ones at `now_s`: held objects on the TCP
+        (`T_tcp`, 4x4 in the base frame) and objects put down, where the hand left them."""
+        lo, hi = self.config.width_range
+        holding = bool(lo <= width <= hi)
+        tcp = T_tcp[:3, 3]
+        for name in list(self._offset):
+            if not holding:  # opened (put down) or closed on nothing (lost): it stays where the hand left it
+                r = self._carried(name, now_s, T_tcp)
+                self._released[name] = ObjectReading(r.position, r.quat_wxyz, np.zeros(3), np.zeros(3), now_s, now_s)
+                del self._offset[name], self._last[name]
+        for name, r in list(self._released.items()):
+            m = measured.get(name)
+            if m is not None and m.stamp_s > r.stamp_s:  # measured since it was put down: the measurement wins
+                del self._released[name]
+        if holding and not self._offset:
+            best, best_d = None, self.config.radius
+            for name in self.objects:
+                r = self._released.get(name) or measured.get(name)
+                d = np.inf if r is None else float(np.linalg.norm(r.position - tcp))
+                if d <= best_d:
+                    best, best_d = name, d
+            if best is not None:
+                r = self._released.pop(best, None) or measured[best]
+                self._offset[best] = np.linalg.solve(T_tcp, _pose_matrix(r.position, r.quat_wxyz))
+        out = {name: self._carried(name, now_s, T_tcp) for name in self._offset}
+        out.update(self._released)
+        return out
+
+    def _carried(self, name: str, now_s: float, T_tcp: np.ndarray) -> ObjectReading:
+        T = T_tcp @ self._offset[name]
+        prev = self._last.get(name)
+        dt = now_s - prev.stamp_s if prev is not None else 0.0
+        linvel = (T[:3, 3] - prev.position) / dt if prev is not None and dt > 1e-4 else np.zeros(3)
+        r = ObjectReading(T[:3, 3].copy(), _quat_of(T[:3, :3]), linvel, np.zeros(3), now_s, now_s)
+        self._last[name] = r
+        return r
