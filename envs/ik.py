@@ -114,6 +114,9 @@ class DifferentialIK:
         self._qpos_ix = self.robot.arm_qpos_ix
         self._site = self.robot.tcp_site
         self._y = np.empty(6)  # the 6x6 solve's result (read at once, so one buffer serves every call)
+        # The pose error (6) and the posture term (n_arm) side by side, written together each solve.
+        self._err_v = np.empty(6 + self._n)
+        self._err, self._v = self._err_v[:6], self._err_v[6:]
         # The joint limits as Python floats for the final clamp (min/max on floats = np.minimum/maximum).
         self._lo_list, self._hi_list = self._lo.tolist(), self._hi.tolist()
         self._home_list = self._home.tolist()
@@ -161,8 +164,8 @@ class DifferentialIK:
         # position error, then rotation_gain * orientation_error(current, target).
         t, p, g = target, views.tcp_pos.tolist() if tcp is None else tcp, cfg.rotation_gain
         r = _times_transpose(target_mat, views)
-        err = np.array((t[0] - p[0], t[1] - p[1], t[2] - p[2],
-                        g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))))
+        err = [t[0] - p[0], t[1] - p[1], t[2] - p[2],
+               g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))]
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
         jac_arm = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
         jac = jac_arm * self._gain
@@ -170,9 +173,10 @@ class DifferentialIK:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         k = cfg.nullspace_gain
         v = [k * (h - x) for h, x in zip(self._home_list, q)]
+        self._err_v[:] = err + v  # the error and the posture term into numpy in one write
         jjt = jac.dot(jac.T)
         jjt += self._damping_eye
-        rhs = err - jac.dot(np.array(v))
+        rhs = self._err - jac.dot(self._v)
         y = self._y
         mujoco.mju_cholFactor(jjt, 0.0)
         mujoco.mju_cholSolve(y, jjt, rhs)
