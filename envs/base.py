@@ -45,7 +45,7 @@ DEFAULT_WEIGHTS = {
 # TCP targets are kept inside this box (world frame, metres): above the table, in front of the base.
 WORKSPACE_LOW = np.array([0.15, -0.5, 0.01])
 WORKSPACE_HIGH = np.array([0.85, 0.5, 0.55])
-_HALF_PI = np.pi / 2  # the yaw target's range is +-this (the same float as -np.pi / 2 negated)
+_HALF_PI = np.pi / 2  # the yaw target's range is +-this (-_HALF_PI is the same float as -np.pi / 2)
 
 
 def per_goal_distances(achieved: np.ndarray, desired: np.ndarray, n_goals: int) -> np.ndarray:
@@ -183,9 +183,9 @@ class TabletopEnv(gym.Env):
     def _step_goal(self, achieved: np.ndarray, desired: np.ndarray) -> tuple[bool, float]:
         """Success (every goal distance under the threshold) and the summed distance of one goal pair.
 
-        What `step` reads of `goal_distances`: with `_float_distances` (a task's own blockwise
-        distances over 3-D blocks) computed on Python floats, since numpy's per-call cost dwarfs
-        the maths on 1-3 distances; the same sums in the same order, so the same bits.
+        What `step` reads of `goal_distances`. With `_float_distances` (the base's blockwise
+        distances over 3-D blocks) it is computed on Python floats, since numpy's per-call cost
+        dwarfs the maths on 1-3 distances: the same sums in the same order, so the same bits.
         """
         threshold = self.goal_threshold
         if not self._float_distances:

@@ -8,6 +8,7 @@ bridge runs the very same code on a scratch MjData filled from /joint_states.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import mujoco
@@ -180,12 +181,12 @@ class DifferentialIK:
         y = self._y
         mujoco.mju_cholFactor(jjt, 0.0)
         mujoco.mju_cholSolve(y, jjt, rhs)
-        dq = [a + b for a, b in zip(v, jac.T.dot(y).tolist())]
+        dq = list(map(operator.add, v, jac.T.dot(y).tolist()))  # v + J^T y
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
         if dt != self._limit_dt:
             self._limit_dt, self._step_limit = dt, (self._step_per_s * dt).tolist()
-        ratio = max([abs(x) / lim for x, lim in zip(dq, self._step_limit)])
+        ratio = max(map(operator.truediv, map(abs, dq), self._step_limit))  # max |dq_i| / limit_i
         scale = ratio > 1.0
         targets = []
         for a, b, lo, hi in zip(q, dq, self._lo_list, self._hi_list):

@@ -19,6 +19,7 @@ def _dist(a: np.ndarray, b: np.ndarray) -> float:
     d = a - b
     return math.sqrt(d.dot(d))
 
+
 # Where cubes and table goals are sampled (world x, y, metres): in front of the base.
 OBJECT_LOW = np.array([0.45, -0.18])
 OBJECT_HIGH = np.array([0.67, 0.18])
