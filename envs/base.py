@@ -277,10 +277,12 @@ class TabletopEnv(gym.Env):
         success, total = self._step_goal(obs["achieved_goal"], obs["desired_goal"])
         task = (0.0 if success else -1.0) if self.reward_type == "sparse" else -total
         cost = self.safety(d)
-        terms = {"task": task, "interaction": float(self._interaction()), "safety": -cost}
-        info = {"is_success": float(success), "reward_terms": terms, "safety_cost": cost}
+        interaction = float(self._interaction())
         w = self.reward_weights
-        reward = w["task"] * terms["task"] + w["interaction"] * terms["interaction"] + w["safety"] * terms["safety"]
+        reward = w["task"] * task + w["interaction"] * interaction + w["safety"] * -cost
+        # Fresh dicts every step: callers keep infos (replay buffers, HER relabelling).
+        info = {"is_success": float(success), "reward_terms": {"task": task, "interaction": interaction, "safety": -cost},
+                "safety_cost": cost}
         return obs, float(reward), False, False, info
 
     # -- public pieces of `step`, for controllers that drive a real robot (ros_bridge) -------
@@ -348,8 +350,12 @@ class TabletopEnv(gym.Env):
         views = robot.views(d)
         if self.action_mode == "ee":
             # Move the target by max_delta * action from the TCP, kept inside the workspace box.
-            tcp, md, box = views.tcp_pos.tolist(), self.max_delta, self._workspace
-            target = [clamp(tcp[k] + md * act[k], box[k][0], box[k][1]) for k in range(3)]
+            tcp, md = views.tcp_pos.tolist(), self.max_delta
+            target = []
+            for x, a, (lo, hi) in zip(tcp, act, self._workspace):  # clamp(x + md * a, lo, hi) inline, per axis
+                x += md * a
+                x = lo if lo > x else x
+                target.append(hi if hi < x else x)
             if self.yaw:
                 self._target_yaw = clamp(self._target_yaw + 0.25 * act[3], -_HALF_PI, _HALF_PI)
             if self._target_yaw != self._target_mat_yaw:

@@ -107,11 +107,9 @@ class DifferentialIK:
         self._jac_arm = self._jac_full[:, self._cols] if contiguous else None
         self._n = self.robot.n_arm
         self._home = self.robot.home_qpos[: self._n]
-        # Row weights of the solve's Jacobian (1 for position rows, the rotation gain for angular
-        # rows): one multiply picks the arm columns and weights them (x1.0 is exact).
-        self._row_gain = np.array([1.0, 1.0, 1.0] + [self.config.rotation_gain] * 3)[:, None]
-        # The same gains as a full 6 x n_arm matrix: the same products, without numpy's broadcasting setup.
-        self._gain = np.repeat(self._row_gain, self.robot.n_arm, axis=1)
+        # The solve weights the Jacobian's angular rows by the rotation gain (its position rows by 1,
+        # which changes no number), fixed at construction as before.
+        self._rot_gain = float(self.config.rotation_gain)
         self._qpos_ix = self.robot.arm_qpos_ix
         self._site = self.robot.tcp_site
         self._y = np.empty(6)  # the 6x6 solve's result (read at once, so one buffer serves every call)
@@ -168,8 +166,11 @@ class DifferentialIK:
         err = [t[0] - p[0], t[1] - p[1], t[2] - p[2],
                g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))]
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
-        jac_arm = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
-        jac = jac_arm * self._gain
+        # Weight the angular rows in place: one multiply on a contiguous buffer, no new array (a
+        # weighted copy of the strided arm columns cost twice as much right after the physics). The
+        # products are the ones the 6 x n_arm gain matrix gave; BLAS reads the arm columns as a view.
+        self._jacr *= self._rot_gain
+        jac = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         k = cfg.nullspace_gain
@@ -181,7 +182,9 @@ class DifferentialIK:
         y = self._y
         mujoco.mju_cholFactor(jjt, 0.0)
         mujoco.mju_cholSolve(y, jjt, rhs)
-        dq = list(map(operator.add, v, jac.T.dot(y).tolist()))  # v + J^T y
+        # v + J^T y; `y.dot(jac)` is the transposed product BLAS computed for the contiguous copy
+        # (`jac.T.dot(y)` on the strided view takes another kernel, with other roundings).
+        dq = list(map(operator.add, v, y.dot(jac).tolist()))
         # Scale the whole step (not per joint) into the velocity limit: clipping joints
         # one by one would bend the Cartesian direction of motion.
         if dt != self._limit_dt:

@@ -96,6 +96,10 @@ class ObservationBuilder:
         self._arm_qpos_ix, self._site = self.robot.arm_qpos_ix, self.robot.tcp_site
         self._finger_qpos_ix, self._finger_dof_ix = self.robot.finger_qpos_ix, self.robot.finger_dof_ix
         self._width_weights, self._width_offset = self.robot._width_weights, self.robot._width_offset
+        # A +0.0 offset changes no joint position (x - 0.0 is x in IEEE arithmetic, -0.0 and NaN
+        # included; not so for -0.0), so `build` skips that subtraction, a numpy call, for such
+        # robots (both shipped ones).
+        self._width_offset_zero = not (self._width_offset.any() or np.signbit(self._width_offset).any())
         self._init_scratch()
 
     def _init_scratch(self) -> None:
@@ -125,6 +129,8 @@ class ObservationBuilder:
             perm += [q, q + 1, q + 2, rel, rel + 1, rel + 2, q + 3, q + 4, q + 5, q + 6, *range(v, v + 6)]  # OBJECT_FIELDS
         self._perm = np.array(perm, dtype=np.intp)
         assert len(perm) == self.size
+        # Without cubes the buffer is already in layout order: a copy gives the same array as the gather.
+        self._perm_identity = perm == list(range(self.size))
 
     def object_pos(self, data: mujoco.MjData, name: str) -> np.ndarray:
         """World position of a cube (from its free joint, exact at the current state)."""
@@ -147,7 +153,8 @@ class ObservationBuilder:
         self._s_tcp[...] = tcp
         # The gripper width and its rate through the description's width map, as Robot.gripper_width
         # and gripper_width_rate compute them (`a.dot(b)` is `a @ b`, without the ufunc dispatch).
-        buf[3] = self._width_weights.dot(qpos[self._finger_qpos_ix] - self._width_offset)
+        finger_q = qpos[self._finger_qpos_ix]
+        buf[3] = self._width_weights.dot(finger_q if self._width_offset_zero else finger_q - self._width_offset)
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
         self._jacp.dot(qvel, out=self._s_vel)
         buf[7] = self._width_weights.dot(qvel[self._finger_dof_ix])
@@ -163,7 +170,7 @@ class ObservationBuilder:
             for j, w in enumerate(self._s_w.tolist()):
                 if not w >= 0:  # the hemisphere w >= 0 (a NaN flips too, as `quat if w >= 0 else -quat` did)
                     self._s_q[j, 3:7] = -self._s_q[j, 3:7]
-        return buf[self._perm]
+        return buf.copy() if self._perm_identity else buf[self._perm]
 
 
 def _rows(addresses: np.ndarray, width: int) -> slice | np.ndarray:

@@ -64,14 +64,14 @@ class SafetyCost:
         cfg = self.config
         margin, frac = cfg.limit_margin, cfg.speed_fraction
         views = self.robot.views(data)
-        limit = 0.0
-        for x, lo, hi in zip(views.qpos[self._qpos_ix].tolist(), self._lo_list, self._hi_list):
+        limit = speed = 0.0
+        # One pass over the joints; each sum still adds its joints in order.
+        for x, lo, hi, v, inv in zip(views.qpos[self._qpos_ix].tolist(), self._lo_list, self._hi_list,
+                                     views.qvel[self._dof_ix].tolist(), self._inv_qd_list):
             below, above = x - lo, hi - x
             excess = margin - (above if above < below else below)  # min(below, above), NaN as min keeps it
             if excess > 0.0:  # adding the zeros numpy adds changes no sum
                 limit += excess
-        speed = 0.0
-        for v, inv in zip(views.qvel[self._dof_ix].tolist(), self._inv_qd_list):
             excess = (v if v >= 0.0 else -v) * inv - frac  # abs(v) without a builtin call (a NaN stays NaN)
             if excess > 0.0:
                 speed += excess
