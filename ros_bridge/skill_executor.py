@@ -49,6 +49,7 @@ import numpy as np
 from ros_bridge._ros import COMMAND_QOS, STATE_QOS, declare_params, run_node, stamp_s
 from ros_bridge.bringup import plan_bringup, summary_lines
 from ros_bridge.carried import CarriedObjects, CarryConfig
+from ros_bridge.in_flight import InFlightCommands
 from ros_bridge.command_paths import CommandPaths, command_fingerprint
 from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.params import ExecutorParams
@@ -124,6 +125,8 @@ class SkillExecutor(Node):
         # Held objects ride on the TCP while a camera cannot see them (ros_bridge.carried).
         self.carried = CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius)) if p.carry_held_objects else None
         self._carried_now: dict = {}
+        # Arm commands sent and not yet applied (a driver's latency): the IK steps from where the arm is headed.
+        self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead) if p.ik_base == "in_flight" else None
         self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
         self._grip_request: np.ndarray | None = None
         self._not_ready = ""  # a missing controller or action server
@@ -249,6 +252,12 @@ class SkillExecutor(Node):
         compute = time.perf_counter() - t_start
         if compute > self.period:
             self.counters["late_ticks"] += 1
+        if self.in_flight is not None:  # one (measured, sent) pair per tick, or start afresh
+            if out.publish and np.all(np.isfinite(measured)):
+                self.in_flight.observe(measured[: self._n_arm])
+                self.in_flight.sent(np.asarray(out.target, dtype=np.float64)[: self._n_arm])
+            else:
+                self.in_flight.reset()
         if out.publish:
             self._publish(out.target)
             if self._timing_pub is not None:
@@ -307,7 +316,7 @@ class SkillExecutor(Node):
         if not self._task_lock.acquire(timeout=0.3 * self.period):
             return self.safety.hold(None)
         try:
-            targets = self.task.targets_for_action(action)
+            targets = self.task.targets_for_action(action, base=self._ik_base(reading.position))
         finally:
             self._task_lock.release()
         out = self.safety.step(targets[self._cmd_idx], measured, age, limit)
@@ -315,6 +324,18 @@ class SkillExecutor(Node):
             n = self._n_arm
             self._grip_request = np.clip(targets[self._grip_idx], self.safety.limits.lower[n:], self.safety.limits.upper[n:])
         return out
+
+    def _ik_base(self, measured_state: np.ndarray) -> np.ndarray | None:
+        """Joint positions (state order) the IK steps from: with commands landing late
+        (`ik_base: in_flight`, `ros_bridge.in_flight`) the last arm command sent, else None (the
+        measured state)."""
+        arm = self._cmd_idx[: self._n_arm]
+        inc = None if self.in_flight is None else self.in_flight.in_flight(np.asarray(measured_state)[arm])
+        if inc is None:
+            return None
+        base = np.asarray(measured_state, dtype=np.float64).copy()
+        base[arm] += inc
+        return base
 
     def _pose_ages(self) -> dict[str, float]:
         now = self._now()
@@ -452,6 +473,8 @@ class SkillExecutor(Node):
         if self.carried is not None:
             self.carried.reset()
             self._carried_now = {}
+        if self.in_flight is not None:
+            self.in_flight.reset()
         self.safety.pause()
         self.paths.reset()
         self._success_since = None

@@ -131,18 +131,32 @@ class TaskModel:
         return float(self.robot.gripper_width(self.data))
 
     # -- action -> joint targets -------------------------------------------------------------
-    def targets_for_action(self, action: np.ndarray) -> np.ndarray:
+    def targets_for_action(self, action: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
         """Joint targets (`state_joints` order) for an action, through the env's own IK path.
 
         The action is clipped to [-1, 1] like the env does; a non-finite action raises
-        ValueError (the caller holds instead).
+        ValueError (the caller holds instead). `base`: joint positions (`state_joints` order)
+        the step is taken from instead of the loaded state (the last command sent); the loaded
+        state is restored afterwards.
         """
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.shape != (self.action_dim,):
             raise ValueError(f"action has {a.size} values, {self.env_id} expects {self.action_dim}")
         if not np.all(np.isfinite(a)):
             raise ValueError("action contains NaN or inf")
-        self.env.command(a)
+        if base is None:
+            self.env.command(a)
+            return self.data.ctrl[self._act].copy()
+        measured = self.data.qpos[self._qadr].copy()
+        self.data.qpos[self._qadr] = base
+        mujoco.mj_kinematics(self.model, self.data)
+        mujoco.mj_comPos(self.model, self.data)
+        try:
+            self.env.command(a)
+        finally:
+            self.data.qpos[self._qadr] = measured
+            mujoco.mj_kinematics(self.model, self.data)
+            mujoco.mj_comPos(self.model, self.data)
         return self.data.ctrl[self._act].copy()
 
     def reset_episode(self) -> None:
