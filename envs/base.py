@@ -146,6 +146,7 @@ class TabletopEnv(gym.Env):
         self.goal = np.zeros(goal_dim)
         self._target_yaw = 0.0
         self._target_mat, self._target_mat_yaw = yaw_rotation(0.0), 0.0
+        self._target_rows = self._target_mat.tolist()  # the same as Python floats, for the IK (made once per yaw)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._objects_pos_index: dict[tuple[str, ...], np.ndarray] = {}
         self._state_size = mujoco.mj_stateSize(self.model, mujoco.mjtState.mjSTATE_INTEGRATION)
@@ -360,7 +361,8 @@ class TabletopEnv(gym.Env):
                 self._target_yaw = clamp(self._target_yaw + 0.25 * act[3], -_HALF_PI, _HALF_PI)
             if self._target_yaw != self._target_mat_yaw:
                 self._target_mat, self._target_mat_yaw = yaw_rotation(self._target_yaw), self._target_yaw
-            q_target = self.ik.solve_floats(d, target, self._target_mat, self.control_dt, tcp)
+                self._target_rows = self._target_mat.tolist()
+            q_target = self.ik.solve_floats(d, target, self._target_mat, self.control_dt, tcp, self._target_rows)
         else:
             step = (self.ik.config.velocity_scale * robot.qd_max * self.control_dt).tolist()
             q = views.qpos[robot.arm_qpos_ix].tolist()

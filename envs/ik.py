@@ -58,14 +58,14 @@ def clamp(x: float, lo: float, hi: float) -> float:
     return hi if hi < x else x  # min(x, hi): x unless hi is smaller
 
 
-def _times_transpose(target_mat: np.ndarray, views: DataViews) -> list[list[float]]:
-    """target_mat @ R^T (R: the TCP orientation) as nested Python lists.
+def _times_transpose(target_mat: np.ndarray, views: DataViews, rows: list[list[float]] | None = None) -> list[list[float]]:
+    """target_mat @ R^T (R: the TCP orientation) as nested Python lists (`rows`: `target_mat.tolist()`, if known).
 
     A diagonal target (straight down, the orientation of every non-yaw step) has one nonzero
     product per entry, which Python computes exactly as BLAS does (the other terms are zeros), so
     the common case skips a BLAS matrix product; any other target takes it.
     """
-    t = target_mat.tolist()
+    t = target_mat.tolist() if rows is None else rows
     if t[0][1] == t[0][2] == t[1][0] == t[1][2] == t[2][0] == t[2][1] == 0.0:
         a, b, c = t[0][0], t[1][1], t[2][2]
         r = views.tcp_xmat.tolist()  # R row-major: R[j][i] = r[3 * j + i]
@@ -105,6 +105,7 @@ class DifferentialIK:
         # The arm columns of the Jacobian buffer: a view made once when they are contiguous (mj_jacSite
         # writes into the buffer in place), else gathered per solve.
         self._jac_arm = self._jac_full[:, self._cols] if contiguous else None
+        self._jac_arm_T = self._jac_arm.T if contiguous else None  # its transpose, also a view made once
         self._n = self.robot.n_arm
         self._home = self.robot.home_qpos[: self._n]
         # The solve weights the Jacobian's angular rows by the rotation gain (its position rows by 1,
@@ -148,21 +149,23 @@ class DifferentialIK:
         target_mat: np.ndarray,
         dt: float,
         tcp: list[float] | None = None,
+        target_rows: list[list[float]] | None = None,
     ) -> list[float]:
         """`solve` with the target position and the joint targets as Python floats (the env's step path).
 
-        `tcp`: the current TCP position when the caller has already read it (as floats).
+        `tcp`: the current TCP position when the caller has already read it (as floats);
+        `target_rows`: `target_mat.tolist()` when the caller keeps it (the env does, per target yaw).
         Bit-identical to the numpy formulation: the matrix products are the same BLAS calls
         (`a.dot(b)` is `a @ b` without the ufunc dispatch), and the elementwise parts (the posture
         term, the step, the velocity-limit scale, the clamp) do the same IEEE operations on floats.
         """
         cfg = self.config
         views = self.robot.views(data)
-        q = views.qpos[self._qpos_ix].tolist()
+        q = (views.arm_q if views.arm_q is not None else views.qpos[self._qpos_ix]).tolist()
         # The pose error in Python floats (the same arithmetic as numpy's on six numbers, cheaper):
         # position error, then rotation_gain * orientation_error(current, target).
         t, p, g = target, views.tcp_pos.tolist() if tcp is None else tcp, cfg.rotation_gain
-        r = _times_transpose(target_mat, views)
+        r = _times_transpose(target_mat, views, target_rows)
         err = [t[0] - p[0], t[1] - p[1], t[2] - p[2],
                g * (0.5 * (r[2][1] - r[1][2])), g * (0.5 * (r[0][2] - r[2][0])), g * (0.5 * (r[1][0] - r[0][1]))]
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
@@ -170,13 +173,17 @@ class DifferentialIK:
         # weighted copy of the strided arm columns cost twice as much right after the physics). The
         # products are the ones the 6 x n_arm gain matrix gave; BLAS reads the arm columns as a view.
         self._jacr *= self._rot_gain
-        jac = self._jac_arm if self._jac_arm is not None else self._jac_full[:, self._cols]
+        if self._jac_arm is not None:
+            jac, jac_T = self._jac_arm, self._jac_arm_T
+        else:
+            jac = self._jac_full[:, self._cols]
+            jac_T = jac.T
         # Damped least squares with a null-space posture term v, using one 6x6 solve:
         #   dq = J+ e + (I - J+ J) v = v + J^T (J J^T + l^2 I)^-1 (e - J v)
         k = cfg.nullspace_gain
         v = [k * (h - x) for h, x in zip(self._home_list, q)]
         self._err_v[:] = err + v  # the error and the posture term into numpy in one write
-        jjt = jac.dot(jac.T)
+        jjt = jac.dot(jac_T)
         jjt += self._damping_eye
         rhs = self._err - jac.dot(self._v)
         y = self._y

@@ -153,13 +153,13 @@ class ObservationBuilder:
         self._s_tcp[...] = tcp
         # The gripper width and its rate through the description's width map, as Robot.gripper_width
         # and gripper_width_rate compute them (`a.dot(b)` is `a @ b`, without the ufunc dispatch).
-        finger_q = qpos[self._finger_qpos_ix]
+        finger_q = views.finger_q if views.finger_q is not None else qpos[self._finger_qpos_ix]
         buf[3] = self._width_weights.dot(finger_q if self._width_offset_zero else finger_q - self._width_offset)
         mujoco.mj_jacSite(self.model, data, self._jacp, self._jacr, self._site)
         self._jacp.dot(qvel, out=self._s_vel)
-        buf[7] = self._width_weights.dot(qvel[self._finger_dof_ix])
+        buf[7] = self._width_weights.dot(views.finger_qd if views.finger_qd is not None else qvel[self._finger_dof_ix])
         if self._jacr is None:
-            self._s_robot_tail[...] = qpos[self._arm_qpos_ix]
+            self._s_robot_tail[...] = views.arm_q if views.arm_q is not None else qpos[self._arm_qpos_ix]
         else:
             buf[8:14] = views.tcp_xmat[_ROT6]
             self._jacr.dot(qvel, out=buf[14:17])

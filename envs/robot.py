@@ -133,7 +133,7 @@ class Robot:
         """Views into `data`'s arrays that the step path reads, made once per MjData (see DataViews)."""
         v = self._views
         if v is None or v.data is not data:
-            v = DataViews(data, self.tcp_site)
+            v = DataViews(data, self.tcp_site, self)
             object.__setattr__(self, "_views", v)
         return v
 
@@ -195,18 +195,31 @@ class DataViews:
     row of it (`data.site_xpos[i]`) another; the buffers behind them never move for the life of
     an MjData (resets and mj_setState write into them), so views made once stay valid and
     always show the current state. A step reads a dozen of them.
+
+    With `robot`, also the arm's and the gripper's joint positions and velocities as views when the
+    robot's joints are contiguous in qpos/qvel (as in our scenes; a slice made per read is a numpy
+    call each time); None where they are not (read `qpos[index]` then, a gather).
     """
 
-    def __init__(self, data: mujoco.MjData, tcp_site: int):
+    def __init__(self, data: mujoco.MjData, tcp_site: int, robot: Robot | None = None):
         self.data = data
         self.qpos: np.ndarray = data.qpos
         self.qvel: np.ndarray = data.qvel
+        self.arm_q: np.ndarray | None = None if robot is None else _block(data.qpos, robot.arm_qpos_ix)
+        self.arm_qd: np.ndarray | None = None if robot is None else _block(data.qvel, robot.arm_dof_ix)
+        self.finger_q: np.ndarray | None = None if robot is None else _block(data.qpos, robot.finger_qpos_ix)
+        self.finger_qd: np.ndarray | None = None if robot is None else _block(data.qvel, robot.finger_dof_ix)
         self.ctrl: np.ndarray = data.ctrl
         self.sensordata: np.ndarray = data.sensordata
         self.tcp_pos: np.ndarray = data.site_xpos[tcp_site]  # (3,)
         self.tcp_xmat: np.ndarray = data.site_xmat[tcp_site]  # (9,) row-major
         self.tcp_mat: np.ndarray = self.tcp_xmat.reshape(3, 3)  # a view: the row is contiguous
         self.tcp_mat_T: np.ndarray = self.tcp_mat.T
+
+
+def _block(array: np.ndarray, index: slice | np.ndarray) -> np.ndarray | None:
+    """`array[index]` as a view when `index` is a slice, else None (a gather is a copy, not a view)."""
+    return array[index] if isinstance(index, slice) else None
 
 
 def _as_slice(index: np.ndarray) -> slice | np.ndarray:

@@ -66,8 +66,9 @@ class SafetyCost:
         views = self.robot.views(data)
         limit = speed = 0.0
         # One pass over the joints; each sum still adds its joints in order.
-        for x, lo, hi, v, inv in zip(views.qpos[self._qpos_ix].tolist(), self._lo_list, self._hi_list,
-                                     views.qvel[self._dof_ix].tolist(), self._inv_qd_list):
+        q = views.arm_q if views.arm_q is not None else views.qpos[self._qpos_ix]
+        qd = views.arm_qd if views.arm_qd is not None else views.qvel[self._dof_ix]
+        for x, lo, hi, v, inv in zip(q.tolist(), self._lo_list, self._hi_list, qd.tolist(), self._inv_qd_list):
             below, above = x - lo, hi - x
             excess = margin - (above if above < below else below)  # min(below, above), NaN as min keeps it
             if excess > 0.0:  # adding the zeros numpy adds changes no sum
