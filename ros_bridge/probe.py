@@ -29,7 +29,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from ros_bridge._ros import COMMAND_QOS  # noqa: E402
+from ros_bridge._ros import COMMAND_QOS, _make_executor  # noqa: E402
 
 __all__ = ["Probe", "Recorder"]
 
@@ -83,17 +83,21 @@ class Recorder:
 class Probe:
     """rclpy node in a private context (domain `domain_id`), spun by a background thread."""
 
-    def __init__(self, domain_id: int | None = None, name: str = "skillstack_probe", localhost_only: bool = True):
+    def __init__(self, domain_id: int | None = None, name: str = "skillstack_probe", localhost_only: bool = True,
+                 executor: str = "single"):
         if localhost_only:
             # Read by the RMW when the context initialises.
             os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
-        # The single-threaded executor: rclpy's events executor segfaulted in spin_once after the
-        # benchmark destroyed a probe's recorders, even on the spin thread (ros2/rclpy#1644); the
-        # nodes themselves create their entities once and keep the events executor.
-        self.executor = SingleThreadedExecutor(context=self.context)
+        # "single" (default): rclpy's events executor segfaulted in spin_once after the benchmark
+        # destroyed a probe's recorders, even on the spin thread (ros2/rclpy#1644). "events": the
+        # nodes' executor, for a probe that spins a node in-process and destroys nothing while it
+        # runs (the tests' in-process sim_robot: the Python executor is too slow for its 200 Hz).
+        if executor not in ("single", "events"):
+            raise ValueError(f"executor must be 'single' or 'events', got {executor!r}")
+        self.executor = SingleThreadedExecutor(context=self.context) if executor == "single" else _make_executor(self.context)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
         # Entities to destroy, run by the spin thread between two spin_once calls: destroying a

@@ -7,7 +7,8 @@ does to ROS messages. No rclpy here.
 **A control tick is the arrival of an arm command.** skill_executor sends one per control period,
 right after the state it computed it from (ros2_control's read -> update -> write), so the n-th arm
 command after a reset is the env's step n. When no command comes for 1.5 envs' periods (the
-executor waiting or stopped) a state-only tick keeps the noise fresh and the drops going.
+executor waiting or stopped) a state-only tick keeps the noise fresh and the drops going; not before
+an episode's first command, so the draws of a seed do not depend on how soon the executor starts.
 
 - **Latency** of k periods: the command that arrives at tick t is applied when the one of tick
   t + k arrives (`ConditionChannel.delay_action`: its queue carries each command's token); while
@@ -128,5 +129,8 @@ class SimConditions:
         return None if out < 0 else self._commands.pop(out)
 
     def idle_tick_due(self, now: float) -> bool:
-        """True when no tick came for 1.5 periods: time for a state-only tick."""
-        return now - self.last_tick >= 1.5 * CONDITION_PERIOD_S
+        """True when no tick came for 1.5 periods since the episode's first command: time for a
+        state-only tick. Never before that first command, so the n-th command after a reset is the
+        env's step n however long the executor takes to start (a state-only tick there drew one
+        more noise sample on a loaded machine, and the same seed gave other noise)."""
+        return self.ticks > 0 and now - self.last_tick >= 1.5 * CONDITION_PERIOD_S

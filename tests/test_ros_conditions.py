@@ -48,7 +48,7 @@ class InProcessSim:
     def __init__(self, **params):
         from rclpy.parameter import Parameter
 
-        self.probe = Probe(domain_id=100 + next(_DOMAINS) % 100, name="test_probe")
+        self.probe = Probe(domain_id=100 + next(_DOMAINS) % 100, name="test_probe", executor="events")
         overrides = [Parameter(k, value=v) for k, v in {"objects": OBJECTS, "object_positions": POSITIONS, **params}.items()]
         self.sim = SimRobot(context=self.probe.context, parameter_overrides=overrides)
         self.probe.executor.add_node(self.sim)
@@ -118,8 +118,9 @@ def test_latency_of_k_periods_delays_commands_by_exactly_k_ticks(sims, name: str
     np.testing.assert_allclose(s.sim.data.ctrl[s.act], hold, atol=1e-12)
 
 
-def _tick_record(s: InProcessSim, seed: int, n: int) -> tuple[np.ndarray, list[bool], dict]:
+def _tick_record(s: InProcessSim, seed: int, n: int, wait_s: float = 0.0) -> tuple[np.ndarray, list[bool], dict]:
     s.sim.reset_scene(seed=seed)
+    time.sleep(wait_s)  # an executor slow to send its first command
     noise, stale = [], []
     for q in _targets(s, n):
         s.send(q)
@@ -181,6 +182,15 @@ def test_drops_repeat_the_last_state_about_the_configured_fraction(sims, tmp_pat
     repeated = sum(1 for x, y in zip(stamps, stamps[1:]) if x == y)
     assert repeated > 0.1 * len(stamps), (repeated, len(stamps))  # whole periods of re-published states
     assert repeated < 0.6 * len(stamps), (repeated, len(stamps))
+
+
+def test_a_seed_draws_the_same_noise_however_late_the_first_command_comes(sims) -> None:
+    """No state-only tick before an episode's first command: waiting 0.3 s (7 periods) after the
+    reset gives the same noise and drops, tick for tick, as sending at once."""
+    s = sims(condition="realistic")
+    at_once, late = _tick_record(s, 7, 10), _tick_record(s, 7, 10, wait_s=0.3)
+    np.testing.assert_allclose(late[0], at_once[0], rtol=0, atol=1e-12)
+    assert late[1] == at_once[1]
 
 
 def test_bad_condition_names_are_refused_naming_the_valid_ones(tmp_path: Path) -> None:
