@@ -120,12 +120,12 @@ class SimConditions:
     def command(self, payload: Any, state: np.ndarray, now: float) -> Any | None:
         """An arm command arrived (a tick): observe `state`, return the command to apply now
         (the one from `action_latency_steps` ticks ago) or None while the queue fills (hold)."""
-        self.ticks += 1
         self.observe(state, now)
         token = self._token
         self._token += 1
         self._commands[token] = payload
         out = int(self.channel.delay_action(np.array([token], dtype=np.float64), np.array([-1.0]))[0])
+        self.ticks += 1  # last: a thread that waits for the count sees the tick's noise and drops already drawn
         return None if out < 0 else self._commands.pop(out)
 
     def idle_tick_due(self, now: float) -> bool:

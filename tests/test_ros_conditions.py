@@ -73,6 +73,8 @@ class InProcessSim:
         ticks = self.sim.conditions.ticks
         self.pub.publish(Float64MultiArray(data=[float(v) for v in q]))
         assert self.probe.wait_for(lambda: self.sim.conditions.ticks > ticks, timeout, poll=0.001), "command never arrived"
+        with self.sim._physics:  # sim_robot handles a command under this lock: once we hold it, the tick is complete
+            pass
 
     def close(self) -> None:
         self.sim.close()
