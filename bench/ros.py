@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     domain = args.domain_id if args.domain_id is not None else 100 + random.Random(os.getpid()).randrange(100)
     tmp = Path(tempfile.mkdtemp(prefix="skillstack-bench-ros-"))
     runs, skipped = [], []
-    probe = Probe(domain_id=domain, name="bench_ros")
+    probe = Probe(domain_id=domain, name="bench_ros", executor="single")  # it destroys recorders between phases
     try:
         have_actions = actions_available()
         for profile in dict.fromkeys(p for p, _ in pairs):

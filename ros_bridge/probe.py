@@ -84,17 +84,18 @@ class Probe:
     """rclpy node in a private context (domain `domain_id`), spun by a background thread."""
 
     def __init__(self, domain_id: int | None = None, name: str = "skillstack_probe", localhost_only: bool = True,
-                 executor: str = "single"):
+                 executor: str = "events"):
         if localhost_only:
             # Read by the RMW when the context initialises.
             os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
         self.context = Context()
         rclpy.init(context=self.context, domain_id=domain_id)
         self.node = rclpy.create_node(name, context=self.context)
-        # "single" (default): rclpy's events executor segfaulted in spin_once after the benchmark
-        # destroyed a probe's recorders, even on the spin thread (ros2/rclpy#1644). "events": the
-        # nodes' executor, for a probe that spins a node in-process and destroys nothing while it
-        # runs (the tests' in-process sim_robot: the Python executor is too slow for its 200 Hz).
+        # "events" (default): the nodes' executor (rclpy's C++ events executor). "single": rclpy's
+        # Python executor, for a probe that destroys entities while it runs (the ros benchmark):
+        # the events executor segfaulted in spin_once after that, even with the destruction on
+        # the spin thread (ros2/rclpy#1644). The Python one is slower: a clean-clone CI with every
+        # probe on it took 3 minutes longer.
         if executor not in ("single", "events"):
             raise ValueError(f"executor must be 'single' or 'events', got {executor!r}")
         self.executor = SingleThreadedExecutor(context=self.context) if executor == "single" else _make_executor(self.context)

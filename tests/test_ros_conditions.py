@@ -48,7 +48,7 @@ class InProcessSim:
     def __init__(self, **params):
         from rclpy.parameter import Parameter
 
-        self.probe = Probe(domain_id=100 + next(_DOMAINS) % 100, name="test_probe", executor="events")
+        self.probe = Probe(domain_id=100 + next(_DOMAINS) % 100, name="test_probe")
         overrides = [Parameter(k, value=v) for k, v in {"objects": OBJECTS, "object_positions": POSITIONS, **params}.items()]
         self.sim = SimRobot(context=self.probe.context, parameter_overrides=overrides)
         self.probe.executor.add_node(self.sim)

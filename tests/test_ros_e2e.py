@@ -549,7 +549,7 @@ def test_probe_destroys_recorders_and_action_servers_while_traffic_flows(domain:
     from ros_bridge.interfaces import action_types
 
     follow, _grip = action_types()
-    with Probe(domain_id=domain, name="destroy_probe") as probe, Probe(domain_id=domain, name="destroy_sender") as sender:
+    with Probe(domain_id=domain, name="destroy_probe", executor="single") as probe, Probe(domain_id=domain, name="destroy_sender") as sender:
         pub = sender.publisher("/destroy_probe/data", Float64MultiArray)
         client = ActionClient(sender.node, follow, "/destroy_probe/follow")
         stop = threading.Event()
