@@ -70,11 +70,11 @@ class InFlightCommands:
         n_meas, n_sent = len(self._measured), len(self._sent)
         # measured[-1] is this tick's, sent[-1] the previous tick's command: measured[-1 - j] pairs
         # with sent[-k - j] at lag k.
-        usable = [j for j in range(n_meas) if n_sent - self.max_lag - j >= 0 and j + 1 <= n_meas]
+        usable = range(min(n_meas, n_sent - self.max_lag + 1))  # every lag up to max_lag has its command
         if len(usable) < 4:
             return
         sent = list(self._sent)
-        motion = sum(float(np.abs(sent[-1 - j] - sent[-2 - j]).sum()) for j in usable if n_sent - 2 - j >= 0)
+        motion = sum(float(np.abs(sent[-1 - j] - sent[-2 - j]).sum()) for j in usable if j + 2 <= n_sent)
         if motion < self.min_motion:  # a still arm says nothing about the lag: keep the last estimate
             return
         errs = []
