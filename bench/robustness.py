@@ -48,6 +48,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-check", type=int, default=0, metavar="K",
                    help="also run each skill in the env with K periods of latency on its joint targets, as a robot has them "
                         "(targets computed now, applied K ticks later), next to the envs' latency (the action applied K ticks later)")
+    p.add_argument("--executor-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a skill_executor parameter for every ROS episode, e.g. ik_base=in_flight (repeatable; "
+                        "the names and checks of ros_bridge.params.ExecutorParams)")
+
+
+def executor_overrides(items: list[str]) -> dict[str, Any]:
+    """`--executor-set KEY=VALUE` strings -> skill_executor parameters, checked as the node checks
+    them (an unknown name or a bad value is refused here, before any episode runs)."""
+    import dataclasses
+
+    from policies.training.config_loading import apply_overrides
+    from ros_bridge.params import ExecutorParams
+
+    out = apply_overrides({}, items, schema=ExecutorParams)
+    known = {f.name for f in dataclasses.fields(ExecutorParams)}
+    unknown = sorted(set(out) - known)
+    if unknown:
+        raise ValueError(f"--executor-set: unknown skill_executor parameter(s) {unknown}; known: {sorted(known)}")
+    ExecutorParams(**out)  # its own checks (ik_base must be ..., rates > 0, ...)
+    return out
 
 
 @dataclass(frozen=True)
@@ -120,7 +140,8 @@ def _env_episodes(item: Item, cond: Any, seeds: list[int], lib: Any) -> tuple[li
 
 
 def _ros_episodes(item: Item, cond: Any, seeds: list[int], starts: list[dict[str, Any]], library_root: str,
-                  domain: int, workdir: Path, conditions_file: str | None) -> tuple[list[bool], list[dict[str, Any]]]:
+                  domain: int, workdir: Path, conditions_file: str | None,
+                  overrides: dict[str, Any] | None = None) -> tuple[list[bool], list[dict[str, Any]]]:
     """The ROS path: sim_robot under `cond` in this process, skill_executor per episode; scored on the true state."""
     import envs
     from ros_bridge.sim_episodes import SimEpisodes, load_true_state
@@ -136,6 +157,7 @@ def _ros_episodes(item: Item, cond: Any, seeds: list[int], starts: list[dict[str
                 params.update(plan_task=item.plan_task, plan_max_steps=item.max_steps)
             else:
                 params.update(skill=item.skill, goal=start["goal"])
+            params.update(overrides or {})
             judge.reset(seed=s)  # the task's own state (its goal); then the true states sim_robot goes through
             judge.unwrapped.goal = np.asarray(start["goal"], dtype=np.float64)
             first: list[int] = []
@@ -217,6 +239,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if args.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+    overrides = executor_overrides(args.executor_set)
     names = list(load_conditions(args.conditions_file)) if args.conditions == "all" else args.conditions
     conds = parse_conditions(names, args.conditions_file)
     domain = args.domain_id if args.domain_id is not None else random.Random(os.getpid() ^ int(time.time())).randrange(100, 200)
@@ -237,7 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 work.mkdir(parents=True)
                 try:
                     env_ok, starts = _env_episodes(item, cond, seeds, lib)
-                    ros_ok, episodes = _ros_episodes(item, cond, seeds, starts, str(lib.root), domain, work, args.conditions_file)
+                    ros_ok, episodes = _ros_episodes(item, cond, seeds, starts, str(lib.root), domain, work, args.conditions_file, overrides)
                 except Exception as exc:  # one broken cell is reported; the others still run
                     print(f"  {item.label:<16} {cond.name:<13} error: {type(exc).__name__}: {exc}", flush=True)
                     rows.append({"item": item.label, "condition": cond.name, "error": f"{type(exc).__name__}: {exc}"})
@@ -268,7 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "robustness", "episodes": args.episodes, "seed": args.seed, "conditions": [c.to_dict() for c in conds],
         "items": [i.label for i in items], "rows": rows, "latency_check": {"k": args.latency_check, "successes": checks}, "table": table, "max_abs_difference_points": worst,
-        "goal_points": GOAL_POINTS, "within_goal": worst <= GOAL_POINTS and not any("error" in r for r in rows), "seconds": round(time.perf_counter() - t0, 1),
+        "executor_overrides": overrides, "goal_points": GOAL_POINTS, "within_goal": worst <= GOAL_POINTS and not any("error" in r for r in rows), "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
 
 

@@ -23,13 +23,16 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from ros_bridge.params import flatten, params_from_mapping  # noqa: E402
 
-__all__ = ["STATE_QOS", "COMMAND_QOS", "declare_params", "run_node", "stamp_s", "to_stamp"]
+__all__ = ["STATE_QOS", "COMMAND_QOS", "RECORD_QOS", "declare_params", "run_node", "stamp_s", "to_stamp"]
 
 # States: keep only the newest, best effort (also matches reliable publishers such as
 # ros2_control's joint_state_broadcaster), so a flood never queues up stale readings.
 STATE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 # Commands: reliable like ros2_control's controllers expect; a short queue.
 COMMAND_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Recording (probes, benchmarks): reliable with a deep reader history, so a reader whose
+# executor is held up loses nothing (a reliable reader: it matches reliable publishers only).
+RECORD_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5000, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def stamp_s(stamp: Any) -> float:

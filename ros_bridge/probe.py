@@ -29,7 +29,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from ros_bridge._ros import COMMAND_QOS, _make_executor  # noqa: E402
+from ros_bridge._ros import COMMAND_QOS, RECORD_QOS, _make_executor  # noqa: E402
 
 __all__ = ["Probe", "Recorder"]
 
@@ -158,8 +158,12 @@ class Probe:
                 raise errors[0]
 
     # -- topics ------------------------------------------------------------------------------
-    def record(self, topic: str, msg_type: type, qos: QoSProfile | int = COMMAND_QOS, callback: Callable[[Any], None] | None = None) -> Recorder:
-        """Subscribe to `topic` and keep every message with its receipt time."""
+    def record(self, topic: str, msg_type: type, qos: QoSProfile | int = RECORD_QOS, callback: Callable[[Any], None] | None = None) -> Recorder:
+        """Subscribe to `topic` and keep every message with its receipt time.
+
+        The default QoS is reliable with a deep reader history, so a probe whose executor is
+        held up (a busy machine) still receives every command rather than the last 10: tests
+        compare consecutive commands, and a gap reads as a jump."""
         rec = Recorder(topic, callback=callback)
         rec.subscription = self.node.create_subscription(msg_type, topic, rec._on, qos)
         return rec

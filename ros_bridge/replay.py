@@ -13,7 +13,9 @@ recordings), waits for fresh states and a listening controller, moves the arm to
 configuration, then sends each recorded configuration as the target of its control period. Every
 target passes through the very `SafetyLayer` the skill executor uses, with the same limits (the
 tighter of the description's and the profile's): joint and velocity limits, the velocity ramp,
-the workspace box, the stale-state watchdog and the NaN guard.
+the workspace box, the stale-state watchdog and the NaN guard. While the watchdog holds, the
+replay pauses on the configuration it was about to send and resumes there (it aborts after
+`state_timeout` of stale states), so no recorded configuration is skipped.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from ros_bridge.bringup import BringupPlan, plan_bringup
 from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.params import DEFAULT_PARAMS_FILE, node_params
 from ros_bridge.profile import ProfileError
-from ros_bridge.safety import JointLimits, SafetyConfig, SafetyLayer, TcpKinematics
+from ros_bridge.safety import Fault, JointLimits, SafetyConfig, SafetyLayer, TcpKinematics
 
 __all__ = ["EpisodeStream", "ReplayReport", "replay_plan", "stream_demo"]
 
@@ -214,17 +216,21 @@ def stream_demo(
                     break
                 tick(start)
                 next_t = _sleep_until(next_t + dt)
-            # 2. Stream the recorded configurations, one per control period.
+            # 2. Stream the recorded configurations, one per control period. While the
+            # watchdog holds (stale or missing states) the replay pauses on the configuration
+            # it was about to send and resumes there: no recorded configuration is skipped.
             stale_since = None
-            for target in traj.positions[1:]:
-                out = tick(target)
-                if not out.publish and out.fault is not None:
+            i = 1
+            while i < len(traj.positions):
+                out = tick(traj.positions[i])
+                if not out.publish and out.fault in _WATCHDOG_FAULTS:
                     stale_since = stale_since or time.monotonic()
                     if time.monotonic() - stale_since > state_timeout:
                         rec.aborted = f"robot states stale for {state_timeout:.0f} s ({out.fault.value})"
                         break
                 else:
                     stale_since = None
+                    i += 1
                 next_t = _sleep_until(next_t + dt)
             time.sleep(min(0.5, 10 * dt))  # let the arm arrive
             reading = joints.latest()
@@ -241,6 +247,9 @@ def stream_demo(
     finally:
         probe.close()
     return report
+
+
+_WATCHDOG_FAULTS = (Fault.STALE_STATE, Fault.NO_STATE)
 
 
 def _state_age(joints: MergedJointStates, probe) -> tuple[float, float] | None:

@@ -218,6 +218,22 @@ def test_deploy_takes_a_condition_for_sim_only() -> None:
         deploy(robot="sim", condition="latency999", echo=lambda _m: None)
 
 
+def test_bench_robustness_executor_settings_are_checked_before_any_episode() -> None:
+    """`--executor-set KEY=VALUE`: typed as the node types them, and an unknown name or a value the
+    node would refuse is refused by name up front (not after the env half of a long run)."""
+    from bench.robustness import executor_overrides
+
+    assert executor_overrides(["ik_base=in_flight", "ik_base_max_lead=0.1", "autostart=true"]) == {
+        "ik_base": "in_flight", "ik_base_max_lead": 0.1, "autostart": True}
+    assert executor_overrides([]) == {}
+    with pytest.raises(ValueError, match="unknown skill_executor parameter.*ik_bsae"):
+        executor_overrides(["ik_bsae=in_flight"])
+    with pytest.raises(ValueError, match="ik_base must be"):
+        executor_overrides(["ik_base=commanded"])
+    with pytest.raises(ValueError, match="not KEY=VALUE"):
+        executor_overrides(["ik_base"])
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_bench_robustness_runs_both_paths_on_the_same_seeds(tmp_path: Path) -> None:
@@ -228,7 +244,7 @@ def test_bench_robustness_runs_both_paths_on_the_same_seeds(tmp_path: Path) -> N
     from bench.robustness import run
 
     args = argparse.Namespace(skills="reach_goal", conditions="nominal,latency80", conditions_file=None, episodes=2,
-                              seed=0, library=None, domain_id=100 + next(_DOMAINS) % 100, latency_check=0)
+                              seed=0, library=None, domain_id=100 + next(_DOMAINS) % 100, latency_check=0, executor_set=[])
     out = run(args)
     assert [(r["item"], r["condition"]) for r in out["rows"]] == [("reach_goal", "nominal"), ("reach_goal", "latency80")]
     for r in out["rows"]:
