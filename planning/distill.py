@@ -69,6 +69,10 @@ class DistillConfig:
     # The envs.conditions condition the teachers are recorded under (e.g. "realistic"): the students then
     # learn from the late, noisy, dropped observations the now observing scripted teachers acted on.
     condition: str = "nominal"
+    # The shipped robots the teachers are recorded on (`skillstack robots`): each task's episodes are split evenly
+    # across them (the first robots take the remainder), and each robot's episodes are seeded as with one robot, so
+    # robots=("panda",) records the same demonstrations as before robots were a choice.
+    robots: tuple[str, ...] = ("panda",)
 
 
 @dataclass
@@ -146,6 +150,26 @@ def flat_observation(obs: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(obs[k], dtype=np.float64)) for k in OBS_KEYS])
 
 
+def _split(total: int, parts: int) -> list[int]:
+    """`total` episodes over `parts` robots, as evenly as possible (the first ones take the remainder)."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+def _check_robots(config: DistillConfig) -> None:
+    from sim_assets import robot_names
+
+    known = robot_names()
+    if not config.robots:
+        raise ValueError(f"robots must name at least one robot; known robots: {', '.join(known)}")
+    unknown = [r for r in config.robots if r not in known]
+    if unknown:
+        raise ValueError(f"unknown robot(s) {', '.join(map(repr, unknown))}; known robots: {', '.join(known)}")
+    if len(set(config.robots)) != len(config.robots):
+        raise ValueError(f"robots must not repeat, got {config.robots}")
+    if config.episodes_per_task < len(config.robots):
+        raise ValueError(f"episodes_per_task ({config.episodes_per_task}) must give every robot an episode ({len(config.robots)} robots)")
+
+
 def collect_skill_demos(
     teachers: Sequence[Any],
     config: DistillConfig = DistillConfig(),
@@ -155,7 +179,9 @@ def collect_skill_demos(
 
     Returns (skill name -> SkillDemos, stats, task name -> TaskDemos) where stats has
     env_steps (all steps taken, the demonstration budget), per-task teacher success and
-    episode counts. The same config and seed give the same demonstrations.
+    episode counts, and the same per robot of `config.robots` (`stats["tasks"][task]["robots"]`).
+    A task's TaskDemos pool every robot's successful episodes under the task's (Panda) env id.
+    The same config and seed give the same demonstrations.
     `progress(task, episode, result_dict)` is called after every episode.
     """
     from envs.conditions import make_condition_env
@@ -166,6 +192,7 @@ def collect_skill_demos(
         raise ValueError(f"episodes_per_task must be >= 1, got {config.episodes_per_task}")
     if config.action_noise < 0 or not np.isfinite(config.action_noise):
         raise ValueError(f"action_noise must be a finite value >= 0, got {config.action_noise}")
+    _check_robots(config)
     demos: dict[str, SkillDemos] = {}
     stats: dict[str, Any] = {"env_steps": 0, "tasks": {}}
     rng = np.random.default_rng(config.seed)
@@ -188,36 +215,43 @@ def collect_skill_demos(
     ctrl_cfg = ControllerConfig(explore=False, adapt=False, finish_steps=0)
     for task in config.tasks:
         spec = resolve_task(task)
-        env = recorder = _StepRecorder(make_condition_env(spec.env_id, config.condition, obs_layout=config.obs_layout))
         task_demos = flat[task] = TaskDemos(spec.env_id)
-        ctrl = HierarchicalController(teachers, ctrl_cfg, seed=config.seed, action_hook=hook)
         successes = 0
-        for ep in range(config.episodes_per_task):
-            pending.clear()
-            # Seeded by task name, not position, so one task's episodes are the same whatever else is demonstrated.
-            result = ctrl.run_episode(env, spec.goal, seed=config.seed * 100_003 + zlib.crc32(task.encode()) % 10_007 + ep)
-            stats["env_steps"] += result.steps
-            successes += int(result.success)
-            if result.success:
-                task_demos.obs += [o for o, _ in recorder.rows]
-                task_demos.actions += [a for _, a in recorder.rows]
-                task_demos.episodes += 1
-            for d in result.decisions:
-                name, xs, ys = pending.get(d.index, (None, [], []))
-                if name is None:
-                    continue
-                rec = demos[name]
-                rec.env_steps += len(xs)
-                if d.outcome == "success" and xs:
-                    rec.obs += xs
-                    rec.actions += ys
-                    rec.executions += 1
-                else:
-                    rec.failures += 1
-            if progress is not None:
-                progress(task, ep, result.to_dict())
-        env.close()
-        stats["tasks"][task] = {"episodes": config.episodes_per_task, "teacher_success_rate": successes / config.episodes_per_task}
+        per_robot: dict[str, Any] = {}
+        for robot, episodes in zip(config.robots, _split(config.episodes_per_task, len(config.robots))):
+            env = recorder = _StepRecorder(make_condition_env(spec.env_id, config.condition, obs_layout=config.obs_layout,
+                                                              robot=robot))  # fmt: skip
+            ctrl = HierarchicalController(teachers, ctrl_cfg, seed=config.seed, action_hook=hook)
+            robot_successes = 0
+            for ep in range(episodes):
+                pending.clear()
+                # Seeded by task name, not position, so one task's episodes are the same whatever else is demonstrated.
+                result = ctrl.run_episode(env, spec.goal, seed=config.seed * 100_003 + zlib.crc32(task.encode()) % 10_007 + ep)
+                stats["env_steps"] += result.steps
+                robot_successes += int(result.success)
+                if result.success:
+                    task_demos.obs += [o for o, _ in recorder.rows]
+                    task_demos.actions += [a for _, a in recorder.rows]
+                    task_demos.episodes += 1
+                for d in result.decisions:
+                    name, xs, ys = pending.get(d.index, (None, [], []))
+                    if name is None:
+                        continue
+                    rec = demos[name]
+                    rec.env_steps += len(xs)
+                    if d.outcome == "success" and xs:
+                        rec.obs += xs
+                        rec.actions += ys
+                        rec.executions += 1
+                    else:
+                        rec.failures += 1
+                if progress is not None:
+                    progress(task, ep, result.to_dict())
+            env.close()
+            successes += robot_successes
+            per_robot[robot] = {"episodes": episodes, "teacher_success_rate": robot_successes / episodes}
+        stats["tasks"][task] = {"episodes": config.episodes_per_task, "teacher_success_rate": successes / config.episodes_per_task,
+                                "robots": per_robot}  # fmt: skip
     return demos, stats, flat
 
 

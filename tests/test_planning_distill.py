@@ -112,3 +112,52 @@ def test_cli_distill_writes_students_and_refuses_learned_teachers(tmp_path, caps
                "--episodes-per-task", "1", "--no-progress"])  # fmt: skip
     assert rc == 2
     assert "teachers must be scripted" in capsys.readouterr().err
+
+
+def test_default_robots_record_the_same_demos_as_an_explicit_panda(teachers):
+    base = DistillConfig(tasks=("pick-place",), episodes_per_task=2, seed=2)
+    default, stats, flat = collect_skill_demos(teachers, base)
+    panda, stats_p, flat_p = collect_skill_demos(teachers, DistillConfig(**{**vars(base), "robots": ("panda",)}))
+    assert stats == stats_p and stats["tasks"]["pick-place"]["robots"].keys() == {"panda"}
+    assert set(default) == set(panda)
+    for name, d in default.items():
+        np.testing.assert_array_equal(np.stack(d.obs), np.stack(panda[name].obs))
+        np.testing.assert_array_equal(np.stack(d.actions), np.stack(panda[name].actions))
+    np.testing.assert_array_equal(np.stack(flat["pick-place"].obs), np.stack(flat_p["pick-place"].obs))
+
+
+def test_demos_are_recorded_on_every_robot_with_the_episodes_split(teachers, monkeypatch):
+    import envs.conditions
+
+    made = []
+    real = envs.conditions.make_condition_env
+
+    def spy(env_id, condition, **kwargs):
+        made.append(kwargs["robot"])
+        return real(env_id, condition, **kwargs)
+
+    monkeypatch.setattr(envs.conditions, "make_condition_env", spy)
+    panda_only = DistillConfig(tasks=("pick-place",), episodes_per_task=2, seed=2)
+    both = DistillConfig(**{**vars(panda_only), "episodes_per_task": 3, "robots": ("panda", "ur5e")})
+    demos, stats, flat = collect_skill_demos(teachers, both)
+    assert made == ["panda", "ur5e"]
+    per_robot = stats["tasks"]["pick-place"]["robots"]
+    assert {r: v["episodes"] for r, v in per_robot.items()} == {"panda": 2, "ur5e": 1}  # the first robot takes the remainder
+    assert stats["env_steps"] == 3 * 100 and stats["tasks"]["pick-place"]["episodes"] == 3
+    assert all(0.0 <= v["teacher_success_rate"] <= 1.0 for v in per_robot.values())
+    # the Panda's share is the Panda-only recording's, the UR5e's comes after it
+    alone, _, flat_alone = collect_skill_demos(teachers, panda_only)
+    for name, d in alone.items():
+        n = d.steps
+        np.testing.assert_array_equal(np.stack(demos[name].obs)[:n], np.stack(d.obs))
+    assert sum(d.steps for d in demos.values()) >= sum(d.steps for d in alone.values())
+    assert flat["pick-place"].episodes >= flat_alone["pick-place"].episodes
+
+
+def test_unknown_robots_are_refused_by_name(teachers, tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"unknown robot\(s\) 'kuka'; known robots: .*panda.*ur5e"):
+        collect_skill_demos(teachers, DistillConfig(tasks=("pick-place",), episodes_per_task=2, robots=("panda", "kuka")))
+    with pytest.raises(ValueError, match="at least one robot"):
+        collect_skill_demos(teachers, DistillConfig(robots=()))
+    rc = main(["skills", "--library", str(tmp_path / "lib"), "distill", "--robots", "kuka", "--no-progress"])
+    assert rc == 2 and "known robots" in capsys.readouterr().err

@@ -132,6 +132,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     dp.add_argument("--seed", type=int, default=0)
     dp.add_argument("--obs-layout", choices=("tcp", "joint"), default="tcp",
                     help="the students' observation layout (default tcp: no joint angles, runs on any robot)")
+    dp.add_argument("--robots", default="panda", metavar="NAME,...",
+                    help="comma-separated robots to record the teachers on, each task's episodes split evenly across them "
+                    "(default panda; e.g. panda,ur5e so the students also see UR5e states; `skillstack robots` lists them)")
     dp.add_argument("--json", default=None, metavar="OUT", help="write the students and stats as JSON")
     dp.add_argument("--no-progress", action="store_true", help="no progress bar")
     dp.set_defaults(func=_distill)
@@ -436,7 +439,8 @@ def _distill(args: argparse.Namespace) -> int:
     hidden = tuple(int(h) for h in args.hidden.split(",") if h)
     cfg = DistillConfig(tasks=tuple(t for t in args.tasks.split(",") if t), episodes_per_task=args.episodes_per_task,
                         action_noise=args.noise, epochs=args.epochs, hidden=hidden, evaluate=not args.no_evaluate,
-                        grid=args.grid, seed=args.seed, obs_layout=args.obs_layout)  # fmt: skip
+                        grid=args.grid, seed=args.seed, obs_layout=args.obs_layout,
+                        robots=tuple(r for r in args.robots.split(",") if r))  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="skillstack-teachers-") as tmp:
         if args.teachers:
             teachers = [lib.load(ref) for ref in args.teachers]
@@ -462,7 +466,11 @@ def _distill(args: argparse.Namespace) -> int:
         [[s.ref, s.teacher, s.executions, s.steps, f"{s.bc_mse:.4f}", "-" if s.success_rate is None else _pct(s.success_rate)]
          for s in students],
     )  # fmt: skip
-    teach = ", ".join(f"{t} {_pct(v['teacher_success_rate'])}" for t, v in stats["tasks"].items())
+    rates = []
+    for task, v in stats["tasks"].items():
+        by_robot = ", ".join(f"{r} {_pct(rv['teacher_success_rate'])}" for r, rv in v["robots"].items())
+        rates.append(f"{task} {_pct(v['teacher_success_rate'])}" + (f" ({by_robot})" if len(v["robots"]) > 1 else ""))
+    teach = ", ".join(rates)
     print(f"{stats['env_steps']} demonstration env steps in {stats['collect_seconds']:.0f} s (teacher success: {teach}); "
           f"total {stats['seconds']:.0f} s; students added to {lib.root}")  # fmt: skip
     if args.json:
