@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from common.transforms import xyzw_to_wxyz
 from demos.errors import BagImportError
 from sim_assets import RobotDescription, RobotDescriptionError, load_robot
 
@@ -117,11 +118,14 @@ def _parse(doc: Any, path: str) -> BagProfile:
     for frame, tf in (doc.get("frames") or {}).items():
         try:
             t = np.asarray(tf["translation"], dtype=np.float64).reshape(3)
-            x, y, z, w = np.asarray(tf["rotation_xyzw"], dtype=np.float64).reshape(4)
+            xyzw = np.asarray(tf["rotation_xyzw"], dtype=np.float64).reshape(4)
         except (KeyError, TypeError, ValueError):
             raise fail(f"frames.{frame}", "needs translation [3] and rotation_xyzw [4]") from None
-        q = np.array([w, x, y, z])
-        frames[str(frame)] = (t, q / np.linalg.norm(q))
+        try:
+            q = xyzw_to_wxyz(xyzw)
+        except ValueError as exc:  # NaN, inf or zero
+            raise fail(f"frames.{frame}.rotation_xyzw", str(exc)) from None
+        frames[str(frame)] = (t, q)
     return BagProfile(
         name=str(doc["name"]),
         source=path,

@@ -22,9 +22,10 @@ import math
 from dataclasses import dataclass, field
 
 import cv2
-import mujoco
 import numpy as np
 
+from common import transforms
+from common.transforms import matrix_to_quat as rotation_to_quat  # perception's name for it (wrapper, calibration, sim)
 from perception.camera import CameraModel, CameraModelError, invert
 from perception.corners import refine_corners_by_edges
 from perception.markers import MarkerSet, square_corners
@@ -48,12 +49,7 @@ class ObjectPose:
 
     def matrix(self) -> np.ndarray:
         """The pose as a 4x4 transform."""
-        T = np.eye(4)
-        R = np.empty(9)
-        mujoco.mju_quat2Mat(R, np.asarray(self.quat_wxyz, dtype=np.float64))
-        T[:3, :3] = R.reshape(3, 3)
-        T[:3, 3] = self.position
-        return T
+        return transforms.pose_matrix(self.position, self.quat_wxyz)
 
 
 @dataclass
@@ -65,13 +61,6 @@ class DetectionReport:
     rejected_candidates: int = 0  # square shapes that decoded in no id of our dictionary
     outlier_markers: dict[str, list[int]] = field(default_factory=dict)  # object -> markers that disagreed
     rejected_objects: dict[str, str] = field(default_factory=dict)  # object -> why no pose
-
-
-def rotation_to_quat(R: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z), w >= 0, of a rotation matrix."""
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).ravel())
-    return q if q[0] >= 0 else -q
 
 
 def pose_matrix(rvec: np.ndarray, tvec: np.ndarray) -> np.ndarray:

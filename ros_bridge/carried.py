@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
+from common.transforms import matrix_to_quat, pose_matrix
 from ros_bridge.state import ObjectReading
 
 __all__ = ["CarriedObjects", "CarryConfig"]
@@ -45,21 +45,6 @@ class CarryConfig:
             raise ValueError(f"carry width_range must be [min, max] with 0 <= min < max, got {list(self.width_range)}")
         if not (self.radius > 0 and np.isfinite(self.radius)):
             raise ValueError(f"carry radius must be > 0 m, got {self.radius}")
-
-
-def _pose_matrix(position: np.ndarray, quat_wxyz: np.ndarray) -> np.ndarray:
-    T = np.eye(4)
-    mat = np.empty(9)
-    mujoco.mju_quat2Mat(mat, np.asarray(quat_wxyz, dtype=np.float64))
-    T[:3, :3] = mat.reshape(3, 3)
-    T[:3, 3] = position
-    return T
-
-
-def _quat_of(R: np.ndarray) -> np.ndarray:
-    q = np.empty(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).reshape(9))
-    return -q if q[0] < 0 else q
 
 
 class CarriedObjects:
@@ -113,7 +98,7 @@ class CarriedObjects:
                     best, best_d = name, d
             if best is not None:
                 r = self._released.pop(best, None) or measured[best]
-                self._offset[best] = np.linalg.solve(T_tcp, _pose_matrix(r.position, r.quat_wxyz))
+                self._offset[best] = np.linalg.solve(T_tcp, pose_matrix(r.position, r.quat_wxyz))
         out = {name: self._carried(name, now_s, T_tcp) for name in self._offset}
         out.update(self._released)
         return out
@@ -123,6 +108,6 @@ class CarriedObjects:
         prev = self._last.get(name)
         dt = now_s - prev.stamp_s if prev is not None else 0.0
         linvel = (T[:3, 3] - prev.position) / dt if prev is not None and dt > 1e-4 else np.zeros(3)
-        r = ObjectReading(T[:3, 3].copy(), _quat_of(T[:3, :3]), linvel, np.zeros(3), now_s, now_s)
+        r = ObjectReading(T[:3, 3].copy(), matrix_to_quat(T[:3, :3]), linvel, np.zeros(3), now_s, now_s)
         self._last[name] = r
         return r

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from common.transforms import pose_matrix, quat_conjugate, quat_multiply, quat_rotate, xyzw_to_wxyz
 from sim_assets import RobotDescription, RobotDescriptionError, load_robot
 
 __all__ = [
@@ -149,48 +150,26 @@ class StaticTransform:
 
     @property
     def rotation_wxyz(self) -> np.ndarray:
-        """The rotation as a unit quaternion (w, x, y, z)."""
-        x, y, z, w = self.rotation_xyzw
-        return np.array([w, x, y, z], dtype=np.float64)
+        """The rotation as a unit quaternion (w, x, y, z) (normalised when the profile was loaded)."""
+        return xyzw_to_wxyz(self.rotation_xyzw, normalise=False)
 
     def apply(self, position: Sequence[float], quat_wxyz: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-        """A pose given in this frame, expressed in the base frame (position, quaternion wxyz)."""
+        """A pose given in this frame, expressed in the base frame (position, quaternion wxyz); a pose with
+        NaN or inf comes back as NaN (a message off the wire: the pose cache refuses it, naming why)."""
+        if not (np.isfinite(position).all() and np.isfinite(quat_wxyz).all()):
+            return np.full(3, np.nan), np.full(4, np.nan)  # not raised: this runs in a subscriber callback
         r = self.rotation_wxyz
-        p = _quat_rotate(r, np.asarray(position, dtype=np.float64)) + np.asarray(self.translation)
-        return p, _quat_mul(r, np.asarray(quat_wxyz, dtype=np.float64))
+        return quat_rotate(r, position) + np.asarray(self.translation), quat_multiply(r, quat_wxyz)
 
     def matrix(self) -> np.ndarray:
         """This transform as a 4x4 homogeneous matrix (the frame's pose in the base frame)."""
-        w, x, y, z = self.rotation_wxyz
-        T = np.eye(4)
-        T[:3, :3] = [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-        T[:3, 3] = self.translation
-        return T
+        return pose_matrix(self.translation, self.rotation_wxyz)
 
     def inverse_apply(self, position: Sequence[float], quat_wxyz: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
         """A pose given in the base frame, expressed in this frame (what a camera would report)."""
-        r_conj = self.rotation_wxyz * np.array([1.0, -1.0, -1.0, -1.0])
-        p = _quat_rotate(r_conj, np.asarray(position, dtype=np.float64) - np.asarray(self.translation))
-        return p, _quat_mul(r_conj, np.asarray(quat_wxyz, dtype=np.float64))
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ])  # fmt: skip
-
-
-def _quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return _quat_mul(_quat_mul(q, np.concatenate(([0.0], v))), q * np.array([1.0, -1.0, -1.0, -1.0]))[1:]
+        r_conj = quat_conjugate(self.rotation_wxyz)
+        p = quat_rotate(r_conj, np.asarray(position, dtype=np.float64) - np.asarray(self.translation))
+        return p, quat_multiply(r_conj, quat_wxyz)
 
 
 @dataclass(frozen=True)
