@@ -79,6 +79,7 @@ class ExecutorParams:
     predict_object_poses: bool = False  # carry each pose forward from its stamp at its velocity (perceived poses)
     ik_base: str = "measured"  # the IK steps from the measured joints, or "in_flight": from the last command once a lag >= 2 ticks is seen
     ik_base_max_lead: float = 0.25  # rad: larger in-flight increments are not stepped from (held, blocked)
+    ik_base_gain: float = 1.0  # in_flight: the share of (last command - measured) the IK steps from (1 = the last command)
     carry_held_objects: bool = False  # a held object's pose rides on the TCP while unseen (ros_bridge.carried; perceived poses)
     carry_width: list[float] = field(default_factory=lambda: [0.03, 0.05])  # m: gripper opening that counts as holding an object
     carry_radius: float = 0.03  # m: an object this close to the TCP when the fingers close on it is held
@@ -103,6 +104,8 @@ class ExecutorParams:
             raise ValueError(f"ik_base must be 'in_flight' or 'measured', got {self.ik_base!r}")
         if not (0.0 < self.ik_base_max_lead < math.inf):
             raise ValueError(f"ik_base_max_lead must be > 0 rad, got {self.ik_base_max_lead}")
+        if not (0.0 <= self.ik_base_gain <= 1.0):
+            raise ValueError(f"ik_base_gain must be in [0, 1], got {self.ik_base_gain}")
         if len(self.carry_width) != 2 or not (0.0 <= self.carry_width[0] < self.carry_width[1] < math.inf):
             raise ValueError(f"carry_width must be [min, max] gripper openings in m with 0 <= min < max, got {list(self.carry_width)}")
         if not (0.0 < self.carry_radius < math.inf):

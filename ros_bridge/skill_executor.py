@@ -126,7 +126,7 @@ class SkillExecutor(Node):
         self.carried = CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius)) if p.carry_held_objects else None
         self._carried_now: dict = {}
         # Arm commands sent and not yet applied (a driver's latency): the IK steps from where the arm is headed.
-        self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead) if p.ik_base == "in_flight" else None
+        self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead, gain=p.ik_base_gain) if p.ik_base == "in_flight" else None
         self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
         self._grip_request: np.ndarray | None = None
         self._not_ready = ""  # a missing controller or action server

@@ -46,6 +46,8 @@ def test_bad_ik_base_settings_are_refused_by_name() -> None:
         ExecutorParams(ik_base="commanded")
     with pytest.raises(ValueError, match="ik_base_max_lead"):
         ExecutorParams(ik_base_max_lead=0.0)
+    with pytest.raises(ValueError, match="ik_base_gain"):
+        ExecutorParams(ik_base_gain=1.5)
 
 
 def _arm_run(delay: int, ticks: int = 40, response: float = 0.7, hold_after: int | None = None) -> InFlightCommands:
@@ -84,3 +86,12 @@ def test_a_still_arm_keeps_the_lag_and_a_reset_or_a_large_lead_drops_the_in_flig
     assert f.in_flight(last) is None
     f.reset()
     assert f.lag == 1 and f.in_flight(last) is None
+
+
+def test_the_gain_steps_from_its_share_of_the_way_to_the_last_command() -> None:
+    """`ik_base_gain` g: the base is measured + g * (last command - measured); g = 1 is the last command."""
+    full, half = _arm_run(2), _arm_run(2)
+    half.gain = 0.5
+    q = full._sent[-1] - [0.02, -0.04]
+    np.testing.assert_allclose(half.in_flight(q), 0.5 * full.in_flight(q))
+    np.testing.assert_allclose(full.in_flight(q), [0.02, -0.04])
