@@ -170,6 +170,28 @@ def _check_robots(config: DistillConfig) -> None:
         raise ValueError(f"episodes_per_task ({config.episodes_per_task}) must give every robot an episode ({len(config.robots)} robots)")
 
 
+def _file_episode(result: Any, rows: list[tuple[np.ndarray, np.ndarray]], pending: Mapping[int, tuple[str, list, list]],
+                  demos: dict[str, SkillDemos], task_demos: TaskDemos) -> None:
+    """One recorded episode into the demos: its env rows into `task_demos` when it succeeded, and each
+    skill execution's (observation, action) pairs into its teacher's SkillDemos (failed ones counted)."""
+    if result.success:
+        task_demos.obs += [o for o, _ in rows]
+        task_demos.actions += [a for _, a in rows]
+        task_demos.episodes += 1
+    for d in result.decisions:
+        name, xs, ys = pending.get(d.index, (None, [], []))
+        if name is None:
+            continue
+        rec = demos[name]
+        rec.env_steps += len(xs)
+        if d.outcome == "success" and xs:
+            rec.obs += xs
+            rec.actions += ys
+            rec.executions += 1
+        else:
+            rec.failures += 1
+
+
 def collect_skill_demos(
     teachers: Sequence[Any],
     config: DistillConfig = DistillConfig(),
@@ -229,22 +251,7 @@ def collect_skill_demos(
                 result = ctrl.run_episode(env, spec.goal, seed=config.seed * 100_003 + zlib.crc32(task.encode()) % 10_007 + ep)
                 stats["env_steps"] += result.steps
                 robot_successes += int(result.success)
-                if result.success:
-                    task_demos.obs += [o for o, _ in recorder.rows]
-                    task_demos.actions += [a for _, a in recorder.rows]
-                    task_demos.episodes += 1
-                for d in result.decisions:
-                    name, xs, ys = pending.get(d.index, (None, [], []))
-                    if name is None:
-                        continue
-                    rec = demos[name]
-                    rec.env_steps += len(xs)
-                    if d.outcome == "success" and xs:
-                        rec.obs += xs
-                        rec.actions += ys
-                        rec.executions += 1
-                    else:
-                        rec.failures += 1
+                _file_episode(result, recorder.rows, pending, demos, task_demos)
                 if progress is not None:
                     progress(task, ep, result.to_dict())
             env.close()
