@@ -44,6 +44,8 @@ def add_ros_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--episodes", type=int, default=20, help="seeded episodes per task and pose source (default 20)")
     g.add_argument("--no-carry", action="store_true", help="ablation: perceived episodes without carry_held_objects "
                    "(a held cube's pose from the camera only, as before the executor carried it on the hand)")
+    g.add_argument("--no-occlusion", action="store_true", help="ablation: perceived episodes without occlusion_camera "
+                   "(every pose older than max_pose_age_s holds the arm, also one the arm itself hides from the camera)")
     g.add_argument("--library", default=None, help="skill library (default: the starter skills in a temporary one)")
     g.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one in 100..199)")
 
@@ -135,7 +137,7 @@ def _latency(args: argparse.Namespace, domain: int, work: Path, size: tuple[int,
 
 
 def _episodes(task: str, perceived: bool, seeds: list[int], library_root: str, domain: int, work: Path,
-              carry: bool = True) -> list[dict[str, Any]]:
+              carry: bool = True, occlusion: bool = True) -> list[dict[str, Any]]:
     """One pose source for one task: episodes scored on the true state (see the module docstring)."""
     import envs
     from geometry_msgs.msg import PoseStamped
@@ -183,7 +185,8 @@ def _episodes(task: str, perceived: bool, seeds: list[int], library_root: str, d
             # The seed's goal (pick-place's destination), as the judge scores it.
             params = {"library_root": library_root, "stop_on_success": False, "autostart": True, "plan_task": task,
                       "goal": [float(g) for g in u.goal], "plan_max_steps": steps, "predict_object_poses": perceived,
-                      "carry_held_objects": perceived and carry}  # as deploy --perception runs it
+                      "carry_held_objects": perceived and carry,  # as deploy --perception runs it
+                      "occlusion_camera": "scene" if perceived and occlusion else ""}
             try:
                 end = sim.run(s, positions, params, steps, steps * 0.04 * 8 + 60.0)  # generous: a loaded machine is slow
             finally:
@@ -244,11 +247,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seeds = [args.seed + i for i in range(args.episodes)]
             rows = []
             for task in tasks:
-                row: dict[str, Any] = {"task": task, "episodes": len(seeds), "carry_held_objects": not args.no_carry}
+                row: dict[str, Any] = {"task": task, "episodes": len(seeds), "carry_held_objects": not args.no_carry,
+                                       "occlusion_camera": "" if args.no_occlusion else "scene"}
                 for perceived in (False, True):
                     d = work / f"{task}-{'perceived' if perceived else 'true'}"
                     d.mkdir()
-                    eps = _episodes(task, perceived, seeds, str(lib.root), domain, d, carry=not args.no_carry)
+                    eps = _episodes(task, perceived, seeds, str(lib.root), domain, d, carry=not args.no_carry, occlusion=not args.no_occlusion)
                     row["perceived" if perceived else "true"] = eps
                     row[("perceived" if perceived else "true") + "_success_rate"] = float(np.mean([e["success"] for e in eps]))
                 row["perceived_minus_true_points"] = 100.0 * (row["perceived_success_rate"] - row["true_success_rate"])

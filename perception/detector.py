@@ -10,7 +10,12 @@ Steps (`MarkerPoseEstimator.estimate`):
 3. per object, the candidate that most markers agree with (reprojection error under
    `max_reprojection_px`) wins; markers that disagree are dropped as outliers;
 4. Levenberg-Marquardt over all inlier corners of the object (cv2.solvePnPRefineLM), a final
-   reprojection gate, then T_base_object = T_base_camera @ T_camera_object.
+   reprojection gate, then T_base_object = T_base_camera @ T_camera_object;
+5. with `priors` (each object's recent orientation, from the caller's filter): a pose that rests on
+   one marker alone and turns more than `max_prior_turn_deg` from it takes the marker's other IPPE
+   solution if that one agrees, else is dropped. One small marker seen at a slant, its corners a
+   pixel off (aliasing, a neighbouring cube's marker), can reproject better in the flipped pose,
+   which moves a 4 cm cube's centre by 2-3 cm (the perceived stack-two failures, docs/ros2.md).
 
 `PoseFilter` smooths the per-frame poses over time, gates jumps, and keeps each object's last pose
 with its age, so a caller can hold when a pose gets old.
@@ -87,6 +92,7 @@ class MarkerPoseEstimator:
         refine_edges: bool = True,
         min_ambiguity_ratio: float = 3.0,
         max_view_angle_deg: float = 65.0,
+        max_prior_turn_deg: float = 30.0,
     ):
         if camera is None:
             raise CameraModelError("no camera model (CameraInfo): marker poses need the camera's intrinsics")
@@ -98,6 +104,9 @@ class MarkerPoseEstimator:
         self.refine_edges = bool(refine_edges)  # corners from the marker's edges (perception.corners)
         self.min_ambiguity_ratio = float(min_ambiguity_ratio)
         self.min_view_cos = math.cos(math.radians(max_view_angle_deg))  # steeper faces are left out when others are seen
+        if not 0.0 < max_prior_turn_deg <= 180.0:
+            raise ValueError(f"max_prior_turn_deg must be in (0, 180], got {max_prior_turn_deg}")
+        self.max_prior_turn_deg = float(max_prior_turn_deg)
         params = cv2.aruco.DetectorParameters()
         params.cornerRefinementMethod = cv2.aruco.CORNER_REFINE_SUBPIX
         params.cornerRefinementWinSize = 3
@@ -148,8 +157,11 @@ class MarkerPoseEstimator:
         return quads, ids, len(rejected)
 
     # ------------------------------------------------------------------ estimation
-    def estimate(self, image_rgb: np.ndarray, stamp: float | None = None) -> dict[str, ObjectPose]:
-        """Poses (base frame) of every marked object seen in the image; objects not seen are absent."""
+    def estimate(self, image_rgb: np.ndarray, stamp: float | None = None,
+                 priors: dict[str, np.ndarray] | None = None) -> dict[str, ObjectPose]:
+        """Poses (base frame) of every marked object seen in the image; objects not seen are absent.
+        `priors`: object -> a recent orientation (quat wxyz, base frame), which a pose resting on one
+        marker must agree with (step 5 of the module docstring)."""
         corners, ids, n_rejected = self.detect(image_rgb)
         report = DetectionReport(rejected_candidates=n_rejected)
         per_object: dict[str, list[tuple[int, np.ndarray]]] = {}
@@ -162,8 +174,10 @@ class MarkerPoseEstimator:
             if owner[0] in self._object_corners:
                 per_object.setdefault(owner[0], []).append((int(marker_id), c))
         poses = {}
+        R_cam_base = invert(self.camera.T_base_camera)[:3, :3]
         for name, seen in per_object.items():
-            pose = self._object_pose(name, seen, report)
+            prior = None if not priors or name not in priors else R_cam_base @ transforms.quat_to_matrix(priors[name])
+            pose = self._object_pose(name, seen, report, prior)
             if pose is not None:
                 T = self.camera.T_base_camera @ pose[0]
                 poses[name] = ObjectPose(name, T[:3, 3].copy(), rotation_to_quat(T[:3, :3]), pose[1], pose[2],
@@ -178,7 +192,8 @@ class MarkerPoseEstimator:
         out = [(pose_matrix(rvecs[i], tvecs[i]), float(np.ravel(errs)[i])) for i in range(n)]
         return sorted(out, key=lambda p: p[1])
 
-    def _object_pose(self, name: str, seen: list[tuple[int, np.ndarray]], report: DetectionReport) -> tuple[np.ndarray, int, float] | None:
+    def _object_pose(self, name: str, seen: list[tuple[int, np.ndarray]], report: DetectionReport,
+                     prior: np.ndarray | None = None) -> tuple[np.ndarray, int, float] | None:
         obj_corners = self._object_corners[name]
         K, D = self.camera.K, self.camera.distortion
         # Candidates: every marker's IPPE solutions, as object poses in the camera.
@@ -224,7 +239,28 @@ class MarkerPoseEstimator:
         if not np.isfinite(err) or err > self.max_reprojection_px or T[2, 3] <= 0:
             report.rejected_objects[name] = f"fused pose reprojects with {err:.2f} px (gate {self.max_reprojection_px} px)"
             return None
+        if prior is not None and len(inlier) == 1 and _turn_deg(prior, T[:3, :3]) > self.max_prior_turn_deg:
+            return self._other_ippe_solution(name, inlier[0], prior, report)
         return T, len(inlier), err
+
+    def _other_ippe_solution(self, name: str, marker: tuple[int, np.ndarray], prior: np.ndarray,
+                             report: DetectionReport) -> tuple[np.ndarray, int, float] | None:
+        """The one fused marker's IPPE solution that agrees with the prior orientation (refined), or None."""
+        marker_id, corners = marker
+        pts3 = self._object_corners[name][marker_id]
+        for T_cam_marker, _ in self.marker_pose(marker_id, corners):
+            T = T_cam_marker @ self._marker_to_object[marker_id]
+            if _turn_deg(prior, T[:3, :3]) > self.max_prior_turn_deg:
+                continue
+            rvec, _ = cv2.Rodrigues(T[:3, :3])
+            rvec, tvec = cv2.solvePnPRefineLM(pts3, corners, self.camera.K, self.camera.distortion, rvec, T[:3, 3].reshape(3, 1).copy())
+            T = pose_matrix(rvec, tvec)
+            err = self._rms(pts3, corners, T)
+            if np.isfinite(err) and err <= self.max_reprojection_px and T[2, 3] > 0 and _turn_deg(prior, T[:3, :3]) <= self.max_prior_turn_deg:
+                return T, 1, err
+        report.rejected_objects[name] = (f"one marker, and neither of its poses within {self.max_prior_turn_deg:g} deg "
+                                         "of the object's recent orientation")
+        return None
 
     def _view_cos(self, marker_id: int, T_cam_obj: np.ndarray) -> float:
         """Cosine between a marker's normal and the line of sight to it (1: head-on, 0: edge-on)."""
@@ -245,6 +281,12 @@ class MarkerPoseEstimator:
             proj = np.column_stack((K[0, 0] * x + K[0, 1] * y + K[0, 2], K[1, 1] * y + K[1, 2]))
         d = proj - pts2
         return math.sqrt(float((d * d).sum()) / len(d))
+
+
+def _turn_deg(R_a: np.ndarray, R_b: np.ndarray) -> float:
+    """Angle (degrees) of the rotation between two rotation matrices."""
+    c = (float(np.trace(R_a.T @ R_b)) - 1.0) / 2.0
+    return math.degrees(math.acos(min(1.0, max(-1.0, c))))
 
 
 def _marker_in_object(corners: np.ndarray) -> np.ndarray:
@@ -279,12 +321,17 @@ class PoseFilter:
     alpha: weight of a new measurement (1 = no smoothing); max_speed: m/s an object may move between
     measurements (plus `jump_margin` metres) before a measurement counts as an outlier; after
     `reanchor_after` consecutive outliers that agree with each other the filter jumps to them (the
-    object really moved, e.g. it was carried while hidden).
+    object really moved, e.g. it was carried while hidden); prior_max_age: how recent an orientation
+    must be to serve as an estimator prior (`priors`).
     """
 
-    def __init__(self, alpha: float = 0.6, max_speed: float = 1.0, jump_margin: float = 0.02, reanchor_after: int = 3):
+    def __init__(self, alpha: float = 0.6, max_speed: float = 1.0, jump_margin: float = 0.02, reanchor_after: int = 3,
+                 prior_max_age: float = 1.0):
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+        if not (prior_max_age >= 0 and math.isfinite(prior_max_age)):
+            raise ValueError(f"prior_max_age must be >= 0 s, got {prior_max_age}")
+        self.prior_max_age = float(prior_max_age)  # s: orientations older than this are no prior (see `priors`)
         self.alpha, self.max_speed, self.jump_margin, self.reanchor_after = float(alpha), float(max_speed), float(jump_margin), int(reanchor_after)
         self._poses: dict[str, FilteredPose] = {}
         self._suspects: dict[str, list[ObjectPose]] = {}
@@ -342,6 +389,11 @@ class PoseFilter:
         if p is None or (max_age is not None and now - p.stamp > max_age):
             return None
         return FilteredPose(p.name, p.position.copy(), p.quat_wxyz.copy(), p.stamp, now - p.stamp, p.frame_id, p.n_markers)
+
+    def priors(self, now: float) -> dict[str, np.ndarray]:
+        """Each object's orientation (quat wxyz) no older than `prior_max_age` at `now`: the
+        `priors` a `MarkerPoseEstimator.estimate` checks one-marker poses against."""
+        return {n: p.quat_wxyz.copy() for n, p in self._poses.items() if now - p.stamp <= self.prior_max_age}
 
     def reset(self) -> None:
         """Forget every object (a new episode)."""

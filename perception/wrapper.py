@@ -79,7 +79,7 @@ class PerceivedPoseWrapper(gym.Wrapper):
         if self._moving and self._fixed_model is None:
             self.estimator.camera = self.sim_camera.camera_model()
         stamp = float(u.data.time)
-        seen = self.estimator.estimate(self.sim_camera.render(), stamp)
+        seen = self.estimator.estimate(self.sim_camera.render(), stamp, self.filter.priors(stamp))
         filtered = self.filter.update(seen, stamp)
         T_world_base = body_pose(u.model, u.data, self._base_body)
         vec = np.array(obs["observation"], dtype=np.float64, copy=True)

@@ -104,6 +104,9 @@ def perception_overrides(
     params = params_from_mapping(PerceptionParams, {**file_nodes.get("perception", {}), **per}, where="perception: ")
     if params.camera_spec.calibration is None:
         raise ValueError(f"camera {params.camera_spec.name!r} has no calibration: run `skillstack calibrate` first")
+    # The arm hides cubes from this camera: their last poses are kept while it does (ros_bridge.occlusion).
+    if not params.calibration:  # a calibration file of its own is not the profile camera the executor can look up
+        overrides["skill_executor"].setdefault("occlusion_camera", params.camera_spec.name)
     return params
 
 

@@ -83,6 +83,9 @@ class ExecutorParams:
     carry_held_objects: bool = False  # a held object's pose rides on the TCP while unseen (ros_bridge.carried; perceived poses)
     carry_width: list[float] = field(default_factory=lambda: [0.03, 0.05])  # m: gripper opening that counts as holding an object
     carry_radius: float = 0.03  # m: an object this close to the TCP when the fingers close on it is held
+    occlusion_camera: str = ""  # the profile camera the object poses come from: an old pose of an object the robot itself
+    # hides from it (and does not touch) is kept, not held on (ros_bridge.occlusion); "" = no such test (every old pose holds)
+    occluded_pose_max_age_s: float = 30.0  # s: a pose kept that way holds the arm once it is older than this
     stamp_source: str = "header"  # watchdog age from "header" stamps or local "receipt" time
     autostart: bool = True  # start the skill as soon as states arrive
     stop_on_success: bool = True  # hold and report "done" once the task's success test has passed
@@ -110,6 +113,8 @@ class ExecutorParams:
             raise ValueError(f"carry_width must be [min, max] gripper openings in m with 0 <= min < max, got {list(self.carry_width)}")
         if not (0.0 < self.carry_radius < math.inf):
             raise ValueError(f"carry_radius must be > 0 m, got {self.carry_radius}")
+        if not (self.occluded_pose_max_age_s > 0 and math.isfinite(self.occluded_pose_max_age_s)):
+            raise ValueError(f"occluded_pose_max_age_s must be > 0 s, got {self.occluded_pose_max_age_s}")
         if not (self.control_rate >= 0 and math.isfinite(self.control_rate)):
             raise ValueError(f"control_rate must be >= 0 (0 = the skill's rate), got {self.control_rate}")
         profile = self.robot_profile  # raises (a ValueError) naming the shipped profiles
@@ -120,6 +125,11 @@ class ExecutorParams:
                 raise ValueError(f"unknown joints {unknown}; the {profile.name} profile's joints: {list(valid)}")
             if len(set(self.joints)) != len(self.joints):
                 raise ValueError(f"duplicate names in joints: {self.joints}")
+        if self.occlusion_camera:
+            camera = profile.camera(self.occlusion_camera)  # raises naming the profile's cameras
+            if camera.calibration is None:
+                raise ValueError(f"occlusion_camera {self.occlusion_camera!r} has no calibration in the {profile.name} profile: "
+                                 "run `skillstack calibrate --write PROFILE` first")
         if self.state_source:
             profile.with_state_source(self.state_source)  # raises when the profile has no merged topic
         if "/" in self.controller.strip("/"):

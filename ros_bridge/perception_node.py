@@ -180,7 +180,7 @@ class PerceptionNode(Node):
         stamp = stamp_s(msg.header.stamp)
         try:
             image = decode_image(msg, self._compressed)
-            poses = self.estimator.estimate(image, stamp)
+            poses = self.estimator.estimate(image, stamp, self.filter.priors(stamp))
         except ValueError as exc:  # ImageError: undecodable, or another resolution than the calibration's
             return self._fail("rejected_images", f"image refused: {exc}")
         base = self.profile.base_frame

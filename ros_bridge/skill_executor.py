@@ -10,7 +10,8 @@ geometry_msgs/PoseStamped per task object (`object_pose_topics`, default
 /objects/<name>/pose) in the profile's base frame or a frame it has a static transform for
 (any other frame_id is refused, with the reason in the status); a pose older than
 `safety.max_pose_age_s` (by its stamp: for a perceived pose, the image's time) holds the arm,
-like stale joint states, until a fresh one arrives; optionally a PoseStamped goal.
+like stale joint states, until a fresh one arrives (with `occlusion_camera`, a pose of an object the
+arm itself hides from that camera is kept: `ros_bridge.occlusion`); optionally a PoseStamped goal.
 
 Each control period (`control_rate`, default the skill's own rate) it fills the task's
 scratch environment with the measured state, builds the observation with the envs'
@@ -52,6 +53,7 @@ from ros_bridge.carried import CarriedObjects, CarryConfig
 from ros_bridge.in_flight import InFlightCommands
 from ros_bridge.command_paths import CommandPaths, command_fingerprint
 from ros_bridge.joint_states import MergedJointStates
+from ros_bridge.occlusion import SelfOcclusion
 from ros_bridge.params import ExecutorParams
 from ros_bridge.profile import ProfileError
 from ros_bridge.safety import Fault, JointLimits, SafetyLayer, SafetyOutput, SafetyState, TcpKinematics
@@ -125,6 +127,13 @@ class SkillExecutor(Node):
         # Held objects ride on the TCP while a camera cannot see them (ros_bridge.carried).
         self.carried = CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius)) if p.carry_held_objects else None
         self._carried_now: dict = {}
+        # Old poses of objects the arm hides from the camera are kept (ros_bridge.occlusion).
+        self.occlusion = None
+        if p.occlusion_camera:
+            camera = self.profile.camera(p.occlusion_camera).calibration
+            self.occlusion = SelfOcclusion(self.task.model, self.task.data, camera.T_base_camera[:3, 3],
+                                           int(self.task.model.site_bodyid[self.task.robot.tcp_site]), self.task.robot.robot_geoms)
+        self._occluded_now: dict[str, float] = {}  # object -> age of the pose kept while the arm hides it
         # Arm commands sent and not yet applied (a driver's latency): the IK steps from where the arm is headed.
         self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead, gain=p.ik_base_gain) if p.ik_base == "in_flight" else None
         self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
@@ -133,7 +142,7 @@ class SkillExecutor(Node):
         self.mode = "running" if p.autostart else "stopped"
         self.exec_fault = ""  # executor-level problem (e.g. waiting for object poses)
         self.counters = {"ticks": 0, "published": 0, "missed_deadlines": 0, "late_ticks": 0, "policy_errors": 0, "rejected_poses": 0,
-                         "stale_pose_holds": 0}
+                         "stale_pose_holds": 0, "occluded_pose_keeps": 0}
         self.pose_fault = ""  # the last object pose refused (a frame with no transform)
         self._next_tick: float | None = None
         self._success_since: float | None = None
@@ -283,6 +292,10 @@ class SkillExecutor(Node):
                 objects = {o: self.poses.predicted(o, now, p.safety.max_pose_age_s) for o in self.task.objects}
             else:
                 objects = {o: self.poses.latest(o) for o in self.task.objects}
+            if self.occlusion is not None:  # an old pose is tested where it was seen, as a still object
+                for o, pose_age in self.poses.ages(now, p.stamp_source).items():
+                    if not pose_age <= p.safety.max_pose_age_s and (r := self.poses.latest(o)) is not None:
+                        objects[o] = r.at_rest()
             self.task.load_state(reading, objects)
             if self.carried is not None:  # a held object's pose comes from the hand's, i.e. the joint states
                 self._carried_now = self.carried.update(now, self.task.tcp_pose(), self.task.gripper_width(), objects)
@@ -345,9 +358,21 @@ class SkillExecutor(Node):
         return ages
 
     def _stale_pose(self) -> str:
-        """Why the object poses are too old to act on ("" when all are fresh enough)."""
+        """Why the object poses are too old to act on ("" when all are fresh enough). With an
+        `occlusion_camera`, an old pose of an object the arm hides from that camera and does not
+        touch is kept (up to `occluded_pose_max_age_s`) and listed in `_occluded_now`; call with
+        the scratch scene loaded."""
         limit = self.params.safety.max_pose_age_s
         old = {n: a for n, a in self._pose_ages().items() if not a <= limit}
+        self._occluded_now = {}
+        if self.occlusion is not None and old:
+            held = self.carried.held if self.carried is not None else ()
+            for n, a in list(old.items()):
+                if n not in self._carried_now and a <= self.params.occluded_pose_max_age_s and self.occlusion.hidden_by_robot(n, held):
+                    self._occluded_now[n] = a
+                    del old[n]
+            if self._occluded_now:
+                self.counters["occluded_pose_keeps"] += 1
         if not old:
             return ""
         return "object pose too old: " + ", ".join(f"{n} {a:.2f} s" for n, a in old.items()) + f" (limit {limit:g} s); holding"
@@ -442,6 +467,7 @@ class SkillExecutor(Node):
             "pose_ages": {n: round(a, 3) for n, a in self._pose_ages().items()},
             "pose_error": self.pose_fault or self.poses.last_error,
             **({"carried": {"held": self.carried.held, "put_down": self.carried.released}} if self.carried is not None else {}),
+            **({"occluded": {n: round(a, 3) for n, a in self._occluded_now.items()}} if self.occlusion is not None else {}),
             "state_error": self.joints.last_error,
             "command_subscribers": self.paths.subscribers(),
             "state_age": None if (w := self._worst_age()) is None else round(w[1], 4),

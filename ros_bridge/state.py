@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -41,6 +41,10 @@ class ObjectReading:
     angvel: np.ndarray  # (3,)
     stamp_s: float
     received_s: float
+
+    def at_rest(self) -> "ObjectReading":
+        """The same pose with zero velocities (an object taken to be still)."""
+        return replace(self, linvel=np.zeros(3), angvel=np.zeros(3))
 
 
 class JointStateCache:

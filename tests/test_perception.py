@@ -188,6 +188,59 @@ def test_markers_from_another_dictionary_or_unknown_ids_are_reported_not_used(ma
     assert est.last_report.unknown_ids == [30]
 
 
+def _slanted_marker(markers: MarkerSet, cam: CameraModel, marker_id: int, tilt_deg: float, distance: float) -> np.ndarray:
+    """An image of one marker `tilt_deg` from head-on at `distance` m, warped onto a grey canvas."""
+    a = np.radians(tilt_deg)
+    R = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]]) @ np.diag([1.0, -1.0, -1.0])
+    px, pad = 200, 66
+    img = np.pad(cv2.aruco.generateImageMarker(markers.dictionary(), marker_id, px), pad, constant_values=255)
+    s = markers.marker_length(marker_id) / px * (px + 2 * pad) / 2  # half the padded square, metres
+    square = np.array([[-s, s, 0], [s, s, 0], [s, -s, 0], [-s, -s, 0]])
+    p = (square @ R.T + (0.0, 0.0, distance)) @ cam.K.T
+    n = img.shape[0] - 1
+    H = cv2.getPerspectiveTransform(np.float32([[0, 0], [n, 0], [n, n], [0, n]]), (p[:, :2] / p[:, 2:]).astype(np.float32))
+    out = cv2.warpPerspective(img, H, (cam.width, cam.height), flags=cv2.INTER_LINEAR, borderValue=200)
+    return np.repeat(out[:, :, None], 3, axis=2)
+
+
+def test_a_one_marker_pose_must_agree_with_the_objects_recent_orientation(markers):
+    """One slanted marker has two IPPE poses; with a prior orientation the estimator keeps the one
+    that agrees with it (the flipped one moves a cube's centre by centimetres), and drops the pose
+    when neither does."""
+    from common.transforms import matrix_to_quat, quat_to_matrix
+
+    cam = _plain_camera()
+    est = MarkerPoseEstimator(markers, cam)
+    img = _slanted_marker(markers, cam, 12, 60.0, 0.25)  # a face of the blue cube
+    plain = est.estimate(img)["blue"]
+    assert plain.n_markers == 1
+    (corners,), (marker_id,), _ = est.detect(img)
+    (T_best, e_best), (T_flip, e_flip) = est.marker_pose(int(marker_id), corners)
+    assert e_best < e_flip < est.max_reprojection_px  # both fit the corners; the flip a little worse
+    flip = matrix_to_quat((T_flip @ est._marker_to_object[12])[:3, :3])
+
+    same = est.estimate(img, priors={"blue": plain.quat_wxyz})["blue"]
+    np.testing.assert_allclose(same.position, plain.position)
+    flipped = est.estimate(img, priors={"blue": flip})["blue"]
+    assert quat_angle_deg(flipped.quat_wxyz, flip) < 30.0
+    assert np.linalg.norm(flipped.position - plain.position) > 0.01  # the other solution, centimetres away
+
+    turned = matrix_to_quat(quat_to_matrix(plain.quat_wxyz) @ np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]]))
+    assert est.estimate(img, priors={"blue": turned}) == {}
+    assert "recent orientation" in est.last_report.rejected_objects["blue"]
+    with pytest.raises(ValueError, match="max_prior_turn_deg"):
+        MarkerPoseEstimator(markers, cam, max_prior_turn_deg=0.0)
+
+
+def test_pose_filter_priors_are_recent_orientations():
+    f = PoseFilter(alpha=1.0, prior_max_age=0.5)
+    f.update({"red": _pose(0.5)}, 1.0)
+    np.testing.assert_allclose(f.priors(1.4)["red"], [1.0, 0, 0, 0])
+    assert f.priors(1.6) == {}
+    with pytest.raises(ValueError, match="prior_max_age"):
+        PoseFilter(prior_max_age=float("nan"))
+
+
 # ---------------------------------------------------------------------------------- filter
 def _pose(x: float, frame: str = "base") -> ObjectPose:
     return ObjectPose("red", np.array([x, 0.0, 0.02]), np.array([1.0, 0, 0, 0]), 2, 0.1, frame)

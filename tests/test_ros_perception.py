@@ -350,3 +350,41 @@ def test_a_held_cube_rides_on_the_hand_when_the_camera_loses_it(rig: Rig) -> Non
     assert st["stale_pose_holds"] == holds0 and st["state"] == "running", st  # no hold: the hand's pose is fresh
     assert held() and st["pose_ages"]["red"] < 0.4, st
     assert len(commands) > 0
+
+
+@needs_ros
+@pytest.mark.timeout(120)
+def test_an_old_pose_the_arm_hides_is_kept_and_one_in_view_holds(rig: Rig) -> None:
+    """With occlusion_camera, an old pose of a cube the arm itself hides from that camera is kept
+    (state running, the status' `occluded` names it) instead of holding forever; an old pose of a
+    cube in the camera's open view still holds. Shadow mode keeps the arm at home."""
+    status = rig.probe.record_status()
+    pose_pub = rig.probe.publisher("/objects/red/pose", PoseStamped, 10)
+    rig.start("sim_robot", objects=["red"], object_pose_prefix="/ground_truth/objects")
+    rig.start("skill_executor", task="skillstack/PandaPush-v0", stop_on_success=False, shadow=True,
+              occlusion_camera="scene", **{"safety.max_pose_age_s": 0.4})
+    msg = PoseStamped()
+    msg.header.frame_id = "world"
+    msg.pose.orientation.w = 1.0
+
+    def publish_for(xyz, seconds: float, pred=lambda: True) -> None:
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = xyz
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline or not pred():
+            assert time.monotonic() < deadline + 60, f"{status.last()}\n{rig.logs()}"
+            to_stamp(msg.header.stamp, rig.probe.now())
+            pose_pub.publish(msg)
+            time.sleep(0.05)
+
+    running = lambda: (status.last() or {}).get("state") == "running"  # noqa: E731
+    publish_for((0.1, 0.0, 0.02), 0.5, running)  # behind the arm's base and shoulder, seen from the scene camera
+    kept = lambda: "red" in (status.last() or {}).get("occluded", {})  # noqa: E731
+    assert rig.probe.wait_for(kept, 10), status.last()
+    time.sleep(1.0)  # the pose is now more than twice max_pose_age_s old
+    st = status.last()
+    assert st["state"] == "running" and st["pose_ages"]["red"] > 0.8 and st["occluded_pose_keeps"] > 0, st
+    assert st["stale_pose_holds"] == 0, st
+    publish_for((0.5, 0.1, 0.02), 0.5)  # in open view, then no more
+    holding = lambda: status.last()["state"] == "hold" and status.last()["last_fault"] == "stale_pose"  # noqa: E731
+    assert rig.probe.wait_for(holding, 10), status.last()
+    assert "object pose too old: red" in status.last()["executor_fault"] and not status.last()["occluded"]
