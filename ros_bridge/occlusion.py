@@ -8,14 +8,18 @@ vouch for. But a held arm goes on hiding the cube, so the hold never ends (the p
 stack-two failures of docs/ros2.md). A cube hidden *by the robot itself*, and not touched by it,
 has no cause to have moved in a static scene; one that vanished from an open view has.
 
-The test, on the task's scratch scene loaded with the measured joints: rays from the camera's
-optical centre (the profile camera's extrinsic calibration, in the base frame) to the object's
-centre and the corners of its box drawn in towards the centre, at its last pose. The object is
-**hidden by the robot** when the robot's own geometry (any body of its kinematic tree, or an
-object in the hand) is the first thing at least `min_blocked_fraction` of those rays meet before
-the object, and none of the robot's collision geometry is within `contact_margin` of the object
-(an arm that touches a cube may be moving it). MuJoCo's `mj_ray` and `mj_geomDistance` do the
-geometry: the same meshes the camera renders.
+The test, on the task's scratch scene loaded with the measured joints: the faces of the object's
+box that face the camera (its optical centre from the profile camera's extrinsic calibration, in
+the base frame) at no more than `max_view_angle_deg`, the faces whose markers a detector could
+read; on each, its centre and four points towards its corners; a ray from the camera to each point.
+A face is covered by the robot when the robot's own geometry (any body of its kinematic tree, or
+an object in the hand) is the first thing some ray meets before the face (a marker needs all four
+corners in view: covering part of a face hides it). The object is **hidden by the robot** when the
+robot covers at least one such face and at most `faces_left_in_view` (1) stay uncovered (one lone
+marker seen at a slant often gives no pose at all: IPPE's ambiguity), and none of the
+robot's collision geometry is within `contact_margin` of the object (an arm that touches a cube
+may be moving it). A face blocked by anything else (another cube on the table) is not the robot's
+doing. MuJoCo's `mj_ray` and `mj_geomDistance` do the geometry: the same meshes the camera renders.
 """
 
 from __future__ import annotations
@@ -33,17 +37,20 @@ __all__ = ["OcclusionConfig", "SelfOcclusion"]
 class OcclusionConfig:
     """When an object counts as hidden by the robot (see the module docstring)."""
 
-    min_blocked_fraction: float = 0.5  # of the sample rays whose first hit is the robot
+    max_view_angle_deg: float = 75.0  # faces seen more obliquely than this show no readable marker: not counted
     contact_margin: float = 0.005  # m: robot collision geometry this close to the object: not kept
-    corner_scale: float = 0.8  # corners drawn in towards the centre (a ray to a corner must not graze an edge)
+    face_scale: float = 0.7  # the points on a face, towards its corners (a share of the half-edge)
+    faces_left_in_view: int = 1  # readable faces the robot may leave uncovered and still hide the object
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.min_blocked_fraction <= 1.0:
-            raise ValueError(f"min_blocked_fraction must be in (0, 1], got {self.min_blocked_fraction}")
+        if not 0.0 < self.max_view_angle_deg < 90.0:
+            raise ValueError(f"max_view_angle_deg must be in (0, 90), got {self.max_view_angle_deg}")
         if not (self.contact_margin >= 0 and np.isfinite(self.contact_margin)):
             raise ValueError(f"contact_margin must be >= 0 m, got {self.contact_margin}")
-        if not 0.0 <= self.corner_scale <= 1.0:
-            raise ValueError(f"corner_scale must be in [0, 1], got {self.corner_scale}")
+        if self.faces_left_in_view < 0:
+            raise ValueError(f"faces_left_in_view must be >= 0, got {self.faces_left_in_view}")
+        if not 0.0 <= self.face_scale < 1.0:
+            raise ValueError(f"face_scale must be in [0, 1), got {self.face_scale}")
 
 
 class SelfOcclusion:
@@ -77,32 +84,42 @@ class SelfOcclusion:
         start, n = self.model.body_geomadr[body], self.model.body_geomnum[body]
         return list(range(start, start + n))
 
-    def _sample_points(self, body: int) -> np.ndarray:
-        """The object's centre and its box's corners, drawn in, in the world frame."""
+    def _faces(self, body: int) -> list[np.ndarray]:
+        """Points (5, 3) on each face of the object's box that the camera sees at a readable angle
+        (world frame, 1 mm outside the face)."""
         geoms = [g for g in self._geoms_of(body) if self.model.geom_type[g] == mujoco.mjtGeom.mjGEOM_BOX]
-        centre = self.data.xpos[body]
         if not geoms:
-            return centre[None, :].copy()
-        g = geoms[0]
-        half = self.model.geom_size[g] * self.config.corner_scale
-        signs = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
-        corners = self.data.geom_xpos[g] + (signs * half) @ self.data.geom_xmat[g].reshape(3, 3).T
-        return np.vstack([centre[None, :], corners])
+            return [self.data.xpos[body][None, :].copy()]
+        g = max(geoms, key=lambda i: float(np.prod(self.model.geom_size[i])))  # the cube, not a marker's plate
+        c, R, h = self.data.geom_xpos[g], self.data.geom_xmat[g].reshape(3, 3), self.model.geom_size[g]
+        min_cos = np.cos(np.radians(self.config.max_view_angle_deg))
+        k = self.config.face_scale
+        faces = []
+        for i in range(3):
+            j, l = (i + 1) % 3, (i + 2) % 3
+            for sign in (-1.0, 1.0):
+                n = sign * R[:, i]
+                centre = c + sign * h[i] * R[:, i]
+                to_cam = self.camera - centre
+                if n @ to_cam < min_cos * np.linalg.norm(to_cam):
+                    continue  # facing away, or too oblique to read
+                offsets = [(0.0, 0.0), (k, k), (k, -k), (-k, k), (-k, -k)]
+                faces.append(np.array([centre + 1e-3 * n + a * h[j] * R[:, j] + b * h[l] * R[:, l] for a, b in offsets]))
+        return faces
 
-    def blocked_fraction(self, name: str, held: Iterable[str] = ()) -> float:
-        """Share of the sample rays from the camera to object `name` whose first hit is the robot
-        (or an object in `held`)."""
+    def _blocked(self, point: np.ndarray, body: int, occluders: frozenset[int]) -> bool:
+        """True when the first thing on the ray camera -> `point` is one of `occluders`' bodies."""
+        x = mujoco.mj_ray(self.model, self.data, self.camera, point - self.camera, None, 1, body, self._geomid)
+        g = int(self._geomid[0])
+        return 0 <= x < 1.0 and g >= 0 and int(self.model.geom_bodyid[g]) in occluders
+
+    def hidden_faces(self, name: str, held: Iterable[str] = ()) -> tuple[int, int]:
+        """(faces the robot or an object in `held` covers in part, faces the camera could read) of
+        object `name`."""
         body = self._object_body(name)
         occluders = self._robot_bodies | {self._object_body(h) for h in held}
-        points = self._sample_points(body)
-        blocked = 0
-        for p in points:
-            vec = p - self.camera
-            x = mujoco.mj_ray(self.model, self.data, self.camera, vec, None, 1, body, self._geomid)
-            g = int(self._geomid[0])
-            if 0 <= x < 1.0 and g >= 0 and int(self.model.geom_bodyid[g]) in occluders:
-                blocked += 1
-        return blocked / len(points)
+        faces = self._faces(body)
+        return sum(any(self._blocked(p, body, occluders) for p in face) for face in faces), len(faces)
 
     def touching(self, name: str) -> bool:
         """True when robot collision geometry is within `contact_margin` of object `name`."""
@@ -116,7 +133,9 @@ class SelfOcclusion:
         return False
 
     def hidden_by_robot(self, name: str, held: Iterable[str] = ()) -> bool:
-        """True when the robot (or what it holds) hides object `name` from the camera and does
-        not touch it: its last pose may be kept (see the module docstring)."""
+        """True when the robot (or what it holds) covers all but `faces_left_in_view` of the faces
+        of object `name` the camera could read, at least one, and does not touch it: its last pose
+        may be kept (see the module docstring)."""
         held = tuple(h for h in held if h != name)
-        return self.blocked_fraction(name, held) >= self.config.min_blocked_fraction and not self.touching(name)
+        covered, readable = self.hidden_faces(name, held)
+        return covered >= max(1, readable - self.config.faces_left_in_view) and not self.touching(name)

@@ -125,7 +125,8 @@ class SkillExecutor(Node):
         )
         self.poses = PoseCache(self.task.objects)
         # Held objects ride on the TCP while a camera cannot see them (ros_bridge.carried).
-        self.carried = CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius)) if p.carry_held_objects else None
+        self.carried = (CarriedObjects(self.task.objects, CarryConfig(tuple(p.carry_width), p.carry_radius, self.task.closing_axis()))
+                        if p.carry_held_objects else None)
         self._carried_now: dict = {}
         # Old poses of objects the arm hides from the camera are kept (ros_bridge.occlusion).
         self.occlusion = None
@@ -149,6 +150,7 @@ class SkillExecutor(Node):
         self._last_state_str = ""
         self._seq = 0
         self._last_tcp: list[float] | None = None
+        self._last_objects: dict[str, list[float]] = {}  # object positions the policy last acted on (perceived, carried)
 
         self.command_topic = self.paths.topic
         self._status_pub = self.create_publisher(String, "~/status", 10)
@@ -298,13 +300,15 @@ class SkillExecutor(Node):
                         objects[o] = r.at_rest()
             self.task.load_state(reading, objects)
             if self.carried is not None:  # a held object's pose comes from the hand's, i.e. the joint states
-                self._carried_now = self.carried.update(now, self.task.tcp_pose(), self.task.gripper_width(), objects)
+                sightings = {o: self.poses.latest(o) for o in self.task.objects}  # as imaged, at their stamps
+                self._carried_now = self.carried.update(now, self.task.tcp_pose(), self.task.gripper_width(), objects, sightings)
                 if self._carried_now:
                     self.task.load_state(reading, {**objects, **self._carried_now})
             stale = self._stale_pose()
             if not stale:
                 obs = self.task.observe()
                 self._last_tcp = self.task.tcp_pos().round(4).tolist()
+                self._last_objects = {o: self.task.env.object_pos(o).round(4).tolist() for o in self.task.objects}
         finally:
             self._task_lock.release()
         if stale:  # nothing moves on an old pose: hold, like stale joint states
@@ -456,6 +460,7 @@ class SkillExecutor(Node):
             "executor_fault": self.exec_fault,
             "goal": np.round(self.task.goal, 4).tolist(),
             "tcp": self._last_tcp,
+            "objects": self._last_objects,
             "command_topic": self.command_topic,
             "rate_hz": round(1.0 / self.period, 3),
             **({"plan": self.policy.summary()} if hasattr(self.policy, "summary") else {}),

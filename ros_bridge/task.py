@@ -126,6 +126,17 @@ class TaskModel:
         T[:3, 3] = self.robot.tcp_pos(self.data)
         return T
 
+    def closing_axis(self) -> tuple[float, float, float] | None:
+        """The gripper's closing direction in the TCP frame (unit), from its two fingers' bodies at
+        the loaded state; None for a gripper that is not two fingers."""
+        m, d = self.model, self.data
+        bodies = sorted({int(m.geom_bodyid[g]) for g in self.robot.gripper_geoms})
+        if len(bodies) != 2:
+            return None
+        v = self.robot.tcp_mat(d).T @ (d.xpos[bodies[0]] - d.xpos[bodies[1]])
+        n = float(np.linalg.norm(v))
+        return None if n < 1e-6 else tuple(float(x) for x in v / n)
+
     def gripper_width(self) -> float:
         """Opening between the fingers (m) at the loaded state, through the robot description's width map."""
         return float(self.robot.gripper_width(self.data))

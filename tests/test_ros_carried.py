@@ -82,3 +82,35 @@ def test_bad_carry_settings_are_refused_by_name() -> None:
         ExecutorParams(carry_radius=0.0)
     with pytest.raises(ValueError, match="width_range"):
         CarryConfig((0.05, 0.03))
+
+
+def test_the_fingers_centre_the_cube_along_their_closing_axis() -> None:
+    """Seen 6 mm off the TCP along the closing axis when the fingers touch it, the cube rides centred
+    on that axis (the fingers push it there); its offset along the other axes is kept."""
+    c = CarriedObjects(("red",), CarryConfig(closing_axis=(0.0, 1.0, 0.0)))
+    out = c.update(1.0, tcp(0.5, 0.1, 0.03, yaw=np.pi / 2), 0.045, {"red": seen(0.494, 0.102, 0.02, 0.0)})
+    # yaw 90 deg: the TCP's y (closing) axis is the base's -x, its x axis the base's +y
+    np.testing.assert_allclose(out["red"].position, [0.5, 0.102, 0.02], atol=1e-12)
+
+
+def test_sightings_while_carrying_re_measure_the_offset_halfway_and_wrong_ones_are_ignored() -> None:
+    c = CarriedObjects(("red",), CarryConfig(settle_s=0.2, max_correction=0.02))
+    m = {"red": seen(0.5, 0.1, 0.02, stamp=0.9)}
+    c.update(1.0, tcp(0.5, 0.1, 0.03), 0.04, m)  # attached: 1 cm below the TCP
+    c.update(1.04, tcp(0.5, 0.1, 0.05), 0.04, m, {"red": seen(0.51, 0.1, 0.04, stamp=1.04)})  # fingers still settling
+    out = c.update(1.3, tcp(0.5, 0.1, 0.10), 0.04, m)
+    np.testing.assert_allclose(out["red"].position, [0.5, 0.1, 0.09], atol=1e-12)  # that sighting was not used
+    # Imaged at 1.3, seen 4 mm further along x than the offset says; used at 1.34 against the TCP of 1.3.
+    out = c.update(1.34, tcp(0.5, 0.1, 0.12), 0.04, m, {"red": seen(0.504, 0.1, 0.09, stamp=1.3)})
+    np.testing.assert_allclose(out["red"].position, [0.502, 0.1, 0.11], atol=1e-12)
+    out = c.update(1.38, tcp(0.5, 0.1, 0.12), 0.04, m, {"red": seen(0.56, 0.1, 0.11, stamp=1.34)})  # 6 cm off: a wrong pose
+    np.testing.assert_allclose(out["red"].position, [0.502, 0.1, 0.11], atol=1e-12)
+
+
+def test_bad_centring_and_re_measuring_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="closing_axis"):
+        CarryConfig(closing_axis=(0.0, 2.0, 0.0))
+    with pytest.raises(ValueError, match="settle_s"):
+        CarryConfig(settle_s=-1.0)
+    with pytest.raises(ValueError, match="max_correction"):
+        CarryConfig(max_correction=float("nan"))
