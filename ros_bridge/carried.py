@@ -15,8 +15,8 @@ on the TCP the way MoveIt attaches a grasped object to the end effector:
   and push it the rest of the way (5-6 mm in a traced stack-two); fixed there, the offset
   carried that push to the place, and red landed off blue's centre;
 * **re-measure** the offset from the camera while carrying: a sighting of the held object (a pose
-  stamped at least `settle_s` after the attach) against the TCP's pose at the image's time (kept for
-  the last second) gives the offset again, centred as above. A cube pivots and slides in the fingers
+  stamped at least `settle_s` after the attach) against the TCP's pose at the image's time (the
+  last 250 TCP poses are kept) gives the offset again, centred as above, and moves it halfway. A cube pivots and slides in the fingers
   (a traced stack-two: 4-8 mm along the hand's x by the place) and the attach-time offset knows
   nothing of it. A sighting that moves the offset by more than `max_correction` is taken as a wrong
   pose, not as the cube, and ignored;
@@ -79,7 +79,7 @@ class CarriedObjects:
         self._offset: dict[str, np.ndarray] = {}  # held: T_tcp_object
         self._last: dict[str, ObjectReading] = {}  # held: the previous carried reading (velocities)
         self._released: dict[str, ObjectReading] = {}  # put down: where, stamped when
-        self._measured_at: dict[str, float] = {}  # held: stamp of the pose the offset comes from
+        self._measured_at: dict[str, float] = {}  # held: a sighting stamped after this re-measures the offset
         self._tcp_history: deque[tuple[float, np.ndarray]] = deque(maxlen=250)  # (stamp, T_tcp): the last 10 s at 25 Hz
 
     @property
