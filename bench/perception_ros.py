@@ -143,7 +143,7 @@ def _episodes(task: str, perceived: bool, seeds: list[int], library_root: str, d
     from geometry_msgs.msg import PoseStamped
 
     from ros_bridge._ros import STATE_QOS
-    from ros_bridge.deploy import GROUND_TRUTH_PREFIX
+    from ros_bridge.deploy import GROUND_TRUTH_PREFIX, perceived_pose_settings
     from ros_bridge.hierarchy import resolve_plan_task
     from ros_bridge.launcher import NodeProcess, write_params_file
     from ros_bridge.probe import Probe
@@ -184,9 +184,9 @@ def _episodes(task: str, perceived: bool, seeds: list[int], library_root: str, d
                     continue
             # The seed's goal (pick-place's destination), as the judge scores it.
             params = {"library_root": library_root, "stop_on_success": False, "autostart": True, "plan_task": task,
-                      "goal": [float(g) for g in u.goal], "plan_max_steps": steps, "predict_object_poses": perceived,
-                      "carry_held_objects": perceived and carry,  # as deploy --perception runs it
-                      "occlusion_camera": "scene" if perceived and occlusion else ""}
+                      "goal": [float(g) for g in u.goal], "plan_max_steps": steps}
+            if perceived:  # as deploy --perception runs it, less what an ablation turns off
+                params.update(perceived_pose_settings("scene" if occlusion else ""), carry_held_objects=carry)
             try:
                 end = sim.run(s, positions, params, steps, steps * 0.04 * 8 + 60.0)  # generous: a loaded machine is slow
             finally:

@@ -36,7 +36,7 @@ from ros_bridge.params import DEFAULT_PARAMS_FILE, params_from_mapping, read_par
 from ros_bridge.perception_params import PerceptionParams, camera_topics
 from ros_bridge.task import resolve_task
 
-__all__ = ["GROUND_TRUTH_PREFIX", "DeployResult", "deploy", "perception_overrides"]
+__all__ = ["GROUND_TRUTH_PREFIX", "DeployResult", "deploy", "perceived_pose_settings", "perception_overrides"]
 
 GROUND_TRUTH_PREFIX = "/ground_truth/objects"  # sim_robot's true poses under --perception (the executor does not read them)
 
@@ -81,8 +81,6 @@ def perception_overrides(
     poses to GROUND_TRUTH_PREFIX. Returns the perception node's parameters (ValueError, before any
     node starts, for a camera with no calibration)."""
     ex = {**file_nodes.get("skill_executor", {}), **overrides.get("skill_executor", {})}
-    overrides.setdefault("skill_executor", {}).setdefault("predict_object_poses", True)  # images are 0.1-0.3 s old
-    overrides["skill_executor"].setdefault("carry_held_objects", True)  # the hand hides what it holds from the camera
     per = overrides.setdefault("perception", {})
     if "profile" in ex:
         per.setdefault("profile", ex["profile"])
@@ -104,10 +102,19 @@ def perception_overrides(
     params = params_from_mapping(PerceptionParams, {**file_nodes.get("perception", {}), **per}, where="perception: ")
     if params.camera_spec.calibration is None:
         raise ValueError(f"camera {params.camera_spec.name!r} has no calibration: run `skillstack calibrate` first")
-    # The arm hides cubes from this camera: their last poses are kept while it does (ros_bridge.occlusion).
-    if not params.calibration:  # a calibration file of its own is not the profile camera the executor can look up
-        overrides["skill_executor"].setdefault("occlusion_camera", params.camera_spec.name)
+    # A calibration file of the perception node's own is not a profile camera the executor can look up.
+    settings = perceived_pose_settings(params.camera_spec.name if not params.calibration else "")
+    for key, value in settings.items():
+        overrides.setdefault("skill_executor", {}).setdefault(key, value)
     return params
+
+
+def perceived_pose_settings(camera: str) -> dict[str, Any]:
+    """skill_executor parameters for object poses that come from `camera` (a profile camera, "" =
+    none the executor can look up), as `deploy --perception` runs it: poses carried forward from
+    their image's stamp (images are 0.1-0.3 s old), a held object riding on the hand (the hand hides
+    it), and old poses of objects the arm itself hides from the camera kept (ros_bridge.occlusion)."""
+    return {"predict_object_poses": True, "carry_held_objects": True, "occlusion_camera": camera}
 
 
 def deploy(
