@@ -27,17 +27,22 @@ demo: $(STAMP)
 
 # Tests run in two steps; CI (.ci/run) runs both and fails if either fails.
 #   make test       the fast set (-m "not slow"): every test but the heavy end-to-end ones
-#                   (about 5 minutes on 2 idle cores).
+#                   (about 4 minutes on 2 idle cores).
 #   make test-slow  the heavy end-to-end tests, marked @pytest.mark.slow: training to a success
 #                   rate, every runnable block of the README and docs, `skillstack demo`, the SBD
-#                   benchmark, Ray sweeps (about 8 minutes on 2 idle cores).
+#                   benchmark, Ray sweeps (about 7 minutes on 2 idle cores).
 #   make test-all   both, one after the other.
+# Both run on TEST_WORKERS pytest-xdist workers (TEST_WORKERS=0: one process); tests/conftest.py
+# says which tests share a worker and why.
 # No test asserts a speed: rates and latencies are measured by `skillstack bench ...`.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadgroup
+
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow $(XDIST)
 
 test-all: test test-slow
 

@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # Headless rendering for every test process (EGL/Mesa on CI machines).
@@ -10,3 +11,22 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 # @settings leave out, so a busy machine cannot fail a property test.
 settings.register_profile("skillstack", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("skillstack")
+
+# `make test` runs on two pytest-xdist workers (`--dist loadgroup`). Two rules keep that as safe as one
+# process:
+# - the tests of one module stay together, in file order, on one worker: module-level state (counters a
+#   last test checks) and module fixtures behave as in a serial run;
+# - the modules that start ROS 2 nodes or a Ray cluster form one group, run one at a time on one worker:
+#   fresh ROS_DOMAIN_IDs (drawn per module) never meet, and two node graphs never compete for the cores.
+# tests/test_architecture.py checks that every module that starts nodes or a cluster is listed here.
+NODE_MODULES = frozenset({
+    "test_bag_import_ros", "test_cluster_ray", "test_demo", "test_docs", "test_robots_ros", "test_ros_conditions",
+    "test_ros_e2e", "test_ros_perception", "test_ros_profiles_e2e", "test_signing_lock",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put each test in its xdist group: the node group, or its own module's (see above)."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("nodes" if module in NODE_MODULES else module))

@@ -380,10 +380,12 @@ def test_an_old_pose_the_arm_hides_is_kept_and_one_in_view_holds(rig: Rig) -> No
     publish_for((0.1, 0.0, 0.02), 0.5, running)  # behind the arm's base and shoulder, seen from the scene camera
     kept = lambda: "red" in (status.last() or {}).get("occluded", {})  # noqa: E731
     assert rig.probe.wait_for(kept, 10), status.last()
-    time.sleep(1.0)  # the pose is now more than twice max_pose_age_s old
-    st = status.last()
-    assert st["state"] == "running" and st["pose_ages"]["red"] > 0.8 and st["occluded_pose_keeps"] > 0, st
-    assert st["stale_pose_holds"] == 0, st
+    # the pose grows more than twice max_pose_age_s old and the executor keeps running on it (waited for, not
+    # sampled: on a loaded machine a late joint state may briefly make it 'stale', a safety hold that ends by itself)
+    kept_running = lambda: (st := status.last() or {}).get("state") == "running" and st["pose_ages"]["red"] > 0.8 \
+        and st["occluded_pose_keeps"] > 0  # noqa: E731
+    assert rig.probe.wait_for(kept_running, 10), status.last()
+    assert status.last()["stale_pose_holds"] == 0, status.last()
     publish_for((0.5, 0.1, 0.02), 0.5)  # in open view, then no more
     holding = lambda: status.last()["state"] == "hold" and status.last()["last_fault"] == "stale_pose"  # noqa: E731
     assert rig.probe.wait_for(holding, 10), status.last()
