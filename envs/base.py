@@ -113,6 +113,9 @@ class TabletopEnv(gym.Env):
         self.model = mujoco.MjModel.from_xml_string(self.model_xml)
         self.data = mujoco.MjData(self.model)
         self.n_substeps = int(round(self.control_dt / self.model.opt.timestep))
+        # The gripper targets move at most the description's finger velocity per control period, as the ROS 2
+        # safety layer lets them on the robot. A scratch env whose targets go through that layer turns it off.
+        self.limit_gripper_speed = True
         self.robot = Robot.from_model(self.model, description)
         self.ik = DifferentialIK(self.model, self.robot)
         self.obs_layout = obs_layout
@@ -367,8 +370,10 @@ class TabletopEnv(gym.Env):
             step = (self.ik.config.velocity_scale * robot.qd_max * self.control_dt).tolist()
             q = views.qpos[robot.arm_qpos_ix].tolist()
             q_target = [clamp(x + a * s, lo, hi) for x, a, s, lo, hi in zip(q, act, step, robot.q_min.tolist(), robot.q_max.tolist())]
-        # Arm then gripper targets in one write.
-        views.ctrl[robot.actuators_ix] = q_target + robot.gripper_targets_list(0.5 * (act[-1] + 1.0) * robot.max_gripper_width_f)
+        # Arm then gripper targets in one write; the fingers at the robot's own speed (a grasp takes its real time).
+        width = 0.5 * (act[-1] + 1.0) * robot.max_gripper_width_f
+        views.ctrl[robot.actuators_ix] = q_target + (robot.rate_limited_gripper_targets(d, width, self.control_dt)
+                                                     if self.limit_gripper_speed else robot.gripper_targets_list(width))
 
     def _get_obs(self) -> dict[str, np.ndarray]:
         vec = self.obs_builder.build(self.data)

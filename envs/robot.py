@@ -123,6 +123,8 @@ class Robot:
         # same two roundings as the numpy expression, so the same bits).
         object.__setattr__(self, "_width_map", tuple(zip(self._width_offset.tolist(), self._width_scale.tolist())))
         object.__setattr__(self, "max_gripper_width_f", float(grip.max_width))
+        object.__setattr__(self, "finger_actuator_list", [int(i) for i in self.finger_actuators])
+        object.__setattr__(self, "finger_velocity_list", [float(v) for v in grip.velocity])
         object.__setattr__(self, "_views", None)
 
     def __getstate__(self) -> dict:
@@ -161,6 +163,17 @@ class Robot:
     def gripper_targets_list(self, width: float) -> list[float]:
         """`gripper_targets` as Python floats (the same values, without numpy's per-call cost)."""
         return [o + s * width for o, s in self._width_map]
+
+    def rate_limited_gripper_targets(self, data: mujoco.MjData, width: float, dt: float) -> list[float]:
+        """The gripper joint targets for `width`, each moved at most its description velocity x `dt` from the
+        target in `data.ctrl`: the fingers close no faster than the robot's own (the Franka Hand's 0.05 m/s
+        per finger), exactly as the ROS 2 safety layer lets a target move on the robot."""
+        out = []
+        for (o, s), i, v in zip(self._width_map, self.finger_actuator_list, self.finger_velocity_list):
+            prev, step = float(data.ctrl[i]), v * dt
+            t = o + s * width
+            out.append(prev - step if t < prev - step else (prev + step if t > prev + step else t))
+        return out
 
     def gripper_action(self, width: float) -> float:
         """The gripper action (-1 closed .. +1 open) that commands `width`."""

@@ -73,6 +73,9 @@ class DistillConfig:
     # across them (the first robots take the remainder), and each robot's episodes are seeded as with one robot, so
     # robots=("panda",) records the same demonstrations as before robots were a choice.
     robots: tuple[str, ...] = ("panda",)
+    # A teacher skill that reached its effects fewer times than this gets no student: a network fitted on one or
+    # two executions knows those paths only (the zoo's stack-three teachers pushed a cube once in 120 episodes).
+    min_executions: int = 1
 
 
 @dataclass
@@ -285,15 +288,18 @@ def distill_skills(
     from skill_library.publish import DescriptorSettings, publish_skill
     from skill_library.registry import SkillLibrary
 
+    if config.min_executions < 1:
+        raise ValueError(f"min_executions must be >= 1, got {config.min_executions}")
     lib = library if isinstance(library, SkillLibrary) else SkillLibrary(library)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
     demos, stats, _flat = collect_skill_demos(teachers, config, progress)
     stats["collect_seconds"] = time.perf_counter() - t0
-    usable = {n: d for n, d in demos.items() if d.executions > 0}
+    usable = {n: d for n, d in demos.items() if d.executions >= config.min_executions}
     if not usable:
-        raise ValueError("no teacher skill execution reached its effects: nothing to distil (check the teachers on these tasks)")
+        raise ValueError(f"no teacher skill reached its effects {config.min_executions} time(s) or more: nothing to distil "
+                         "(check the teachers on these tasks, or record more episodes)")
     out: list[DistilledSkill] = []
     with tempfile.TemporaryDirectory(prefix="skillstack-distill-") as tmp:
         for name, d in sorted(usable.items()):

@@ -169,7 +169,7 @@ class HierarchicalPolicy:
         self.thread: threading.Thread | None = None
         self.result: Any = None
         self.error: BaseException | None = None
-        self.decisions: list[str] = []
+        self._decided: list[Any] = []  # the controller's Decision objects, filled in as each skill ends
         self._domain: Any = None
 
     @property
@@ -182,7 +182,7 @@ class HierarchicalPolicy:
         self.close()
         self.result = self.error = None
         self._domain = None
-        self.decisions = []
+        self._decided = []
         env = self.env = RobotTaskEnv(self.task, self.lock, self.max_episode_steps)
 
         def work() -> None:
@@ -203,9 +203,9 @@ class HierarchicalPolicy:
         self.thread.start()
 
     def _note(self, decision: Any) -> None:
-        label = f"{decision.label}"
-        if not self.decisions or self.decisions[-1] != label:
-            self.decisions.append(label)
+        # called every control period of a skill: one entry per decision (a retried skill is a new one)
+        if not self._decided or self._decided[-1] is not decision:
+            self._decided.append(decision)
 
     def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """This period's action from the controller, or None if it has none ready."""
@@ -231,7 +231,12 @@ class HierarchicalPolicy:
 
     def summary(self) -> dict[str, Any]:
         """What the controller did so far: decisions, and its result or error once ended."""
-        out: dict[str, Any] = {"decisions": list(self.decisions)}
+        # Once ended, the result lists every decision, also those that ended before their first step.
+        decided = list(self.result.decisions) if self.result is not None else list(self._decided)
+        out: dict[str, Any] = {"decisions": [f"{d.label}" for d in decided],
+                               # what came of each: why a plan failed on the robot, without the node's logs
+                               "outcomes": [{"skill": d.label, "outcome": d.outcome, "reason": d.reason, "steps": int(d.steps)}
+                                            for d in decided]}
         if self.result is not None:
             out.update(success=bool(self.result.success), goal_holds=bool(self.result.goal_holds),
                        stop_reason=self.result.stop_reason, steps=int(self.result.steps))
@@ -242,7 +247,7 @@ class HierarchicalPolicy:
     @property
     def current_skill(self) -> str:
         """Label of the skill the controller is running now ('' before the first decision)."""
-        return self.decisions[-1] if self.decisions else ""
+        return f"{self._decided[-1].label}" if self._decided else ""
 
     def close(self) -> None:
         """Stop the worker (its episode ends at its next step)."""

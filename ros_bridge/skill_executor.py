@@ -147,6 +147,7 @@ class SkillExecutor(Node):
         self.pose_fault = ""  # the last object pose refused (a frame with no transform)
         self._next_tick: float | None = None
         self._success_since: float | None = None
+        self.goal_reached = False  # the task's goal (or a plan's symbolic goal) held when the episode ended
         self._last_state_str = ""
         self._seq = 0
         self._last_tcp: list[float] | None = None
@@ -383,10 +384,11 @@ class SkillExecutor(Node):
 
     def _check_done(self, obs) -> bool:
         now = time.monotonic()
+        goal_holds = getattr(self.policy, "goal_holds", None)  # a plan's symbolic goal
         if getattr(self.policy, "done", False):  # a scripted skill or a plan that finished
+            self.goal_reached = bool(self.task.is_success(obs) or (goal_holds is not None and goal_holds()))
             self._finish(f"skill finished: {self.info.name}")
             return True
-        goal_holds = getattr(self.policy, "goal_holds", None)  # a plan's symbolic goal
         if not (self.task.is_success(obs) or (goal_holds is not None and goal_holds())):
             self._success_since = None
             return False
@@ -397,6 +399,7 @@ class SkillExecutor(Node):
                 what = "the plan's goal holds: " + " & ".join(str(g) for g in self.policy.goal)
             else:
                 what = f"reached the goal {np.round(self.task.goal, 3).tolist()}"
+            self.goal_reached = True
             self._finish(f"task done: {self.info.name}: {what}")
             return True
         return False
@@ -459,6 +462,7 @@ class SkillExecutor(Node):
             "fault_detail": s.last_fault_detail,
             "executor_fault": self.exec_fault,
             "goal": np.round(self.task.goal, 4).tolist(),
+            "goal_reached": self.goal_reached,
             "tcp": self._last_tcp,
             "objects": self._last_objects,
             "command_topic": self.command_topic,
@@ -509,6 +513,7 @@ class SkillExecutor(Node):
         self.safety.pause()
         self.paths.reset()
         self._success_since = None
+        self.goal_reached = False
         self._next_tick = None
         self.mode = "running"
         self.publish_status()

@@ -54,6 +54,7 @@ class TaskModel:
         if robot is not None and kwargs.get("robot", envs.robot_of(env_id)) != robot:
             kwargs["robot"] = robot
         self.env = envs.make(env_id, **kwargs).unwrapped
+        self.env.limit_gripper_speed = False  # the safety layer limits every target sent to the robot, the fingers' too
         self.env_id = self.env.spec.id if self.env.spec is not None else env_id
         self.env.reset(seed=0)
         self.model: mujoco.MjModel = self.env.model

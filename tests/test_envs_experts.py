@@ -86,7 +86,8 @@ def test_hand_holds_still_after_the_release_back_off(seed):
     # The hold after placing used the fast gain, which overshoots by the error: the hand rang up
     # and down for ten steps (summed |action| 1.7-5.1 on these seeds; 0.3-0.4 with the fix). The
     # ringing is bad demonstration data and read as spurious skill boundaries.
-    env = envs.make("skillstack/PandaPickPlace-v0")
+    # Longer than the task's 50 steps: the fingers open at the robot's own speed, so the hold comes late.
+    env = envs.make("skillstack/PandaPickPlace-v0", max_episode_steps=80)
     obs, _ = env.reset(seed=seed)
     expert = make_expert(env)
     hold = []
@@ -97,7 +98,11 @@ def test_hand_holds_still_after_the_release_back_off(seed):
         obs, *_ = env.step(action)
     hold = np.array(hold)
     assert len(hold) >= 12, "the release should start early enough to watch the hold"
-    settled = hold[int(np.argmax(hold[:, 2] < 0.5)) + 1 :]  # after the upward move slows
+    up = int(np.argmax(hold[:, 2] > 0.5))  # the back-off starts once the fingers are open (a real gripper is slow)
+    assert hold[up, 2] > 0.5, "the hand backs off upwards after the release"
+    start = up + int(np.argmax(hold[up:, 2] < 0.5)) + 1  # after the upward move slows
+    settled = hold[start : start + 12]  # the ringing was ten steps long
+    assert len(settled) == 12
     assert np.abs(settled).sum() < 1.0
 
 

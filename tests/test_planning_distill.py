@@ -1,5 +1,6 @@
 """Distilling scripted skills into learned bc skills from the controller's demonstrations."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -62,6 +63,15 @@ def test_bad_config_is_refused(teachers):
         collect_skill_demos(teachers, DistillConfig(action_noise=float("nan")))
     with pytest.raises(ValueError, match="episodes_per_task"):
         collect_skill_demos(teachers, DistillConfig(episodes_per_task=0))
+
+
+def test_a_teacher_skill_with_too_few_executions_gets_no_student(teachers, tmp_path):
+    cfg = DistillConfig(tasks=("stack-two",), episodes_per_task=3, epochs=2, evaluate=False, obs_layout="joint")
+    with pytest.raises(ValueError, match="min_executions must be >= 1"):
+        distill_skills(teachers, SkillLibrary(tmp_path / "a"), dataclasses.replace(cfg, min_executions=0))
+    with pytest.raises(ValueError, match="reached its effects 4 time"):  # 3 episodes: 3 executions at most
+        distill_skills(teachers, SkillLibrary(tmp_path / "b"), dataclasses.replace(cfg, min_executions=4))
+    assert SkillLibrary(tmp_path / "b").entries() == []  # nothing published
 
 
 def test_students_are_bc_skills_with_the_teachers_predicates_and_data_budget(teachers, tmp_path):

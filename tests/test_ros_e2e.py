@@ -664,6 +664,12 @@ def test_long_horizon_task_with_the_hierarchical_controller(bridge: Bridge, tmp_
     bridge.start_executor(2, plan_task="stack-two", library_root=str(lib))
     st = bridge.wait_state("done", 60)
     assert st["skill"].startswith("plan:stack-two") and st["plan"]["decisions"], st
+    # what came of each decision, in the status: the skill, its outcome and why (a plan that fails says why)
+    outcomes = st["plan"]["outcomes"]
+    assert [o["skill"] for o in outcomes] == st["plan"]["decisions"], st
+    assert all(o["outcome"] in ("success", "failure", "pending") and isinstance(o["reason"], str) for o in outcomes), st
+    assert any(o["outcome"] == "success" and o["reason"] == "effects reached" and o["steps"] > 0 for o in outcomes), st
+    assert st["goal_reached"] is True, st  # the executor says the goal held when it ended
     time.sleep(0.3)
     r, b = red.last().pose.position, blue.last().pose.position
     assert abs(r.x - b.x) < 0.02 and abs(r.y - b.y) < 0.02 and 0.03 < r.z - b.z < 0.05  # red sits on blue

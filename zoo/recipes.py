@@ -102,7 +102,8 @@ def _build_distilled(recipe: Recipe, out: Path, work: Path, log: Log) -> dict[st
     teachers_lib, students_lib = SkillLibrary(work / "teachers"), SkillLibrary(work / "students")
     build_starter_skills(teachers_lib)
     config = DistillConfig(tasks=tuple(p["tasks"]), episodes_per_task=p["episodes_per_task"], epochs=p["epochs"],
-                           seed=p["seed"], grid=p["grid"], episodes_per_cell=p["episodes_per_cell"], obs_layout=p["obs_layout"])
+                           seed=p["seed"], grid=p["grid"], episodes_per_cell=p["episodes_per_cell"], obs_layout=p["obs_layout"],
+                           min_executions=p.get("min_executions", 1))
     students, stats = distill_skills(load_library_skills(teachers_lib, "scripted"), students_lib, config, log=log)
     packages = []
     for s in students:
@@ -220,10 +221,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "Pick the red cube and carry it to a goal (multi-critic SAC; replay seeded with expert episodes)."),
     Recipe("distilled", "skill", "Long-horizon skills distilled from the scripted teachers by behaviour cloning "
            "(planning.distill): what stack-two and stack-three are composed from.", "planning.distill_skills",
-           {"tasks": ["stack-two", "stack-three"], "episodes_per_task": 60, "epochs": 120, "seed": 0, "grid": 2,
+           {"tasks": ["stack-two", "stack-three"], "episodes_per_task": 120, "epochs": 120, "seed": 0, "grid": 2,
+            "min_executions": 5,
             # joint: the layout the ROS 2 bridge's plan mode feeds (it has no tcp layout yet) and the video skills read
             "obs_layout": "joint",
-            "episodes_per_cell": 2, "eval_tasks": ["stack-three"], "eval_episodes": 10}, _build_distilled),
+            "episodes_per_cell": 2, "eval_tasks": ["stack-three"], "eval_episodes": 20}, _build_distilled),
     Recipe("segmenter", "segmenter", "The default segmenter: action predictor, inverse-dynamics model and the rules "
            "chosen on validation (front camera, so a plain one-camera mp4 segments with it).",
            "segmentation.api.train_segmenter",

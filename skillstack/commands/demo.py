@@ -248,7 +248,8 @@ def _deploy(out: Path, args: argparse.Namespace, step: str, rows: list[list[Any]
                     echo=lambda line: None)
     status = result.status or {}
     plan = status.get("plan") or {}
-    success = bool(plan.get("success"))
+    # the executor says whether the goal held when it ended (it stops once the goal has held a moment)
+    success = bool(status.get("goal_reached") or plan.get("success"))
     print(f"deploy stack-three on sim_robot (learned skills, skill_executor over ROS 2): state {result.final_state}, "
           f"done: {'yes' if result.done else 'no'}, goal reached: {'yes' if success else 'no'}, {result.seconds:.1f} s "
           f"({result.reason}); decisions {plan.get('decisions')}; fault {status.get('executor_fault') or 'none'}; "
