@@ -18,7 +18,7 @@ settings.load_profile("skillstack")
 #   last test checks) and module fixtures behave as in a serial run;
 # - the modules that start ROS 2 nodes or a Ray cluster form one group, run one at a time on one worker:
 #   fresh ROS_DOMAIN_IDs (drawn per module) never meet, and two node graphs never compete for the cores.
-# tests/test_architecture.py checks that every module that starts nodes or a cluster is listed here.
+# tests/test_parallel_isolation.py checks that every module that starts nodes or a cluster is listed here.
 NODE_MODULES = frozenset({
     "test_bag_import_ros", "test_cluster_ray", "test_demo", "test_docs", "test_robots_ros", "test_ros_conditions",
     "test_ros_e2e", "test_ros_perception", "test_ros_profiles_e2e", "test_signing_lock",
