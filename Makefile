@@ -27,22 +27,26 @@ demo: $(STAMP)
 
 # Tests run in two steps; CI (.ci/run) runs both and fails if either fails.
 #   make test       the fast set (-m "not slow"): every test but the heavy end-to-end ones
-#                   (about 4 minutes on 2 idle cores).
+#                   (about 5 minutes on 2 idle cores).
 #   make test-slow  the heavy end-to-end tests, marked @pytest.mark.slow: training to a success
 #                   rate, every runnable block of the README and docs, `skillstack demo`, the SBD
-#                   benchmark, Ray sweeps (about 7 minutes on 2 idle cores).
+#                   benchmark, Ray sweeps (about 9 minutes on 2 idle cores).
 #   make test-all   both, one after the other.
-# Both run on TEST_WORKERS pytest-xdist workers (TEST_WORKERS=0: one process); tests/conftest.py
-# says which tests share a worker and why.
+# Each runs in two steps: the tests that start no ROS 2 nodes or Ray cluster on TEST_WORKERS
+# pytest-xdist workers (TEST_WORKERS=0: one process), then those that do (marked `nodes`) alone;
+# both steps run, and the target fails if either did. tests/conftest.py says why.
 # No test asserts a speed: rates and latencies are measured by `skillstack bench ...`.
 TEST_WORKERS ?= 2
 XDIST := -n $(TEST_WORKERS) --dist loadgroup
+# $(call two_steps,MARK EXPRESSION)
+two_steps = $(PY) -m pytest -q -m "$(1) and not nodes" $(XDIST); a=$$?; \
+	$(PY) -m pytest -q -m "$(1) and nodes"; b=$$?; test $$a -eq 0 -a $$b -eq 0
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" $(XDIST)
+	$(call two_steps,not slow)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow $(XDIST)
+	$(call two_steps,slow)
 
 test-all: test test-slow
 

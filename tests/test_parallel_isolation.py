@@ -1,6 +1,6 @@
-"""`make test` runs the tests on two pytest-xdist workers. The modules that start ROS 2 nodes or a Ray
-cluster must share one group (tests/conftest.py), or one of them would run beside another: two node graphs
-on one ROS domain id, or competing for the cores."""
+"""`make test` runs the tests that start no ROS 2 nodes or Ray cluster on two pytest-xdist workers, and
+then the ones that do, alone (tests/conftest.py). A module that starts them but is not marked would run
+beside another test: two node graphs on one ROS domain id, or squeezed for the cores."""
 
 from __future__ import annotations
 
@@ -24,11 +24,12 @@ def test_every_module_that_starts_nodes_or_a_cluster_is_in_the_node_group() -> N
     assert conftest.NODE_MODULES - starting == set(), "these NODE_MODULES no longer start nodes or do not exist"
 
 
-def test_each_test_is_grouped_with_its_module_or_the_node_group(request: pytest.FixtureRequest) -> None:
-    """The hook gave this very test its module's group; it gives a node module's test the node group."""
+def test_each_test_is_grouped_with_its_module_and_node_tests_are_marked(request: pytest.FixtureRequest) -> None:
+    """The hook gave this very test its module's group and no `nodes` mark; it marks a node module's test."""
     assert [m.args[0] for m in request.node.iter_markers("xdist_group")] == ["test_parallel_isolation"]
+    assert not list(request.node.iter_markers("nodes"))
     marks: list[pytest.Mark] = []
     node_test = SimpleNamespace(module=SimpleNamespace(__name__="tests.test_ros_e2e"), nodeid="tests/test_ros_e2e.py::t",
                                 add_marker=lambda m: marks.append(m.mark))
     conftest.pytest_collection_modifyitems(request.config, [node_test])
-    assert [m.args for m in marks] == [("nodes",)]
+    assert [(m.name, m.args) for m in marks] == [("nodes", ()), ("xdist_group", ("test_ros_e2e",))]
