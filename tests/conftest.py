@@ -31,6 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Mark the node modules' tests `nodes`; put every test in its module's xdist group (see above)."""
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1] if item.module else item.nodeid.split("::")[0]
-        if module in NODE_MODULES:
+        # a node module that sets NODES_PER_TEST marks its own tests (test_docs: only pages that start nodes)
+        if module in NODE_MODULES and not getattr(item.module, "NODES_PER_TEST", False):
             item.add_marker(pytest.mark.nodes)
         item.add_marker(pytest.mark.xdist_group(module))

@@ -22,6 +22,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -136,8 +137,20 @@ def test_the_markers_are_known_and_sit_on_blocks_that_can_run():
                 assert b.lang in _SHELLS | {"python"}, f"{b.where()}: only python/bash/console blocks can be skipped"
 
 
+# A page whose runnable blocks start ROS 2 nodes or a Ray cluster is a `nodes` test (tests/conftest.py): it
+# runs alone; the other pages run on the parallel workers.
+NODES_PER_TEST = True
+_STARTS_NODES = re.compile(r"skillstack (deploy|sweep)|--to-ros|bench (ros|robustness|sweep|perception)|--ros\b|ros_bridge|"
+                           r"rclpy|\bray\b|deploy\(")
+
+
+def _page_param(page: Path) -> Any:
+    starts_nodes = any(_STARTS_NODES.search(b.code) for b in code_blocks(page) if b.runs)
+    return pytest.param(page, id=_page_id(page), marks=[pytest.mark.nodes] if starts_nodes else [])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("page", [p for p in PAGES if any(b.runs for b in code_blocks(p))], ids=_page_id)
+@pytest.mark.parametrize("page", [_page_param(p) for p in PAGES if any(b.runs for b in code_blocks(p))])
 def test_runnable_blocks_of_the_page_run(page, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
