@@ -249,6 +249,7 @@ def test_fr3_on_merged_30hz_states_through_the_actions(rig_factory) -> None:
     rig.start("sim_robot", profile="fr3")
     rig.start_executor(lambda st: st["command_subscribers"] >= 1 and st["state_age"] is not None,
                        state_source="merged", interface="action", goal=goal)
+    assert rig.probe.wait_for(lambda: rig.summary.last() is not None, 10), "no latched /skill_executor/summary"
     summary = rig.summary.last()
     assert [(t["topic"], t["rate_hz"], t["stale_after_s"]) for t in summary["joint_states"]] == [("/joint_states", 30, 0.1667)]
     assert "FollowJointTrajectory" in summary["arm_path"] and "GripperCommand" in summary["gripper_path"]
@@ -339,6 +340,7 @@ def test_shadow_mode_sends_nothing_to_the_controllers(rig_factory) -> None:
         assert list(m.joint_names) == list(FR3.driver_joints)
         q = np.array(m.points[0].positions)
         assert np.all(q >= plan.limits.lower - 1e-9) and np.all(q <= plan.limits.upper + 1e-9)
+    assert rig.probe.wait_for(lambda: rig.summary.last() is not None, 10), "no latched /skill_executor/summary"
     assert "SHADOW MODE" in "\n".join(rig.summary.last()["lines"])
 
 
