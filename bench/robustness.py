@@ -45,12 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i on both paths (default 0)")
     p.add_argument("--library", default=None, help="skill library (default: the starter skills in a temporary library)")
     p.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: a random one in 100..199)")
-    p.add_argument("--latency-check", type=int, default=0, metavar="K",
-                   help="also run each skill in the env with K periods of latency on its joint targets, as a robot has them "
-                        "(targets computed now, applied K ticks later), next to the envs' latency (the action applied K ticks later)")
     p.add_argument("--executor-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="a skill_executor parameter for every ROS episode, e.g. ik_base=in_flight (repeatable; "
-                        "the names and checks of ros_bridge.params.ExecutorParams)")
+                   help="a skill_executor parameter for every ROS episode, e.g. ik_base=measured (repeatable; "
+                        "the names and checks of ros_bridge.params.ExecutorParams); ik_base applies to the env path too")
 
 
 def executor_overrides(items: list[str]) -> dict[str, Any]:
@@ -104,11 +101,12 @@ def _items(spec: str, library: Any) -> list[Item]:
     return out
 
 
-def _env_episodes(item: Item, cond: Any, seeds: list[int], lib: Any) -> tuple[list[bool], list[dict[str, Any]]]:
-    """The env path: successes, and each episode's start (cube positions, goal) for the ROS path."""
+def _env_episodes(item: Item, cond: Any, seeds: list[int], lib: Any, ik_base: str) -> tuple[list[bool], list[dict[str, Any]]]:
+    """The env path: successes, and each episode's start (cube positions, goal) for the ROS path.
+    `ik_base`: the executor's, so that both paths step from the same base under latency."""
     from envs.conditions import make_condition_env
 
-    env = make_condition_env(item.env_id, cond, **item.env_kwargs)
+    env = make_condition_env(item.env_id, cond, **{**item.env_kwargs, "ik_base": ik_base})
     u = env.unwrapped
     starts, successes = [], []
     try:
@@ -182,43 +180,6 @@ def _ros_episodes(item: Item, cond: Any, seeds: list[int], starts: list[dict[str
     return successes, ends
 
 
-def latency_semantics(env_id: str, env_kwargs: dict[str, Any], skill: Any, k: int, seeds: list[int], max_steps: int,
-                      targets: bool) -> list[bool]:
-    """Episodes of a bound-per-episode `skill` (a library skill) in the env with k ticks of latency:
-    on the action, as `envs.conditions` models it (`targets=False`: the end-effector step lands k
-    ticks late, from the pose the arm has then), or on the joint targets, as on a robot
-    (`targets=True`: IK now, targets applied k ticks later, the arm holding meanwhile; what
-    skill_executor -> sim_robot does). Success at the last step."""
-    import mujoco
-
-    import envs
-
-    out = []
-    for s in seeds:
-        env = envs.make(env_id, **env_kwargs)
-        u = env.unwrapped
-        bound = skill.bind(env)
-        obs, _ = env.reset(seed=s)
-        bound.reset()
-        act = np.concatenate((u.robot.arm_actuators, u.robot.finger_actuators))
-        queue: list[np.ndarray] = []
-        for _ in range(max_steps):
-            action = bound(obs)
-            if targets:
-                hold = u.data.ctrl[act].copy()
-                queue.append(u.command(action))
-                u.data.ctrl[act] = queue.pop(0) if len(queue) > k else hold
-            else:
-                queue.append(np.asarray(action, dtype=np.float64))
-                u.command(queue.pop(0) if len(queue) > k else u._hold_action())
-            mujoco.mj_step(u.model, u.data, nstep=u.n_substeps)
-            mujoco.mj_forward(u.model, u.data)
-            obs = u.observe()
-        out.append(bool(u.is_success()))
-        env.close()
-    return out
-
-
 def _shipped() -> set[str]:
     from envs.conditions import load_conditions
 
@@ -235,6 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     ensure_ros_env()
     from envs.conditions import load_conditions, parse_conditions
+    from envs.in_flight import DEFAULT_IK_BASE
     from skill_library import SkillLibrary, build_starter_skills
 
     if args.episodes < 1:
@@ -259,7 +221,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 work = Path(tmp) / f"{item.label.replace(':', '_')}-{cond.name}"
                 work.mkdir(parents=True)
                 try:
-                    env_ok, starts = _env_episodes(item, cond, seeds, lib)
+                    env_ok, starts = _env_episodes(item, cond, seeds, lib, overrides.get("ik_base", DEFAULT_IK_BASE))
                     ros_ok, episodes = _ros_episodes(item, cond, seeds, starts, str(lib.root), domain, work, args.conditions_file, overrides)
                 except Exception as exc:  # one broken cell is reported; the others still run
                     print(f"  {item.label:<16} {cond.name:<13} error: {type(exc).__name__}: {exc}", flush=True)
@@ -275,14 +237,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rows.append(row)
                 print(f"  {item.label:<16} {cond.name:<13} env {_pct(sum(env_ok), len(seeds)):<11} "
                       f"ros {_pct(sum(ros_ok), len(seeds)):<11} ({row['seconds']:.0f} s)", flush=True)
-        checks = {}
-        for item in (i for i in items if args.latency_check and i.skill):
-            skill = lib.load(item.skill)
-            res = {kind: latency_semantics(item.env_id, item.env_kwargs, skill, args.latency_check, seeds, item.max_steps, kind == "targets")
-                   for kind in ("actions", "targets")}  # fmt: skip
-            checks[item.label] = {kind: sum(v) for kind, v in res.items()}
-            print(f"  {item.label:<16} env, {args.latency_check} ticks of latency on the actions (envs) "
-                  f"{_pct(sum(res['actions']), len(seeds))}, on the joint targets (a robot's) {_pct(sum(res['targets']), len(seeds))}")
     table = _table(rows, [c.name for c in conds], [i.label for i in items])
     print(table)
     worst = max((abs(r["ros_minus_env_points"]) for r in rows if "error" not in r), default=0.0)
@@ -290,7 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(verdict)
     return {
         "benchmark": "robustness", "episodes": args.episodes, "seed": args.seed, "conditions": [c.to_dict() for c in conds],
-        "items": [i.label for i in items], "rows": rows, "latency_check": {"k": args.latency_check, "successes": checks}, "table": table, "max_abs_difference_points": worst,
+        "items": [i.label for i in items], "rows": rows, "table": table, "max_abs_difference_points": worst,
         "executor_overrides": overrides, "goal_points": GOAL_POINTS, "within_goal": worst <= GOAL_POINTS and not any("error" in r for r in rows), "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
 

@@ -31,6 +31,7 @@ from gymnasium import spaces
 
 import sim_assets
 from envs.ik import DifferentialIK, clamp, tcp_yaw, yaw_rotation
+from envs.in_flight import DEFAULT_IK_BASE, IK_BASES, InFlightCommands
 from envs.observation import OBS_LAYOUTS, ObservationBuilder, refresh_kinematics
 from envs.predicates import SceneState
 from envs.randomization import DomainRandomization, Randomizer
@@ -86,6 +87,7 @@ class TabletopEnv(gym.Env):
         max_delta: float = 0.05,
         robot: str | sim_assets.RobotDescription = sim_assets.DEFAULT_ROBOT,
         obs_layout: str = "joint",
+        ik_base: str = DEFAULT_IK_BASE,
     ):
         if reward_type not in DEFAULT_WEIGHTS:
             raise ValueError(f"reward_type must be one of {sorted(DEFAULT_WEIGHTS)}, got {reward_type!r}")
@@ -93,6 +95,8 @@ class TabletopEnv(gym.Env):
             raise ValueError(f"action_mode must be 'ee' or 'joint', got {action_mode!r}")
         if obs_layout not in OBS_LAYOUTS:
             raise ValueError(f"obs_layout must be one of {list(OBS_LAYOUTS)} ('tcp': no joint angles, the same on every robot), got {obs_layout!r}")
+        if ik_base not in IK_BASES:
+            raise ValueError(f"ik_base must be one of {IK_BASES}, got {ik_base!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.reward_type = reward_type
@@ -130,8 +134,20 @@ class TabletopEnv(gym.Env):
         obj_geoms = [self.model.geom(f"cube_{o}").id for o in self.objects]
         obj_bodies = [self.model.body(f"cube_{o}").id for o in self.objects]
         self._randomizer = Randomizer(self.model, self.robot, obj_geoms, obj_bodies) if self.randomization else None
+        # Command latency, as a robot has it: joint targets computed now (IK at send time), applied
+        # `_latency + command_latency_steps` ticks later. `_latency` is the randomisation's draw,
+        # `command_latency_steps` a condition's (envs.conditions.ConditionWrapper sets it).
         self._latency = 0
-        self._pending: deque[np.ndarray] = deque()
+        self.command_latency_steps = 0
+        self._pending: deque[np.ndarray] = deque()  # joint targets sent, not yet applied
+        # Where the IK steps from under latency: the measured joints, or where the arm will be when
+        # the command lands once a lag >= 2 ticks is identified (`in_flight`, envs.in_flight): the same
+        # choice, and the same default, as skill_executor's `ik_base`.
+        self.ik_base = ik_base
+        self._in_flight = InFlightCommands() if ik_base == "in_flight" else None
+        # The arm joints the controller last received, when a condition dropped this tick's state
+        # message (ConditionWrapper sets it); None: the true joints, fresh.
+        self.measured_arm: np.ndarray | None = None
         self.randomization_draw: dict[str, float] = {}
 
         n_act = (4 + int(self.yaw)) if action_mode == "ee" else self.robot.n_arm + 1
@@ -261,7 +277,7 @@ class TabletopEnv(gym.Env):
             self.randomization_draw = self._randomizer.apply(self.randomization, self.np_random)
             self._latency = int(self.randomization_draw["latency"])
             self.cube_half_size = sim_assets.CUBE_HALF_SIZE * self.randomization_draw["size_scale"]
-        self._pending.clear()
+        self._forget_commands()
         self.robot.set_home(m, d)
         self._target_yaw = 0.0
         self._sample_scene(self.np_random)
@@ -270,10 +286,11 @@ class TabletopEnv(gym.Env):
 
     def step(self, action: np.ndarray):
         act = self._action_floats(action)
-        if self._latency:
-            self._pending.append(act)
-            act = self._pending.popleft() if len(self._pending) > self._latency else self._hold_action().tolist()
-        self._apply_action(act)
+        k = self._latency + self.command_latency_steps
+        if k or self.measured_arm is not None or self._in_flight is not None:
+            self._send_late(act, k)
+        else:
+            self._apply_action(act)
         m, d = self.model, self.data
         mujoco.mj_step(m, d, nstep=self.n_substeps)
         refresh_kinematics(m, d)
@@ -305,9 +322,15 @@ class TabletopEnv(gym.Env):
         return self.data.ctrl[np.concatenate((self.robot.arm_actuators, self.robot.finger_actuators))].copy()
 
     def reset_controller(self) -> None:
-        """Forget per-episode controller state (the yaw target, queued latency actions)."""
+        """Forget per-episode controller state (the yaw target, the joint targets still in flight)."""
         self._target_yaw = 0.0
+        self._forget_commands()
+
+    def _forget_commands(self) -> None:
         self._pending.clear()
+        self.measured_arm = None
+        if self._in_flight is not None:
+            self._in_flight.reset()
 
     def _validate_action(self, action: Any) -> np.ndarray:
         a = np.asarray(action, dtype=np.float64)
@@ -339,10 +362,44 @@ class TabletopEnv(gym.Env):
         return "dx, dy, dz" + (", dyaw" if self.yaw else "") + ", gripper (-1 closed .. +1 open)"
 
     def _hold_action(self) -> np.ndarray:
-        """Action that holds the current pose (used while a latency queue fills)."""
+        """Action that holds the current pose (no motion, the gripper at its width)."""
         a = np.zeros(self.action_space.shape)
         a[-1] = self.robot.gripper_action(self.gripper_width())
         return a
+
+    def _send_late(self, act: list[float], k: int) -> None:
+        """Compute the joint targets for `act` now and apply the ones sent `k` ticks ago (the arm keeps
+        its targets while the queue fills): what skill_executor -> a robot with k periods of command
+        latency does. The IK steps from the measured joints (`measured_arm` when a condition says the
+        controller's last joint state is an older one), or under `ik_base="in_flight"` from where the
+        arm will be when the command lands, exactly as the executor does (`envs.in_flight`)."""
+        d, robot = self.data, self.robot
+        ix, qix = robot.actuators_ix, robot.arm_qpos_ix
+        applied = d.ctrl[ix].copy()
+        if self._pending:
+            d.ctrl[ix] = self._pending[-1]  # the fingers' rate limit runs from the last target sent
+        measured = d.qpos[qix].copy() if self.measured_arm is None else np.array(self.measured_arm, dtype=np.float64)
+        base = measured if self.measured_arm is not None else None
+        if self._in_flight is not None:
+            inc = self._in_flight.in_flight(measured)
+            base = base if inc is None else measured + inc
+        if base is None:
+            self._apply_action(act)
+        else:  # the IK at the base's pose; then the true joints back (mj_step starts from qpos)
+            true_q = d.qpos[qix].copy()
+            d.qpos[qix] = base
+            refresh_kinematics(self.model, d)
+            try:
+                self._apply_action(act)
+            finally:
+                d.qpos[qix] = true_q
+                refresh_kinematics(self.model, d)
+        sent = d.ctrl[ix].copy()
+        if self._in_flight is not None:
+            self._in_flight.observe(measured)
+            self._in_flight.sent(sent[: robot.n_arm])
+        self._pending.append(sent)
+        d.ctrl[ix] = self._pending.popleft() if len(self._pending) > k else applied
 
     def _apply_action(self, act: list[float]) -> None:
         """Write the joint targets for a validated action (Python floats, see `_action_floats`) into ctrl.
@@ -441,7 +498,7 @@ class TabletopEnv(gym.Env):
         mujoco.mj_setState(self.model, self.data, state[: self._state_size], mujoco.mjtState.mjSTATE_INTEGRATION)
         self.goal = state[self._state_size : self._state_size + self.goal.size].copy()
         self._target_yaw = float(state[-1])
-        self._pending.clear()
+        self._forget_commands()
         self._sync_goal_sites()
         mujoco.mj_forward(self.model, self.data)
 

@@ -1,14 +1,18 @@
 """Named perturbation conditions: what a skill meets between the simulator and a robot (issue 24).
 
 A `Condition` is data (shipped in `envs/conditions.yaml`, more in a user YAML file of the same
-form): physical dynamics drawn from the randomisation ranges at each reset, action latency in
+form): physical dynamics drawn from the randomisation ranges at each reset, command latency in
 whole control periods, Gaussian noise on observed object positions, and dropped state messages
 (the previous observation repeated, stale, as a lost message leaves a subscriber).
 
-The per-tick logic lives in `ConditionChannel`, one object with two calls per control tick
-(`delay_action`, `observe`), so the envs (through `ConditionWrapper`) and the ROS bridge's
-sim_robot apply a condition identically. Dynamics need the env's own randomiser, so they go in
-as env kwargs (`Condition.env_kwargs`, `make_condition_env`).
+The latency is a robot's: the joint targets are computed when the command is sent (the IK on the
+joints measured then, or on where the arm will be when it lands: `envs.in_flight`) and reach the
+arm k ticks later. The envs do this inside `TabletopEnv.step` (`command_latency_steps`, set by
+`ConditionWrapper`); the ROS bridge's sim_robot delays the commands skill_executor sends with
+`ConditionChannel.delay_action`. After a dropped state message the next command is computed from
+the joints last received, on both paths. Noise and drops are `ConditionChannel.observe`, one object
+for both. Dynamics need the env's own randomiser, so they go in as env kwargs
+(`Condition.env_kwargs`, `make_condition_env`).
 
 Determinism: the channel draws from its own generator, seeded from the reset seed, so a seeded
 episode reproduces, and a condition without dynamics leaves the env's initial states unchanged
@@ -156,8 +160,9 @@ def parse_conditions(names: str | Sequence[str], path: str | os.PathLike[str] | 
 class ConditionChannel:
     """A condition's per-tick effects on the action and observation streams of one robot.
 
-    Per control tick: `delay_action(action, hold)` returns the action to apply now (the one sent
-    `action_latency_steps` ticks ago, or `hold` while the queue fills); `observe(obs)` returns what
+    Per control tick: `delay_action(command, hold)` returns the command to apply now (the one sent
+    `action_latency_steps` ticks ago, or `hold` while the queue fills; sim_robot's arm commands,
+    the envs delay their joint targets themselves); `observe(obs)` returns what
     the controller sees (object positions with noise, or the previous observation when the tick's
     message is dropped). `reset(seed)` starts an episode. `layout` names the observation vector's
     slices (`env.unwrapped.observation_layout`); `objects` the cubes whose positions get noise.
@@ -181,7 +186,7 @@ class ConditionChannel:
         self.dropped = 0
 
     def delay_action(self, action: np.ndarray, hold: np.ndarray) -> np.ndarray:
-        """The action to apply this tick: `action` delayed by exactly `action_latency_steps` ticks."""
+        """The command to apply this tick: `action` delayed by exactly `action_latency_steps` ticks."""
         k = self.condition.action_latency_steps
         if not k:
             return action
@@ -213,7 +218,7 @@ class ConditionChannel:
 
 
 class ConditionWrapper(gym.Wrapper):
-    """Runs a skillstack env under a `Condition` (latency, object noise, drops; dynamics via the env).
+    """Runs a skillstack env under a `Condition` (command latency, object noise, drops; dynamics via the env).
 
     The env must have been made with `condition.env_kwargs()` when the condition has dynamics
     (`make_condition_env` does both). Rewards and `info["is_success"]` stay the true ones: a
@@ -228,19 +233,30 @@ class ConditionWrapper(gym.Wrapper):
                              "(envs.conditions.make_condition_env does)")
         self.condition = condition
         self.channel = ConditionChannel(condition, u.observation_layout, tuple(u.objects))
+        # The latency is the robot's: the env computes joint targets now and applies them k ticks later.
+        u.command_latency_steps = condition.action_latency_steps
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
         self.channel.reset(seed)
         info = {**info, "condition": self.condition.name}
-        return self.channel.observe(obs), info
+        return self._observe(obs), info
 
     def step(self, action: Any):
-        u = self.env.unwrapped
-        action = u._validate_action(action)  # refuse bad input now, not k ticks later
-        action = self.channel.delay_action(action, u._hold_action())
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return self.channel.observe(obs), reward, terminated, truncated, info
+        return self._observe(obs), reward, terminated, truncated, info
+
+    def _observe(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """What the controller sees; after a dropped state message its next command is computed from
+        the joints it last received, as skill_executor's is on a robot (the env's `measured_arm`)."""
+        u, dropped = self.env.unwrapped, self.channel.dropped
+        seen = self.channel.observe(obs)
+        if self.channel.dropped > dropped:
+            u.measured_arm = self._received
+        else:
+            self._received = u.data.qpos[u.robot.arm_qpos_ix].copy()
+            u.measured_arm = None
+        return seen
 
 
 def make_condition_env(env_id: str, condition: Condition | str, conditions_file: str | os.PathLike[str] | None = None,

@@ -334,7 +334,7 @@ class _GroundedView:
         self.objects = tuple(getattr(task_cls, "objects", ()))
         self.goal_sites = tuple(getattr(task_cls, "goal_sites", ()))
         for attr in ("model", "data", "robot", "action_mode", "max_delta", "yaw", "control_dt", "cube_half_size", "goal_threshold",
-                     "reward_type", "obs_layout"):
+                     "reward_type", "obs_layout", "ik_base"):
             setattr(self, attr, getattr(base, attr))
         self.action_space = base.action_space
         self.goal_offset = np.zeros(3)  # sub-goal shift added to every goal site (blending mode)

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from envs.in_flight import DEFAULT_IK_BASE, IK_BASES
 from ros_bridge.perception_params import PerceptionParams, SimCameraParams
 from ros_bridge.profile import ARM_INTERFACES, DEFAULT_PROFILE, RobotProfile, load_profile
 from ros_bridge.safety import SafetyConfig
@@ -77,9 +78,9 @@ class ExecutorParams:
     shadow: bool = False  # compute every command but send none: publish each on ~/preview (JointTrajectory)
     object_pose_topics: list[str] = field(default_factory=list)  # per task object; [] = /objects/<name>/pose
     predict_object_poses: bool = False  # carry each pose forward from its stamp at its velocity (perceived poses)
-    ik_base: str = "measured"  # the IK steps from the measured joints, or "in_flight": from the last command once a lag >= 2 ticks is seen
+    ik_base: str = DEFAULT_IK_BASE  # the IK steps from the measured joints, or "in_flight": from where the arm will be when the command lands (envs.in_flight)
     ik_base_max_lead: float = 0.25  # rad: larger in-flight increments are not stepped from (held, blocked)
-    ik_base_gain: float = 1.0  # in_flight: the share of (last command - measured) the IK steps from (1 = the last command)
+    ik_base_response: float = 0.0  # in_flight: the arm's share of the way per period; 0 = identified online
     carry_held_objects: bool = False  # a held object's pose rides on the TCP while unseen (ros_bridge.carried; perceived poses)
     carry_width: list[float] = field(default_factory=lambda: [0.03, 0.05])  # m: gripper opening that counts as holding an object
     carry_radius: float = 0.03  # m: an object this close to the TCP when the fingers close on it is held
@@ -103,12 +104,12 @@ class ExecutorParams:
             raise ValueError(f"joint_states_topic must be an absolute topic name, got {self.joint_states_topic!r}")
         if self.stamp_source not in ("header", "receipt"):
             raise ValueError(f"stamp_source must be 'header' or 'receipt', got {self.stamp_source!r}")
-        if self.ik_base not in ("in_flight", "measured"):
-            raise ValueError(f"ik_base must be 'in_flight' or 'measured', got {self.ik_base!r}")
+        if self.ik_base not in IK_BASES:
+            raise ValueError(f"ik_base must be one of {IK_BASES}, got {self.ik_base!r}")
         if not (0.0 < self.ik_base_max_lead < math.inf):
             raise ValueError(f"ik_base_max_lead must be > 0 rad, got {self.ik_base_max_lead}")
-        if not (0.0 <= self.ik_base_gain <= 1.0):
-            raise ValueError(f"ik_base_gain must be in [0, 1], got {self.ik_base_gain}")
+        if not (0.0 <= self.ik_base_response <= 1.0):
+            raise ValueError(f"ik_base_response must be in [0, 1] (0 = identified online), got {self.ik_base_response}")
         if len(self.carry_width) != 2 or not (0.0 <= self.carry_width[0] < self.carry_width[1] < math.inf):
             raise ValueError(f"carry_width must be [min, max] gripper openings in m with 0 <= min < max, got {list(self.carry_width)}")
         if not (0.0 < self.carry_radius < math.inf):

@@ -12,7 +12,7 @@ an episode's first command, so the draws of a seed do not depend on how soon the
 
 - **Latency** of k periods: the command that arrives at tick t is applied when the one of tick
   t + k arrives (`ConditionChannel.delay_action`: its queue carries each command's token); while
-  the queue fills the arm holds its targets, as the envs apply their hold action. Commands on a
+  the queue fills the arm holds its targets, as in the envs (which delay their joint targets the same way). Commands on a
   gripper's own path (profiles fr3, ur) are not ticks: they wait k envs' periods of time.
 - **Object noise**: at each tick the channel draws the next period's noise, added to the true
   pose of every cube sim_robot publishes during that period.

@@ -50,7 +50,7 @@ import numpy as np
 from ros_bridge._ros import COMMAND_QOS, STATE_QOS, declare_params, run_node, stamp_s
 from ros_bridge.bringup import plan_bringup, summary_lines
 from ros_bridge.carried import CarriedObjects, CarryConfig
-from ros_bridge.in_flight import InFlightCommands
+from envs.in_flight import InFlightCommands
 from ros_bridge.command_paths import CommandPaths, command_fingerprint
 from ros_bridge.joint_states import MergedJointStates
 from ros_bridge.occlusion import SelfOcclusion
@@ -136,7 +136,7 @@ class SkillExecutor(Node):
                                            int(self.task.model.site_bodyid[self.task.robot.tcp_site]), self.task.robot.robot_geoms)
         self._occluded_now: dict[str, float] = {}  # object -> age of the pose kept while the arm hides it
         # Arm commands sent and not yet applied (a driver's latency): the IK steps from where the arm is headed.
-        self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead, gain=p.ik_base_gain) if p.ik_base == "in_flight" else None
+        self.in_flight = InFlightCommands(max_lead=p.ik_base_max_lead, response=p.ik_base_response or None) if p.ik_base == "in_flight" else None
         self.paths = CommandPaths(self, plan, self.period, lambda m: self.get_logger().warning(m))
         self._grip_request: np.ndarray | None = None
         self._not_ready = ""  # a missing controller or action server
@@ -345,8 +345,8 @@ class SkillExecutor(Node):
 
     def _ik_base(self, measured_state: np.ndarray) -> np.ndarray | None:
         """Joint positions (state order) the IK steps from: with commands landing late
-        (`ik_base: in_flight`, `ros_bridge.in_flight`) the last arm command sent, else None (the
-        measured state)."""
+        (`ik_base: in_flight`, `envs.in_flight`) where the arm will be when this command lands,
+        else None (the measured state)."""
         arm = self._cmd_idx[: self._n_arm]
         inc = None if self.in_flight is None else self.in_flight.in_flight(np.asarray(measured_state)[arm])
         if inc is None:

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 import envs
 from envs.conditions import Condition, ConditionWrapper, load_conditions, make_condition_env, parse_conditions
+from envs.observation import refresh_kinematics
 
 PP = "skillstack/PandaPickPlace-v0"
-
-
-class _AppliedActions(gym.Wrapper):
-    """Records the actions that actually reach the env (inside the condition wrapper)."""
-
-    def __init__(self, env):
-        super().__init__(env)
-        self.applied: list[np.ndarray] = []
-
-    def step(self, action):
-        self.applied.append(np.array(action, copy=True))
-        return self.env.step(action)
 
 
 def _actions(n: int, seed: int = 1) -> np.ndarray:
@@ -58,22 +46,76 @@ def test_user_conditions_from_yaml_and_clear_errors(tmp_path):
         Condition.from_dict("x", {"dynamics": {"observation_noise_std": 0.01}})
 
 
+def _arm_targets(u) -> np.ndarray:
+    return u.data.ctrl[u.robot.arm_actuators].copy()
+
+
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_latency_of_k_periods_delays_actions_by_exactly_k(k):
-    cond = Condition("lat", action_latency_steps=k)
-    rec = _AppliedActions(envs.make(PP))
-    env = ConditionWrapper(rec, cond)
-    ref = envs.make(PP)
-    obs, _ = env.reset(seed=3)
-    ref_obs, _ = ref.reset(seed=3)
-    sent = _actions(12)
-    for t, a in enumerate(sent):
-        # The reference env gets, by hand, what a k-period delay should apply: hold while the queue fills.
-        expect = ref.unwrapped._hold_action() if t < k else sent[t - k]
-        obs, *_ = env.step(a)
-        ref_obs, *_ = ref.step(expect)
-        np.testing.assert_array_equal(rec.applied[-1], expect)
-        np.testing.assert_array_equal(obs["observation"], ref_obs["observation"])
+def test_latency_of_k_periods_applies_the_joint_targets_computed_now_exactly_k_ticks_later(k):
+    """A robot's latency: the IK runs when the command is sent, on the joints measured then; the
+    targets reach the arm k ticks later, the arm keeping its targets meanwhile."""
+    env = make_condition_env(PP, Condition("lat", action_latency_steps=k), ik_base="measured")
+    ref = envs.make(PP, ik_base="measured")
+    u, r = env.unwrapped, ref.unwrapped
+    env.reset(seed=3)
+    ref.reset(seed=3)
+    start = _arm_targets(u)
+    sent, applied = [], []
+    for a in _actions(12):
+        r.set_state(u.get_state())  # the joints measured when this command is sent
+        sent.append(r.command(a)[: u.robot.n_arm])
+        env.step(a)
+        applied.append(_arm_targets(u))
+    for t in range(12):
+        np.testing.assert_array_equal(applied[t], start if t < k else sent[t - k])
+    assert not np.array_equal(sent[0], start)  # the commands do move the arm
+
+
+def _x_per_tick(cond: str, ik_base: str, ticks: int = 12) -> float:
+    """The TCP's speed along +x over the last 4 of `ticks` ticks of one steady +x command."""
+    env = make_condition_env("skillstack/PandaReach-v0", cond, ik_base=ik_base)
+    env.reset(seed=0)
+    u, xs = env.unwrapped, []
+    for _ in range(ticks):
+        env.step(np.array([0.5, 0.0, 0.0, 1.0]))
+        xs.append(float(u.tcp_pos()[0]))
+    return (xs[-1] - xs[-5]) / 4
+
+
+def test_under_latency_the_in_flight_base_keeps_the_arm_s_speed_and_the_measured_one_stalls():
+    """Stepping from the measured joints, each command re-sends where the arm was k ticks ago plus one
+    step; stepping from where the arm will be when the command lands (envs.in_flight), the steps add up."""
+    nominal = _x_per_tick("nominal", "measured")
+    assert nominal > 0.01
+    assert _x_per_tick("latency80", "in_flight") > 0.8 * nominal
+    assert _x_per_tick("latency80", "measured") < 0.6 * nominal
+    assert _x_per_tick("nominal", "in_flight") == nominal  # no latency: nothing in flight, the same targets
+
+
+def test_after_a_lost_state_message_the_command_is_computed_from_the_joints_last_received():
+    env = make_condition_env(PP, Condition("half_lost", drop_probability=0.5), ik_base="measured")
+    ref = envs.make(PP, ik_base="measured")
+    env.reset(seed=0)  # the first observation is never dropped
+    u, r = env.unwrapped, ref.unwrapped
+    received = u.data.qpos[u.robot.arm_qpos_ix].copy()
+    stale_commands = 0
+    for a in _actions(30, 4):
+        lost = u.measured_arm is not None
+        if lost:  # the command must be the one the IK makes from the joints last received
+            np.testing.assert_array_equal(u.measured_arm, received)
+            r.set_state(u.get_state())
+            r.data.qpos[r.robot.arm_qpos_ix] = received
+            refresh_kinematics(r.model, r.data)
+            expect = r.command(a)[: r.robot.n_arm]
+        dropped = env.channel.dropped
+        env.step(a)
+        if lost:
+            stale_commands += 1
+            np.testing.assert_allclose(_arm_targets(u), expect, atol=1e-12)
+        if env.channel.dropped == dropped:  # a fresh message: these joints are the controller's now
+            received = u.data.qpos[u.robot.arm_qpos_ix].copy()
+            assert u.measured_arm is None
+    assert stale_commands >= 5
 
 
 def test_condition_is_deterministic_under_a_seed_and_restored_on_reset():
@@ -96,16 +138,16 @@ def test_condition_is_deterministic_under_a_seed_and_restored_on_reset():
     assert draw == draw_again
     other, _ = episode(b, 9)
     assert not np.array_equal(first, other)
-    # Reset empties the latency queue: the first two steps after a reset apply the hold action.
-    rec = _AppliedActions(envs.make(PP, **load_conditions()["realistic"].env_kwargs()))
-    env = ConditionWrapper(rec, load_conditions()["realistic"])
+    # Reset empties the latency queue: the first two steps after a reset keep the arm's targets.
+    env = make_condition_env(PP, "realistic")
     env.reset(seed=1)
     for a in _actions(5):
         env.step(a)
     env.reset(seed=1)
-    hold = rec.unwrapped._hold_action()
+    u = env.unwrapped
+    start = _arm_targets(u)
     env.step(_actions(1, 5)[0])
-    np.testing.assert_array_equal(rec.applied[-1], hold)
+    np.testing.assert_array_equal(_arm_targets(u), start)
 
 
 def test_object_noise_moves_observed_positions_consistently_and_leaves_truth_alone():

@@ -24,7 +24,8 @@ def _input_dim(skill):
 
 
 def test_collection_records_each_skill_in_its_own_layout_and_is_deterministic(teachers):
-    cfg = DistillConfig(tasks=("stack-three",), episodes_per_task=2, action_noise=0.1, seed=3, obs_layout="joint")
+    # DART noise 0.05: at 0.1 the scripted stack-three teachers solve 1-2 of 6 (docs/robustness.md), too few for 2 episodes
+    cfg = DistillConfig(tasks=("stack-three",), episodes_per_task=2, action_noise=0.05, seed=3, obs_layout="joint")
     demos, stats, flat = collect_skill_demos(teachers, cfg)
     assert {"stack_red_on_blue", "pick_red", "place_red_on_blue"} <= set(demos)
     for d in demos.values():

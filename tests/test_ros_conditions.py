@@ -244,7 +244,7 @@ def test_bench_robustness_runs_both_paths_on_the_same_seeds(tmp_path: Path) -> N
     from bench.robustness import run
 
     args = argparse.Namespace(skills="reach_goal", conditions="nominal,latency80", conditions_file=None, episodes=2,
-                              seed=0, library=None, domain_id=100 + next(_DOMAINS) % 100, latency_check=0, executor_set=[])
+                              seed=0, library=None, domain_id=100 + next(_DOMAINS) % 100, executor_set=[])
     out = run(args)
     assert [(r["item"], r["condition"]) for r in out["rows"]] == [("reach_goal", "nominal"), ("reach_goal", "latency80")]
     for r in out["rows"]:

@@ -1,11 +1,11 @@
-"""The executor's IK base (`ik_base`): a step taken from where the arm is headed (ros_bridge.in_flight)."""
+"""The IK base under latency (`ik_base`, envs.in_flight): a step taken from where the arm will be when it lands."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ros_bridge.in_flight import InFlightCommands
+from envs.in_flight import InFlightCommands
 from ros_bridge.params import ExecutorParams
 from ros_bridge.state import JointReading
 from ros_bridge.task import TaskModel
@@ -46,14 +46,17 @@ def test_bad_ik_base_settings_are_refused_by_name() -> None:
         ExecutorParams(ik_base="commanded")
     with pytest.raises(ValueError, match="ik_base_max_lead"):
         ExecutorParams(ik_base_max_lead=0.0)
-    with pytest.raises(ValueError, match="ik_base_gain"):
-        ExecutorParams(ik_base_gain=1.5)
+    with pytest.raises(ValueError, match="ik_base_response"):
+        ExecutorParams(ik_base_response=1.5)
+    with pytest.raises(ValueError, match="response"):
+        InFlightCommands(response=0.0)
 
 
-def _arm_run(delay: int, ticks: int = 40, response: float = 0.7, hold_after: int | None = None) -> InFlightCommands:
+def _arm_run(delay: int, ticks: int = 40, response: float = 0.7, hold_after: int | None = None,
+             fixed: float | None = None) -> InFlightCommands:
     """A 2-joint arm following its targets `delay` ticks late, each period `response` of the way,
     driven by a ramp of commands; the executor's records fed as skill_executor feeds them."""
-    f = InFlightCommands()
+    f = InFlightCommands(response=fixed)
     q = np.zeros(2)
     sent: list[np.ndarray] = []
     for t in range(ticks):
@@ -66,16 +69,30 @@ def _arm_run(delay: int, ticks: int = 40, response: float = 0.7, hold_after: int
     return f
 
 
+def _rollout(q: np.ndarray, commands: list[np.ndarray], response: float) -> np.ndarray:
+    q = q.copy()
+    for c in commands:
+        q += response * (c - q)
+    return q
+
+
 @pytest.mark.parametrize("delay, lag", [(0, 1), (1, 2), (2, 3), (3, 4)])
-def test_the_lag_is_where_the_sent_commands_explain_the_measured_joints(delay: int, lag: int) -> None:
+def test_the_lag_and_the_response_are_identified_and_the_base_is_where_the_arm_will_be(delay: int, lag: int) -> None:
     f = _arm_run(delay)
     assert f.lag == lag
     q = f._sent[-1] - [0.02, -0.04]  # the arm a little behind its last command
     inc = f.in_flight(q)
     if delay == 0:
         assert inc is None  # a position-controlled arm without latency: the measured joints are the base
-    else:
-        np.testing.assert_allclose(inc, f._sent[-1] - q)  # the base is the last command sent
+        return
+    assert f.response == pytest.approx(0.7, abs=0.02)  # the arm's share of the way per period
+    # The arm follows the `delay` commands still ahead of the next one before that one lands.
+    np.testing.assert_allclose(q + inc, _rollout(q, list(f._sent)[-delay:], f.response))
+
+
+def test_the_lag_is_known_from_the_first_motion_before_the_fit_has_a_window() -> None:
+    f = _arm_run(2, ticks=5)  # the arm first moves 3 ticks after the first command
+    assert f.lag == 3
 
 
 def test_a_still_arm_keeps_the_lag_and_a_reset_or_a_large_lead_drops_the_in_flight_part() -> None:
@@ -88,10 +105,10 @@ def test_a_still_arm_keeps_the_lag_and_a_reset_or_a_large_lead_drops_the_in_flig
     assert f.lag == 1 and f.in_flight(last) is None
 
 
-def test_the_gain_steps_from_its_share_of_the_way_to_the_last_command() -> None:
-    """`ik_base_gain` g: the base is measured + g * (last command - measured); g = 1 is the last command."""
-    full, half = _arm_run(2), _arm_run(2)
-    half.gain = 0.5
+def test_a_fixed_response_of_one_steps_from_the_last_command_sent() -> None:
+    """`ik_base_response` 1: the arm is taken to reach each target within the period (the base is the
+    last command); 0 (the default) identifies it."""
+    full = _arm_run(2, fixed=1.0)
     q = full._sent[-1] - [0.02, -0.04]
-    np.testing.assert_allclose(half.in_flight(q), 0.5 * full.in_flight(q))
+    assert full.response == 1.0
     np.testing.assert_allclose(full.in_flight(q), [0.02, -0.04])
