@@ -287,7 +287,7 @@ class TabletopEnv(gym.Env):
     def step(self, action: np.ndarray):
         act = self._action_floats(action)
         k = self._latency + self.command_latency_steps
-        if k or self.measured_arm is not None or self._in_flight is not None:
+        if k or self.measured_arm is not None:  # without latency nothing is in flight: the plain path
             self._send_late(act, k)
         else:
             self._apply_action(act)
