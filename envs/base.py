@@ -385,7 +385,7 @@ class TabletopEnv(gym.Env):
             base = base if inc is None else measured + inc
         if base is None:
             self._apply_action(act)
-        else:  # the IK at the base's pose; then the true joints back (mj_step starts from qpos)
+        else:  # the IK at the base's pose; then the true joints back (mj_step recomputes the kinematics from qpos)
             true_q = d.qpos[qix].copy()
             d.qpos[qix] = base
             refresh_kinematics(self.model, d)
@@ -393,7 +393,6 @@ class TabletopEnv(gym.Env):
                 self._apply_action(act)
             finally:
                 d.qpos[qix] = true_q
-                refresh_kinematics(self.model, d)
         sent = d.ctrl[ix].copy()
         if self._in_flight is not None:
             self._in_flight.observe(measured)

@@ -164,7 +164,7 @@ class Belief:
         # The share of a command the arm makes in all: RESPONSE, or up to `full_response` as the per-lag
         # fit finds it (an arm stepped from where it will be: 0.8-1 under latency; stack-two under
         # `realistic` 24/30 at a fixed 0.7, 24/30 at a fixed 1, 27/30 fitted).
-        response = min(max(total, RESPONSE), self.full_response) if self.full_response > RESPONSE else self.response
+        response = min(max(total, RESPONSE), self.full_response)
         tail = np.cumsum(h[::-1])[::-1]  # tail[j]: the part of a command seen j or more periods after it
         t_f = len(self._tcps) - 1 - self.stale  # the observation the TCP was last seen in
         ahead = self.tcp.copy()

@@ -126,9 +126,11 @@ class InFlightCommands:
     def _fit_response(self, sent: list[np.ndarray], usable: range) -> None:
         """The share of the way covered per period: measured[t+1] - measured[t] against the target
         followed over that period (the command sent lag - 1 ticks before measured[t+1]'s) - measured[t]."""
+        if self.lag < 2:  # the arm follows the previous tick's command: nothing in flight to model
+            return
         num = den = 0.0
         for j in usable:
-            if j + 2 > len(self._measured) or self.lag - 1 + j >= len(sent) or self.lag - 1 < 1:
+            if j + 2 > len(self._measured) or self.lag - 1 + j >= len(sent):
                 continue
             step = self._measured[-1 - j] - self._measured[-2 - j]
             way = sent[-(self.lag - 1) - j - 1] - self._measured[-2 - j]
