@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -148,6 +149,11 @@ class TabletopEnv(gym.Env):
         # The arm joints the controller last received, when a condition dropped this tick's state
         # message (ConditionWrapper sets it); None: the true joints, fresh.
         self.measured_arm: np.ndarray | None = None
+        # The scene the controller perceived this tick when a condition says so (ConditionWrapper sets
+        # it): noisy cubes, or all of the last tick's scene (arm too) after a dropped state message,
+        # as on a robot; None: the true scene. Read through `perceived_object_pos` and
+        # `perceived_scene_state`; rewards and the success test keep reading the true state.
+        self.observed_scene: SceneState | None = None
         self.randomization_draw: dict[str, float] = {}
 
         n_act = (4 + int(self.yaw)) if action_mode == "ee" else self.robot.n_arm + 1
@@ -329,6 +335,7 @@ class TabletopEnv(gym.Env):
     def _forget_commands(self) -> None:
         self._pending.clear()
         self.measured_arm = None
+        self.observed_scene = None
         if self._in_flight is not None:
             self._in_flight.reset()
 
@@ -523,6 +530,22 @@ class TabletopEnv(gym.Env):
             goal_threshold=self.goal_threshold,
             grasp_reach=self.robot.description.grasp_reach,
         )
+
+    def perceived_object_pos(self, name: str) -> np.ndarray:
+        """Where the controller perceives cube `name` (`observed_scene`, else the true position)."""
+        if self.observed_scene is not None:
+            return np.array(self.observed_scene.object(name), dtype=np.float64)
+        return self.object_pos(name)
+
+    def perceived_scene_state(self) -> SceneState:
+        """The scene as the controller perceives it (`observed_scene`, else `scene_state()`): what a
+        planner decides on. On the robot (ros_bridge.task) the scene is filled from the state messages
+        received, so both are the same there."""
+        s = self.observed_scene
+        if s is None:
+            return self.scene_state()
+        return replace(s, tcp_pos=s.tcp_pos.copy(), tcp_mat=s.tcp_mat.copy(), objects={o: p.copy() for o, p in s.objects.items()},
+                       goals={g: p.copy() for g, p in s.goals.items()})
 
     def tcp_yaw(self) -> float:
         return tcp_yaw(self.robot.tcp_mat(self.data))

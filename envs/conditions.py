@@ -26,7 +26,7 @@ import math
 import os
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +235,8 @@ class ConditionWrapper(gym.Wrapper):
         self.channel = ConditionChannel(condition, u.observation_layout, tuple(u.objects))
         # The latency is the robot's: the env computes joint targets now and applies them k ticks later.
         u.command_latency_steps = condition.action_latency_steps
+        layout = u.observation_layout
+        self._object_slices = {o: layout[f"{o}_pos"] for o in u.objects}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -256,6 +258,12 @@ class ConditionWrapper(gym.Wrapper):
         else:
             self._received = u.data.qpos[u.robot.arm_qpos_ix].copy()
             u.measured_arm = None
+        # The scene as the controller sees it (its planner and skills read the env's perceived scene):
+        # the noisy cubes of this observation, or, when it was dropped, the last scene received.
+        if (self.condition.object_noise_std or self.condition.drop_probability) and not (
+                self.channel.dropped > dropped and u.observed_scene is not None):
+            vec = seen["observation"]
+            u.observed_scene = replace(u.scene_state(), objects={o: vec[self._object_slices[o]].copy() for o in u.objects})
         return seen
 
 

@@ -69,7 +69,7 @@ class BlendConfig:
 def select_blend_skills(skills: Sequence[Any], env: Any, goal: Sequence[Literal], max_skills: int = 4, seed: int = 0) -> list[str]:
     """Operator labels to blend: the steps of the best plans from a reset (deduplicated, in plan order)."""
     env.reset(seed=seed)
-    scene = env.unwrapped.scene_state()
+    scene = env.unwrapped.perceived_scene_state()
     domain = Domain.from_scene(scene, staging_points(scene))
     ops = [op for s in skills for op in ground_skill(s, scene, domain)]
     plans = plan(scene_atoms(scene, domain), goal, ops, domain, PlannerConfig(k=3))
@@ -113,7 +113,7 @@ class BlendEnv(gym.Env):
 
     def _ground(self) -> None:
         u = self.env.unwrapped
-        scene = u.scene_state()
+        scene = u.perceived_scene_state()
         domain = Domain.from_scene(scene, staging_points(scene))
         by_label = {op.label: op.payload for s in self.skills for op in ground_skill(s, scene, domain)}
         missing = [lab for lab in self.labels if lab not in by_label]

@@ -25,8 +25,12 @@ per ball):
    of it (a transition, not a skill), unless the skill just run declared `at_grasp` of
    that cube: it put the gripper there for the next skill (a reach before a grasp).
 
-When the goal holds the robot holds still until the episode ends; success is the env's
-own `info["is_success"]` at the last step, the measure a flat policy is scored by too.
+The controller decides on its own estimate of the scene (`scene_estimate.SceneEstimator`: the
+cubes over the last ticks of *perceived* positions, as a robot perceives them), never on the
+simulator's truth; a goal it has seen hold counts as held until it is seen broken for
+`goal_broken_steps` steps in a row. When the goal holds the robot holds still until the episode
+ends; success is the env's own `info["is_success"]` at the last step, the measure a flat policy
+is scored by too.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from planning.bandit import GradientBandit
 from skill_library.errors import SkillLibraryError
 from planning.grounding import GroundedSkill, SkillGroundingError, ground_skill, staging_points
 from planning.planner import NoPlanError, Operator, Plan, PlannerConfig, plan
+from planning.scene_estimate import SceneEstimator, SceneEstimatorConfig
 from planning.symbolic import Domain, apply_effects, compile_effects, holds, scene_atoms
 
 __all__ = ["ControllerConfig", "Decision", "EpisodeResult", "HierarchicalController", "load_library_skills", "summarize"]
@@ -67,10 +72,14 @@ class ControllerConfig:
     condition: str = "nominal"  # the envs.conditions condition the robot runs under: skills are ranked by its descriptors
     lost_grasp_distance: float = 0.06  # m from TCP to a cube that was held
     broken_steps: int = 3  # consecutive steps a protected goal literal may be false before the skill is aborted
+    goal_broken_steps: int = 10  # consecutive steps a goal seen to hold must be seen broken before acting again
+    settle_steps: int = 10  # steps a finished skill's effects may take to be seen (the cube settles, the estimate follows)
     confirm_steps: int = 2  # consecutive steps the effects must hold (the skill keeps acting meanwhile)
     finish_steps: int = 15  # a scripted skill whose effects hold may run this many more steps to finish its script
     clear_height: float = 0.06  # transition: lift the empty gripper this far above a cube it is around
     clear_steps: int = 10
+    # The cubes the controller decides on: an estimate over the last ticks of perceived positions.
+    scene_estimator: SceneEstimatorConfig = field(default_factory=SceneEstimatorConfig)
 
 
 @dataclass
@@ -146,10 +155,9 @@ def load_library_skills(library: Any, kinds: str = "all") -> list[Any]:
     return [library.load(e.ref) for e in keep]
 
 
-def _hold_action(env: Any) -> np.ndarray:
+def _hold_action(env: Any, scene: SceneState) -> np.ndarray:
     """Stay put: gripper kept closed on a held cube, otherwise kept at its width (mapped by the env's robot description)."""
     u = env.unwrapped
-    scene = u.scene_state()
     a = np.zeros(env.action_space.shape, dtype=np.float32)
     if any(holding(scene, o) for o in scene.objects):
         a[-1] = -1.0
@@ -183,6 +191,7 @@ class HierarchicalController:
         self.rng = np.random.default_rng(seed)
         self.action_hook = action_hook
         self._unusable: set[str] = set()
+        self.scene_estimate: SceneEstimator | None = None  # the running episode's (read by ros_bridge's goal test)
 
     @property
     def kinds(self) -> dict[str, int]:
@@ -232,7 +241,10 @@ class HierarchicalController:
         obs, info = env.reset(seed=seed)
         u = env.unwrapped
         max_steps = int(env.spec.max_episode_steps) if getattr(env, "spec", None) and env.spec.max_episode_steps else 10**9
-        scene0 = u.scene_state()
+        # What the controller decides on: its estimate from the perceived scene (noisy under a
+        # condition, measured on the robot), updated once per step; the env's truth only scores.
+        estimator = self.scene_estimate = SceneEstimator(cfg.scene_estimator)
+        scene0 = estimator.update(u.perceived_scene_state())
         domain = Domain.from_scene(scene0, staging_points(scene0))
         _check_goal(goal, domain)
         frames = [u.render_camera(camera, width, height)] if camera else []
@@ -244,6 +256,7 @@ class HierarchicalController:
             ep["steps"] += 1
             ep["cost"] += float(inf.get("safety_cost", 0.0))
             ep["done"] = bool(term or trunc or ep["steps"] >= max_steps)
+            estimator.update(u.perceived_scene_state())
             if camera:
                 frames.append(u.render_camera(camera, width, height))
 
@@ -253,17 +266,26 @@ class HierarchicalController:
         failures = replans = 0
         after_failure = False
         stop_reason = ""
+        reached = False  # the goal was seen to hold: hold still unless it stays broken for goal_broken_steps
+        goal_broken = 0
         while not ep["done"]:
-            scene = u.scene_state()
+            scene = estimator.scene
             state = scene_atoms(scene, domain)
             if holds(state, goal):
-                step(_hold_action(env))
+                reached, goal_broken = True, 0
+                step(_hold_action(env, scene))
                 continue
+            if reached:
+                goal_broken += 1
+                if goal_broken < cfg.goal_broken_steps:
+                    step(_hold_action(env, scene))
+                    continue
+                reached = False
             if expected is not None and state != expected:
                 seen.clear()  # disturbed (or an effect the skill did not declare): earlier states may recur legitimately
             seen.add(state)
             if stop_reason:
-                step(_hold_action(env))
+                step(_hold_action(env, scene))
                 continue
             if failures > cfg.replan_budget:
                 stop_reason = f"re-plan budget ({cfg.replan_budget}) exhausted"
@@ -281,8 +303,8 @@ class HierarchicalController:
                 firsts.setdefault(p.steps[0].label, p)
             cands = list(firsts.values())
             keys = [p.steps[0].skill_ref for p in cands]
-            est = [p.success for p in cands]
-            idx, pi = self.bandit.choose(keys, est, self.rng if cfg.explore else None)
+            estimates = [p.success for p in cands]
+            idx, pi = self.bandit.choose(keys, estimates, self.rng if cfg.explore else None)
             chosen = cands[idx]
             op = chosen.steps[0]
             if after_failure:
@@ -293,11 +315,11 @@ class HierarchicalController:
                 probability=float(pi[idx]), candidates=len(cands), plan=chosen.labels, replan=after_failure,
             )  # fmt: skip
             decisions.append(d)
-            ok = self._execute(env, op, goal, domain, d, ep, step, step_callback, max_steps)
+            ok = self._execute(env, op, goal, domain, d, ep, step, step_callback, max_steps, estimator)
             # A skill that reached `at_grasp(x)` left the open gripper around x on purpose (a reach before a grasp).
             around = {lit.args[0] for lit in op.effects if lit.name == "at_grasp" and not lit.negated} if ok else set()
-            self._clear_gripper(env, ep, step, keep=around)
-            after = scene_atoms(u.scene_state(), domain)
+            self._clear_gripper(env, ep, step, estimator, keep=around)
+            after = scene_atoms(estimator.scene, domain)
             if ok and after in seen:
                 ok, d.outcome, d.reason = False, "failure", "no progress: the scene is back in an earlier symbolic state"
             expected = apply_effects(state, op.effects, domain) if ok else None
@@ -324,18 +346,18 @@ class HierarchicalController:
             frames=frames,
         )
 
-    def _clear_gripper(self, env: Any, ep: dict[str, Any], step: Callable[[np.ndarray], None], keep: Collection[str] = ()) -> None:
+    def _clear_gripper(self, env: Any, ep: dict[str, Any], step: Callable[[np.ndarray], None], estimator: SceneEstimator,
+                       keep: Collection[str] = ()) -> None:
         """Transition between skills: an empty gripper still around a cube (other than those in `keep`) moves straight up.
 
         (The table-tennis skills all started from one pose so that switching was safe; here
         the next skill starts clear of the cube the last one let go of.)
         """
         cfg = self.config
-        u = env.unwrapped
         for _ in range(cfg.clear_steps):
             if ep["done"]:
                 return
-            scene = u.scene_state()
+            scene = estimator.scene
             if any(holding(scene, o) for o in scene.objects):
                 return
             tcp = scene.tcp_pos
@@ -343,7 +365,7 @@ class HierarchicalController:
                     if o not in keep and np.linalg.norm(p[:2] - tcp[:2]) < 0.05 and tcp[2] < p[2] + cfg.clear_height]  # fmt: skip
             if not near:
                 return
-            a = _hold_action(env)  # gripper as it is: opening next to a cube would shove it
+            a = _hold_action(env, scene)  # gripper as it is: opening next to a cube would shove it
             a[2] = 0.6
             step(a)
 
@@ -364,10 +386,10 @@ class HierarchicalController:
         step: Callable[[np.ndarray], None],
         callback: Callable[[Any, int, Decision], None] | None,
         max_steps: int,
+        estimator: SceneEstimator,
     ) -> bool:
         """Run one grounded skill with monitoring; fills d.outcome/reason/steps/safety_cost."""
         cfg = self.config
-        u = env.unwrapped
         gs: GroundedSkill = op.payload
         start_steps, start_cost = ep["steps"], ep["cost"]
 
@@ -376,11 +398,11 @@ class HierarchicalController:
             d.steps, d.safety_cost = ep["steps"] - start_steps, ep["cost"] - start_cost
             return ok
 
-        scene = u.scene_state()
+        scene = estimator.scene
         if not gs.preconditions_hold(scene):
             return finish(False, "preconditions do not hold in the scene")
         try:
-            gs.start(env)
+            gs.start(env, perceive=lambda: estimator.scene)
         except SkillLibraryError as exc:  # e.g. a skill for another action mode or robot
             return finish(False, f"cannot run here: {exc}")
         if gs.effects_hold(scene):
@@ -393,17 +415,23 @@ class HierarchicalController:
         # declared !holding(x) is a release at the end, so losing x on the way is still a failure.
         released = {lit.args[0] for lit in op.effects if lit.name == "holding" and lit.negated}
         may_drop = {a.args[0] for a in compile_effects(op.effects, domain).delete if a.name == "holding"} - released
-        broken = confirmed = 0
+        broken = confirmed = settling = 0
         scripted = op.kind == "scripted"
         budget = min(self._budget(op, env), max_steps - ep["steps"])
         for _ in range(budget):
-            action = gs.act(ep["obs"])
-            if self.action_hook is not None:
-                action = self.action_hook(d, gs, ep["obs"], action)
+            if gs.done and not confirmed:  # finished: the scene settles and the estimate follows before judging
+                settling += 1
+                if settling > cfg.settle_steps:
+                    return finish(False, "skill finished without reaching its effects")
+                action = _hold_action(env, scene)
+            else:
+                action = gs.act(ep["obs"])
+                if self.action_hook is not None:
+                    action = self.action_hook(d, gs, ep["obs"], action)
             step(action)
             if callback is not None:
                 callback(env, ep["steps"], d)
-            scene = u.scene_state()
+            scene = estimator.scene
             confirmed = confirmed + 1 if gs.effects_hold(scene) else 0
             # A scripted skill finishes its own script (e.g. a pick lifts to carrying height) unless that takes long.
             if confirmed >= cfg.confirm_steps and (not scripted or gs.done or confirmed >= cfg.confirm_steps + cfg.finish_steps):
@@ -418,8 +446,6 @@ class HierarchicalController:
                     held.add(o)
                 elif o in held and o not in may_drop and np.linalg.norm(scene.object(o) - scene.tcp_pos) > cfg.lost_grasp_distance:
                     return finish(False, f"lost grasp of {o}")
-            if gs.done and not confirmed:
-                return finish(False, "skill finished without reaching its effects")
             if ep["done"]:
                 return finish(False, "episode ended")
         return finish(False, f"time budget ({budget} steps) ran out")

@@ -27,7 +27,7 @@ import importlib
 import itertools
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -215,9 +215,10 @@ class GroundedSkill:
     def effects_hold(self, scene: SceneState) -> bool:
         return self.skill.effects_hold(self.skill_scene(scene))
 
-    def start(self, env: Any) -> None:
-        """Bind the skill to a fresh view of `env` and reset it (call before the first `act`)."""
-        self.view = make_view(env.unwrapped, self.task_cls, self.grounding, self.domain)
+    def start(self, env: Any, perceive: Callable[[], SceneState] | None = None) -> None:
+        """Bind the skill to a fresh view of `env` and reset it (call before the first `act`).
+        `perceive`: the scene the view reads (the controller's estimate); default the env's perceived scene."""
+        self.view = make_view(env.unwrapped, self.task_cls, self.grounding, self.domain, perceive)
         self.skill.bind(self.view)
         self.skill.reset()
 
@@ -323,10 +324,15 @@ _VIEW_CLASSES: dict[type, type] = {}
 class _GroundedView:
     """Mixin placed before a task class: reads a real PandaEnv under a grounding (see module doc)."""
 
-    def __init__(self, base: Any, task_cls: type, grounding: Grounding, domain: Domain) -> None:
+    def __init__(self, base: Any, task_cls: type, grounding: Grounding, domain: Domain,
+                 perceive: Callable[[], SceneState] | None = None) -> None:
         from gymnasium import spaces
 
         self._base = base
+        # Where the cubes are for the skill: the controller's estimate, else what the env perceives
+        # (noisy under a condition; the measured scene on the robot), never the simulator's truth.
+        self._estimate = perceive
+        self._perceive: Callable[[], SceneState] = perceive or base.perceived_scene_state
         self._grounding = grounding
         self._domain = domain
         self._map = grounding.object_map
@@ -338,7 +344,7 @@ class _GroundedView:
             setattr(self, attr, getattr(base, attr))
         self.action_space = base.action_space
         self.goal_offset = np.zeros(3)  # sub-goal shift added to every goal site (blending mode)
-        scene = base.scene_state()
+        scene = self._perceive()
         self.hover = {  # fixed where the skill starts
             site: pos for site, pos in grounding.goal_positions(scene, domain).items() if dict(grounding.goals)[site].kind == "hover"
         }
@@ -365,14 +371,16 @@ class _GroundedView:
 
     @property
     def goal(self) -> np.ndarray:  # type: ignore[override]
-        pos = self._grounding.goal_positions(self._base.scene_state(), self._domain, self.hover)
+        pos = self._grounding.goal_positions(self._perceive(), self._domain, self.hover)
         return np.concatenate([pos[s] + self.goal_offset for s in self.goal_sites]) if self.goal_sites else np.zeros(0)
 
     def object_pos(self, name: str) -> np.ndarray:
-        return self._base.object_pos(self._map[name])
+        if self._estimate is None:  # one cube, without building a scene (blending steps read it often)
+            return self._base.perceived_object_pos(self._map[name])
+        return np.array(self._estimate().objects[self._map[name]], dtype=np.float64)
 
     def object_view(self, name: str) -> np.ndarray:
-        return self._base.object_pos(self._map[name])
+        return self.object_pos(name)
 
     def objects_pos(self, names: tuple[str, ...]) -> np.ndarray:
         """The positions of (skill) cubes `names`, concatenated (what a task's achieved goal reads)."""
@@ -388,7 +396,7 @@ class _GroundedView:
         return self._base.tcp_yaw()
 
     def scene_state(self) -> SceneState:
-        return self._grounding.skill_scene(self._base.scene_state(), self._domain, self.hover)
+        return self._grounding.skill_scene(self._perceive(), self._domain, self.hover)
 
     def skill_observation(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The real env's observation rearranged into the skill's task layout."""
@@ -406,12 +414,14 @@ class _GroundedView:
         return f"<view of {type(self._base).__name__} as {self.task_cls.__name__} {self._grounding.describe() or 'identity'}>"
 
 
-def make_view(base: Any, task_cls: type, grounding: Grounding, domain: Domain) -> Any:
-    """A `task_cls` instance (without its own simulation) reading `base` under `grounding`."""
+def make_view(base: Any, task_cls: type, grounding: Grounding, domain: Domain,
+              perceive: Callable[[], SceneState] | None = None) -> Any:
+    """A `task_cls` instance (without its own simulation) reading `base` under `grounding`, its cubes
+    from `perceive()` (default: the env's perceived scene)."""
     cls = _VIEW_CLASSES.get(task_cls)
     if cls is None:
         cls = _VIEW_CLASSES[task_cls] = type(f"Grounded{task_cls.__name__}", (_GroundedView, task_cls), {})
-    return cls(base, task_cls, grounding, domain)
+    return cls(base, task_cls, grounding, domain, perceive)
 
 
 def staging_points(scene: SceneState, radius: float = 0.62, min_separation: float = 0.08) -> dict[str, np.ndarray]:

@@ -18,7 +18,7 @@ No rclpy here.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
@@ -148,6 +148,7 @@ class HierarchicalPolicy:
         wait_fraction: float = 0.5,
         period_s: float = 0.04,
         seed: int = 0,
+        log: Callable[[str], None] | None = None,
     ):
         from skill_library import SkillLibrary
         from planning import HierarchicalController, load_library_skills
@@ -170,6 +171,7 @@ class HierarchicalPolicy:
         self.result: Any = None
         self.error: BaseException | None = None
         self._decided: list[Any] = []  # the controller's Decision objects, filled in as each skill ends
+        self._log = log  # one line per decision and per outcome (the node's log: what the controller did)
         self._domain: Any = None
 
     @property
@@ -183,6 +185,7 @@ class HierarchicalPolicy:
         self.result = self.error = None
         self._domain = None
         self._decided = []
+        self.controller.scene_estimate = None  # the last episode's: the new one makes its own
         env = self.env = RobotTaskEnv(self.task, self.lock, self.max_episode_steps)
 
         def work() -> None:
@@ -205,6 +208,12 @@ class HierarchicalPolicy:
     def _note(self, decision: Any) -> None:
         # called every control period of a skill: one entry per decision (a retried skill is a new one)
         if not self._decided or self._decided[-1] is not decision:
+            if self._log is not None:
+                if self._decided:
+                    last = self._decided[-1]
+                    self._log(f"skill {last.label}: {last.outcome} ({last.reason}) after {last.steps} steps")
+                self._log(f"skill {decision.label} started at step {decision.env_step}"
+                          + (" (re-plan)" if decision.replan else "") + f", plan {' -> '.join(decision.plan)}")
             self._decided.append(decision)
 
     def __call__(self, obs: Mapping[str, np.ndarray]) -> np.ndarray | None:
@@ -219,12 +228,14 @@ class HierarchicalPolicy:
         The symbolic goal is the test on the robot: a long-horizon env's geometric success
         refers to where *its* reset put the cubes, not where they stand on the robot's table.
         The domain (goal sites, staging points) is fixed from the first scene of the episode,
-        as `run_episode` does.
+        as `run_episode` does. The scene is the controller's own estimate while it runs (single
+        perceived poses are too noisy for `on`), else the measured one.
         """
         from planning.grounding import staging_points
         from planning.symbolic import Domain, holds, scene_atoms
 
-        scene = self.task.env.scene_state()
+        est = self.controller.scene_estimate
+        scene = est.scene if est is not None and est.scene is not None else self.task.env.scene_state()
         if self._domain is None:
             self._domain = Domain.from_scene(scene, staging_points(scene))
         return holds(scene_atoms(scene, self._domain), self.goal)

@@ -92,6 +92,7 @@ class SkillExecutor(Node):
             self.policy = HierarchicalPolicy(
                 self.task, goal_literals, self._task_lock, library_root=p.library_root or None,
                 kinds=p.plan_skills, lock_file=p.lock_file or None, max_episode_steps=steps, period_s=1.0 / rate,
+                log=self.get_logger().info,
             )  # fmt: skip
             self.info = PolicyInfo(f"plan:{p.plan_task}", rate)
         else:

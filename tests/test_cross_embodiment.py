@@ -119,7 +119,7 @@ def test_hold_action_keeps_the_ur5e_gripper_at_its_width():
     u.data.qpos[u.robot.finger_qpos] = u.robot.gripper_targets(0.04)
     mujoco.mj_forward(u.model, u.data)
     assert u.gripper_width() == pytest.approx(0.04)
-    assert _hold_action(env)[-1] == pytest.approx(2 * 0.04 / 0.085 - 1)  # the UR5e opens to 85 mm, not the Panda's 80
+    assert _hold_action(env, u.scene_state())[-1] == pytest.approx(2 * 0.04 / 0.085 - 1)  # the UR5e opens to 85 mm, not the Panda's 80
 
 
 @pytest.mark.slow

@@ -52,6 +52,31 @@ def test_stack_two_end_to_end_with_scripted_skills(scripted):
     assert ctrl.bandit.updates == sum(1 for _ in range(2))  # one decision per episode, each updated the bandit
 
 
+def test_under_1cm_object_noise_the_controller_decides_on_its_estimate_and_keeps_a_reached_goal(scripted):
+    """Under `obs_noise1cm` the controller reads the perceived (noisy) scene, as on a robot. Single
+    readings of the finished stack break `on(red,blue)` about every other tick; the controller's
+    estimate does not: the stack is decided once, and nothing is decided after the goal held."""
+    from envs.conditions import make_condition_env
+
+    task = resolve_task("stack-two")
+    env = make_condition_env(task.env_id, "obs_noise1cm")
+    hold = np.zeros(env.action_space.shape, dtype=np.float32)
+    for seed in (0, 1):
+        ctrl = controller(scripted)
+        r = ctrl.run_episode(env, task.goal, seed=seed)
+        assert r.success and r.goal_holds, r.decisions
+        assert [d.label for d in r.decisions] == ["stack_red_on_blue"], [(d.label, d.reason) for d in r.decisions]
+        assert on(ctrl.scene_estimate.scene, "red", "blue")
+        # The same finished stack, read one tick at a time as the controller's input arrives:
+        flicker = 0
+        for _ in range(30):
+            env.step(hold)
+            flicker += not on(env.unwrapped.perceived_scene_state(), "red", "blue")
+        assert flicker >= 3, flicker
+        assert on(env.unwrapped.scene_state(), "red", "blue")  # the stack itself stood
+    env.close()
+
+
 def test_stack_three_and_push_then_pick_compose_several_skills(scripted):
     task = resolve_task("stack-three")
     r = controller(scripted).run_episode(envs.make(task.env_id), task.goal, seed=0)
