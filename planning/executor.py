@@ -78,6 +78,11 @@ class ControllerConfig:
     finish_steps: int = 15  # a scripted skill whose effects hold may run this many more steps to finish its script
     clear_height: float = 0.06  # transition: lift the empty gripper this far above a cube it is around
     clear_steps: int = 10
+    # After a skill (and the transition) the arm is held still until the TCP moves less than rest_speed
+    # (m) a step, at most rest_steps, so the next skill starts from rest. A skill's belief finds the robot's latency from its first command's
+    # onset, which a hand still moving from the last skill hides (traced: stack-three under latency80).
+    rest_steps: int = 8
+    rest_speed: float = 0.002
     # The cubes the controller decides on: an estimate over the last ticks of perceived positions.
     scene_estimator: SceneEstimatorConfig = field(default_factory=SceneEstimatorConfig)
 
@@ -248,7 +253,7 @@ class HierarchicalController:
         domain = Domain.from_scene(scene0, staging_points(scene0))
         _check_goal(goal, domain)
         frames = [u.render_camera(camera, width, height)] if camera else []
-        ep = {"steps": 0, "cost": 0.0, "obs": obs, "info": info, "done": False}
+        ep = {"steps": 0, "cost": 0.0, "obs": obs, "info": info, "done": False, "tcp_moved": 0.0}
 
         def step(action: np.ndarray) -> None:
             o, _r, term, trunc, inf = env.step(action)
@@ -256,7 +261,8 @@ class HierarchicalController:
             ep["steps"] += 1
             ep["cost"] += float(inf.get("safety_cost", 0.0))
             ep["done"] = bool(term or trunc or ep["steps"] >= max_steps)
-            estimator.update(u.perceived_scene_state())
+            before = estimator.scene.tcp_pos
+            ep["tcp_moved"] = float(np.linalg.norm(estimator.update(u.perceived_scene_state()).tcp_pos - before))
             if camera:
                 frames.append(u.render_camera(camera, width, height))
 
@@ -319,6 +325,7 @@ class HierarchicalController:
             # A skill that reached `at_grasp(x)` left the open gripper around x on purpose (a reach before a grasp).
             around = {lit.args[0] for lit in op.effects if lit.name == "at_grasp" and not lit.negated} if ok else set()
             self._clear_gripper(env, ep, step, estimator, keep=around)
+            self._come_to_rest(env, ep, step, estimator)
             after = scene_atoms(estimator.scene, domain)
             if ok and after in seen:
                 ok, d.outcome, d.reason = False, "failure", "no progress: the scene is back in an earlier symbolic state"
@@ -368,6 +375,14 @@ class HierarchicalController:
             a = _hold_action(env, scene)  # gripper as it is: opening next to a cube would shove it
             a[2] = 0.6
             step(a)
+
+    def _come_to_rest(self, env: Any, ep: dict[str, Any], step: Callable[[np.ndarray], None], estimator: SceneEstimator) -> None:
+        """Hold still until the TCP is seen at rest (or `rest_steps` have passed): the next skill starts from rest."""
+        cfg = self.config
+        for _ in range(cfg.rest_steps):
+            if ep["done"] or ep["tcp_moved"] < cfg.rest_speed:
+                return
+            step(_hold_action(env, estimator.scene))
 
     def _budget(self, op: Operator, env: Any) -> int:
         cfg = self.config

@@ -8,7 +8,8 @@ planner deciding on single readings sees a stacked cube fall off about every oth
 undoes a goal it has reached. `SceneEstimator` keeps, per cube, the readings of the last
 `window` ticks and estimates from them, without knowing the noise level:
 
-- a cube the gripper holds (judged where it was estimated) is read in the hand's frame (its
+- the cube the gripper holds (judged where it was estimated; of several in the grasp box, the
+  nearest to the TCP) is read in the hand's frame (its
   offset from the TCP stays put while the arm carries it), any other cube in the world frame;
   each reading is kept with the TCP of its tick, so a grasp or a release changes the frame
   without losing the readings (the ticks around either are slow);
@@ -124,19 +125,28 @@ class SceneEstimator:
         """Add one tick's perceived scene; return (and keep as `scene`) the estimated one."""
         cfg = self.config
         tcp = np.asarray(perceived.tcp_pos, dtype=np.float64)
-        out: dict[str, np.ndarray] = {}
+        expected: dict[str, np.ndarray] = {}
         for name, pos in perceived.objects.items():
             pos = np.asarray(pos, dtype=np.float64)
             if not np.all(np.isfinite(pos)):
                 raise ValueError(f"perceived position of {name!r} is not finite: {pos}")
             track = self._tracks.setdefault(name, _Track(cfg.window))
-            expected = track.predicted(tcp)
-            if expected is not None and np.linalg.norm(pos - expected) > cfg.jump:
-                track.readings.clear()
-            # The frame from where the cube is expected (one noisy reading would flip it now and then).
-            prev = pos if expected is None else expected
-            track.frame = "hand" if holding(replace(perceived, objects={**perceived.objects, name: prev}), name) else "world"
-            track.readings.append((pos, tcp))
+            guess = track.predicted(tcp)
+            if guess is not None and np.linalg.norm(pos - guess) > cfg.jump:
+                track.readings.clear()  # and the cube is where it is seen now, held or not
+                guess = None
+            # Judged from where the cube is expected (one noisy reading would flip it now and then).
+            expected[name] = pos if guess is None else guess
+        # One hand holds one cube: of the cubes a closed gripper is around, the nearest (a cube placed
+        # on a tower has the one under it a cube's height below the fingers, within the grasp box).
+        judged = replace(perceived, objects=expected)
+        held = [o for o in expected if holding(judged, o)]
+        held_cube = min(held, key=lambda o: float(np.linalg.norm(expected[o] - tcp))) if held else None
+        out: dict[str, np.ndarray] = {}
+        for name, pos in perceived.objects.items():
+            track = self._tracks[name]
+            track.frame = "hand" if name == held_cube else "world"
+            track.readings.append((np.asarray(pos, dtype=np.float64), tcp))
             track.estimate = _estimate(track.in_frame(track.frame), cfg)
             out[name] = track.predicted(tcp).copy()
         for gone in set(self._tracks) - set(perceived.objects):
