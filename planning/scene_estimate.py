@@ -105,6 +105,8 @@ def _estimate(readings: Sequence[np.ndarray], config: SceneEstimatorConfig) -> n
     averaged from then on), or the end of the line through the last `moving_window` readings
     of a cube that is moving now."""
     x = np.asarray(readings)
+    if (x == x[-1]).all():  # exact readings of a still cube (a nominal scene): nothing to fit
+        return x[-1].copy()
     n = len(x)
     for m in (n, *(m for m in SHORTER_RUNS if m < n)):
         if _still(x[-m:], config.motion_sigmas):
