@@ -170,7 +170,7 @@ class ConditionChannel:
 
     def __init__(self, condition: Condition, layout: Mapping[str, slice], objects: Sequence[str]) -> None:
         self.condition = condition
-        self._pos = [layout[f"{o}_pos"] for o in objects]
+        self.object_slices = {o: layout[f"{o}_pos"] for o in objects}  # each cube's position in the vector
         self._rel = [layout.get(f"{o}_rel_pos") for o in objects]
         self._queue: deque[np.ndarray] = deque()
         self._last: dict[str, np.ndarray] | None = None
@@ -202,7 +202,7 @@ class ConditionChannel:
         seen = {k: np.array(v, dtype=np.float64, copy=True) for k, v in obs.items()}
         if c.object_noise_std:
             vec, achieved = seen["observation"], seen.get("achieved_goal")
-            for pos, rel in zip(self._pos, self._rel):
+            for pos, rel in zip(self.object_slices.values(), self._rel):
                 true = np.asarray(obs["observation"][pos])
                 noise = self._rng.normal(0.0, c.object_noise_std, size=3)
                 vec[pos] += noise
@@ -235,8 +235,6 @@ class ConditionWrapper(gym.Wrapper):
         self.channel = ConditionChannel(condition, u.observation_layout, tuple(u.objects))
         # The latency is the robot's: the env computes joint targets now and applies them k ticks later.
         u.command_latency_steps = condition.action_latency_steps
-        layout = u.observation_layout
-        self._object_slices = {o: layout[f"{o}_pos"] for o in u.objects}
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         obs, info = self.env.reset(seed=seed, options=options)
@@ -263,7 +261,7 @@ class ConditionWrapper(gym.Wrapper):
         if (self.condition.object_noise_std or self.condition.drop_probability) and not (
                 self.channel.dropped > dropped and u.observed_scene is not None):
             vec = seen["observation"]
-            u.observed_scene = replace(u.scene_state(), objects={o: vec[self._object_slices[o]].copy() for o in u.objects})
+            u.observed_scene = replace(u.scene_state(), objects={o: vec[sl].copy() for o, sl in self.channel.object_slices.items()})
         return seen
 
 

@@ -332,7 +332,6 @@ class _GroundedView:
         # Where the cubes are for the skill: the controller's estimate, else what the env perceives
         # (noisy under a condition; the measured scene on the robot), never the simulator's truth.
         self._estimate = perceive
-        self._perceive: Callable[[], SceneState] = perceive or base.perceived_scene_state
         self._grounding = grounding
         self._domain = domain
         self._map = grounding.object_map
@@ -344,7 +343,7 @@ class _GroundedView:
             setattr(self, attr, getattr(base, attr))
         self.action_space = base.action_space
         self.goal_offset = np.zeros(3)  # sub-goal shift added to every goal site (blending mode)
-        scene = self._perceive()
+        scene = self._scene()
         self.hover = {  # fixed where the skill starts
             site: pos for site, pos in grounding.goal_positions(scene, domain).items() if dict(grounding.goals)[site].kind == "hover"
         }
@@ -371,8 +370,12 @@ class _GroundedView:
 
     @property
     def goal(self) -> np.ndarray:  # type: ignore[override]
-        pos = self._grounding.goal_positions(self._perceive(), self._domain, self.hover)
+        pos = self._grounding.goal_positions(self._scene(), self._domain, self.hover)
         return np.concatenate([pos[s] + self.goal_offset for s in self.goal_sites]) if self.goal_sites else np.zeros(0)
+
+    def _scene(self) -> SceneState:
+        """The real scene as the skill reads it: the controller's estimate, else the env's perceived scene."""
+        return self._estimate() if self._estimate is not None else self._base.perceived_scene_state()
 
     def object_pos(self, name: str) -> np.ndarray:
         if self._estimate is None:  # one cube, without building a scene (blending steps read it often)
@@ -396,7 +399,7 @@ class _GroundedView:
         return self._base.tcp_yaw()
 
     def scene_state(self) -> SceneState:
-        return self._grounding.skill_scene(self._perceive(), self._domain, self.hover)
+        return self._grounding.skill_scene(self._scene(), self._domain, self.hover)
 
     def skill_observation(self, obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The real env's observation rearranged into the skill's task layout."""
